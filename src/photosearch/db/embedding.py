@@ -1,0 +1,82 @@
+"""SQL for the embedding column and its vector index: dimension follows the active model.
+
+A database holds embeddings of exactly one model. Switching to another model is an explicit
+re-embed (`photosearch models use NAME --reembed`), never a silent mix of incompatible vectors.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from photosearch.db.pool import Database
+from photosearch.db.server import DatabaseError
+
+VECTOR_INDEX = "smart_search_embedding_idx"
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+
+
+def get_embedding_model(conn: psycopg.Connection) -> tuple[str, int]:
+    row = conn.execute("SELECT value FROM system_metadata WHERE key = 'embedding'").fetchone()
+    if row is None:
+        raise DatabaseError("schema is missing the embedding settings; run `photosearch db migrate`")
+    return row[0]["model"], int(row[0]["dim"])
+
+
+def vector_index_exists(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (VECTOR_INDEX,)).fetchone()
+    return bool(row and row[0])
+
+
+def create_vector_index(conn: psycopg.Connection) -> None:
+    """HNSW on cosine distance. Built after a bulk load (much faster than growing it row by row)."""
+    conn.execute(
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {} ON smart_search USING hnsw (embedding vector_cosine_ops)"
+            " WITH (m = {}, ef_construction = {})"
+        ).format(sql.Identifier(VECTOR_INDEX), sql.Literal(HNSW_M), sql.Literal(HNSW_EF_CONSTRUCTION))
+    )
+
+
+def drop_vector_index(conn: psycopg.Connection) -> None:
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(VECTOR_INDEX)))
+
+
+def _set_dimension(conn: psycopg.Connection, model: str, dim: int) -> None:
+    drop_vector_index(conn)
+    conn.execute("TRUNCATE smart_search")
+    conn.execute(
+        sql.SQL("ALTER TABLE smart_search ALTER COLUMN embedding TYPE vector({})").format(sql.Literal(dim))
+    )
+    conn.execute(
+        "UPDATE system_metadata SET value = jsonb_build_object('model', %s::text, 'dim', %s::int)"
+        " WHERE key = 'embedding'",
+        (model, dim),
+    )
+    create_vector_index(conn)
+
+
+def ensure_embedding_model(db: Database, model: str, dim: int, *, reembed: bool = False) -> bool:
+    """Make the database ready for `model`'s embeddings. Returns True when it had to switch.
+
+    With no embeddings stored, switching is free. With embeddings from another model, it needs
+    `reembed=True`: the old vectors are dropped and every asset is marked for re-embedding.
+    """
+    with db.connection() as conn, conn.transaction():
+        conn.execute("LOCK TABLE smart_search IN SHARE ROW EXCLUSIVE MODE")
+        current, current_dim = get_embedding_model(conn)
+        if current == model and current_dim == dim:
+            if not vector_index_exists(conn):
+                create_vector_index(conn)
+            return False
+        has_rows = conn.execute("SELECT EXISTS (SELECT 1 FROM smart_search)").fetchone()[0]
+        if has_rows and not reembed:
+            raise DatabaseError(
+                f"the database holds {current_dim}-d embeddings from model {current!r}, but the active model is "
+                f"{model!r} ({dim}-d). Run `photosearch models use {model} --reembed` to re-embed every photo, "
+                f"or set PHOTOSEARCH_MODEL_NAME={current} to keep using the old model."
+            )
+        _set_dimension(conn, model, dim)
+        conn.execute("UPDATE assets SET indexed_at = NULL")
+        return True
