@@ -15,8 +15,8 @@ import pytest
 from psycopg import sql
 
 from photosearch.config import Settings
-from photosearch.db.pool import Database, check_pgvector, connect_pool
 from photosearch.db.migrate import migrate
+from photosearch.db.pool import Database, check_pgvector, connect_pool
 from photosearch.db.server import ServerInfo, start_embedded, stop_embedded, with_dbname
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,8 +17,9 @@ from rich.table import Table
 
 from photosearch.config import Settings, get_settings
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output is not wrapped at 80 columns: paths and ids must survive `| grep`.
+console = Console(width=None if sys.stdout.isatty() else 240)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 
 class CliError(Exception):

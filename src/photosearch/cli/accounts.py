@@ -21,9 +21,7 @@ def users_add(
     email: str,
     name: Annotated[str | None, typer.Option(help="Display name (default: the part before @).")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator.")] = False,
-    password: Annotated[
-        bool, typer.Option("--password", help="Prompt for a password (for the web login).")
-    ] = False,
+    password: Annotated[bool, typer.Option("--password", help="Prompt for a password (for the web login).")] = False,
 ) -> None:
     """Create a user."""
     from photosearch.db.accounts import create_user
@@ -46,7 +44,12 @@ def users_list(ctx: typer.Context) -> None:
     from photosearch.db.accounts import list_users
 
     st = state(ctx)
-    output(st, list_users(st.db()), columns=["id", "name", "email", "is_admin", "assets", "created_at"], title="users")
+    output(
+        st,
+        list_users(st.db()),
+        columns=["id", "name", "email", "is_admin", "assets", "created_at"],
+        title="users",
+    )
 
 
 @key_app.command("create")

@@ -6,7 +6,9 @@ import typer
 
 from photosearch.cli._common import console, output, state
 
-db_app = typer.Typer(help="Database server: status, start/stop of the embedded server, migrations.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database server: status, start/stop of the embedded server, migrations.", no_args_is_help=True
+)
 
 
 @db_app.command("status")

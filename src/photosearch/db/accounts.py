@@ -24,7 +24,9 @@ class Conflict(ValueError):
 # ---- users -------------------------------------------------------------------------------------
 
 
-def create_user(db: Database, name: str, email: str, *, is_admin: bool = False, password_hash: str | None = None) -> dict:
+def create_user(
+    db: Database, name: str, email: str, *, is_admin: bool = False, password_hash: str | None = None
+) -> dict:
     with db.cursor() as cur:
         try:
             cur.execute(
@@ -137,7 +139,11 @@ def user_for_api_key(db: Database, secret: str) -> dict | None:
 
 
 def create_library(
-    db: Database, owner_id: UUID, name: str, import_paths: list[str], exclusion_patterns: list[str] | None = None
+    db: Database,
+    owner_id: UUID,
+    name: str,
+    import_paths: list[str],
+    exclusion_patterns: list[str] | None = None,
 ) -> dict:
     with db.cursor() as cur:
         try:

@@ -46,9 +46,7 @@ def drop_vector_index(conn: psycopg.Connection) -> None:
 def _set_dimension(conn: psycopg.Connection, model: str, dim: int) -> None:
     drop_vector_index(conn)
     conn.execute("TRUNCATE smart_search")
-    conn.execute(
-        sql.SQL("ALTER TABLE smart_search ALTER COLUMN embedding TYPE vector({})").format(sql.Literal(dim))
-    )
+    conn.execute(sql.SQL("ALTER TABLE smart_search ALTER COLUMN embedding TYPE vector({})").format(sql.Literal(dim)))
     conn.execute(
         "UPDATE system_metadata SET value = jsonb_build_object('model', %s::text, 'dim', %s::int)"
         " WHERE key = 'embedding'",

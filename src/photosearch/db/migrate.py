@@ -55,9 +55,7 @@ def migrate(dsn: str) -> list[Migration]:
                 if mig.version in applied_versions(conn):
                     continue
                 conn.execute(mig.sql)  # type: ignore[arg-type] - trusted file shipped with the package
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (mig.version, mig.name)
-                )
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (mig.version, mig.name))
                 applied.append(mig)
     return applied
 

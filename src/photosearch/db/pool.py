@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from photosearch.config import Settings
-from photosearch.db.migrate import migrate
+from photosearch.db.migrate import MIGRATION_LOCK_KEY, migrate
 from photosearch.db.server import DatabaseError, ServerInfo, resolve_server
 
 MIN_PGVECTOR = (0, 8, 0)
@@ -48,7 +48,9 @@ def check_pgvector(dsn: str) -> str:
         default_version, installed = row
         if installed is None:
             try:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                with conn.transaction():  # serialised: concurrent first starts would race on pg_extension
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             except psycopg.Error as exc:
                 raise DatabaseError(
                     f"pgvector is available but not enabled and could not be created ({exc}). "

@@ -9,6 +9,7 @@ orphaned backends holding shared memory; `_reap_orphans` clears those so the nex
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import fasteners
 import psutil
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -80,27 +82,43 @@ def _reap_orphans(pgdata: Path) -> None:
                 proc.wait(5)
         except (psutil.Error, OSError):
             continue
+    # A dead (or zombie) postmaster's pid file would make both pgserver and postgres believe it still runs.
+    pidfile = pgdata / "postmaster.pid"
+    if pidfile.exists():
+        log.warning("removing stale %s left by a crashed server", pidfile)
+        pidfile.unlink(missing_ok=True)
 
 
 def start_embedded(pgdata: Path) -> str:
-    """Start (or attach to) the embedded server; return a DSN for the `postgres` database."""
+    """Start (or attach to) the embedded server; return a DSN for the `postgres` database.
+
+    Crash recovery and start-up run under one inter-process lock: otherwise a second process could take a
+    server that is still booting (or running initdb) for the leftovers of a crash and kill it.
+    """
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    _reap_orphans(pgdata)
     pgserver = _pgserver()
     last: Exception | None = None
-    for attempt in range(3):
-        try:
-            srv = pgserver.get_server(pgdata, cleanup_mode=None)
-            return srv.get_uri()
-        except Exception as exc:  # noqa: BLE001 - pgserver raises bare subprocess errors
-            last = exc
-            log.warning("embedded postgres failed to start (attempt %d): %s", attempt + 1, exc)
-            pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)
+    with fasteners.InterProcessLock(str(pgdata.parent / ".pgdata.lock")):
+        for attempt in range(3):
             _reap_orphans(pgdata)
-            time.sleep(0.5 * (attempt + 1))
+            try:
+                srv = pgserver.get_server(pgdata, cleanup_mode=None)
+                return srv.get_uri()
+            except Exception as exc:  # noqa: BLE001 - pgserver raises bare subprocess errors
+                last = exc
+                log.warning("embedded postgres failed to start (attempt %d): %s", attempt + 1, exc)
+                _forget(pgdata)
+                time.sleep(0.5 * (attempt + 1))
     logfile = pgdata / "log"
     tail = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
     raise DatabaseError(f"could not start the embedded PostgreSQL in {pgdata}: {last}\n{tail}")
+
+
+def _forget(pgdata: Path) -> None:
+    """Drop pgserver's in-process handle (and its exit hook) so a later start re-checks the server."""
+    srv = _pgserver().PostgresServer._instances.pop(pgdata.resolve(), None)
+    if srv is not None:
+        atexit.unregister(srv._cleanup)
 
 
 def stop_embedded(pgdata: Path) -> bool:
@@ -117,7 +135,7 @@ def stop_embedded(pgdata: Path) -> bool:
         os.kill(pid, signal.SIGQUIT)
     except psutil.NoSuchProcess:
         pass
-    _pgserver().PostgresServer._instances.pop(pgdata.resolve(), None)
+    _forget(pgdata)
     return True
 
 
@@ -150,5 +168,5 @@ def _ensure_database(admin_dsn: str, dbname: str) -> None:
         if not exists:
             try:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-            except psycopg.errors.DuplicateDatabase:
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 pass  # a concurrent process won the race
