@@ -11,8 +11,8 @@ if ! command -v chromium >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: could not install chromium; browser tests will fail"
 fi
-ruff check src tests benchmarks scripts
-ruff format --check src tests benchmarks scripts
+ruff check .
+ruff format --check .
 set +e
 python -m pytest "$@"
 rc=$?
