@@ -1,0 +1,217 @@
+"""The per-file work done in a worker process: read once, hash, sniff, read metadata, decode once,
+write thumbnails, preprocess for the model. Every failure becomes a `FileError` with a reason.
+
+Runs under `spawn`/`forkserver`: the worker gets a picklable `Preprocessor` through `init_worker`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from photosearch.ingest.metadata import PhotoMetadata, extract_metadata, mtime_date
+from photosearch.ingest.scan import fs_path, sniff_format
+from photosearch.ingest.thumbnails import PREVIEW_SIZE, make_thumbnails, thumb_paths
+
+# Pillow raises DecompressionBombError at twice MAX_IMAGE_PIXELS (2 × 89.5 MP); we use that as our one
+# clear limit, checked from the header before any pixel is decoded. 100 MP phone photos pass.
+MAX_PIXELS = 2 * 89_478_485
+MAX_FILE_BYTES = 1 << 30
+
+# Reasons (stable strings: shown by `photosearch errors`, usable in scripts).
+EMPTY, NOT_IMAGE, TOO_LARGE, BOMB, CORRUPT, UNREADABLE, VANISHED, CHANGED, DUPLICATE = (
+    "empty file",
+    "not an image",
+    "file too large",
+    "decompression bomb",
+    "corrupt image",
+    "unreadable",
+    "vanished",
+    "changed while reading",
+    "duplicate",
+)
+# Transient reasons are retried on the next run even if size and mtime did not change.
+TRANSIENT = frozenset({UNREADABLE, VANISHED, CHANGED})
+
+
+@dataclass(slots=True)
+class FileTask:
+    path: str  # as stored in the database (db_path form)
+    size: int
+    mtime_ns: int
+    asset_id: str | None = None  # known asset at this path
+    known_checksum: bytes | None = None
+
+
+@dataclass(slots=True)
+class FileError:
+    path: str
+    reason: str
+    detail: str
+    size: int | None = None
+    mtime_ns: int | None = None
+
+
+@dataclass(slots=True)
+class FileResult:
+    task: FileTask
+    size: int
+    mtime_ns: int
+    checksum: bytes
+    width: int
+    height: int
+    metadata: PhotoMetadata
+    thumbnail_path: str | None = None
+    preview_path: str | None = None
+    thumbhash: bytes | None = None
+    pixels: np.ndarray | None = None  # None: same content as stored, no re-embedding needed
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mtime(self) -> datetime:
+        return mtime_date(self.mtime_ns)
+
+
+_STATE: dict[str, Any] = {}
+
+
+def init_worker(preprocessor: Any, thumbs_dir: str) -> None:
+    """Process-pool initializer: keep the preprocessor and register the extra decoders once."""
+    _STATE["pre"] = preprocessor
+    _STATE["thumbs"] = Path(thumbs_dir)
+    register_decoders()
+
+
+def register_decoders() -> None:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        if hasattr(pillow_heif, "register_avif_opener"):
+            pillow_heif.register_avif_opener()
+    except ImportError:  # pragma: no cover - a declared dependency
+        pass
+    try:
+        import pillow_jxl  # noqa: F401 - registers the JXL plugin on import
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def run_task(task: FileTask) -> FileResult | FileError:
+    """Entry point in the worker."""
+    return process_file(task, _STATE["pre"], _STATE["thumbs"])
+
+
+def _read(path: str) -> tuple[bytes, os.stat_result]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(path)
+        if st.st_size > MAX_FILE_BYTES:
+            return b"", st
+        chunks, left = [], st.st_size + 1  # one byte more: notices a file that grew meanwhile
+        while left > 0:
+            b = os.read(fd, min(left, 8 << 20))
+            if not b:
+                break
+            chunks.append(b)
+            left -= len(b)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
+def process_file(task: FileTask, preprocessor: Any, thumbs_dir: Path) -> FileResult | FileError:
+    path = fs_path(task.path)
+    try:
+        data, st = _read(path)
+    except FileNotFoundError:
+        return FileError(task.path, VANISHED, "the file disappeared before it could be read")
+    except PermissionError as exc:
+        return FileError(task.path, UNREADABLE, f"permission denied ({exc.strerror})")
+    except OSError as exc:
+        return FileError(task.path, UNREADABLE, exc.strerror or str(exc))
+    size, mtime_ns = st.st_size, st.st_mtime_ns
+
+    def error(reason: str, detail: str) -> FileError:
+        keep = reason not in TRANSIENT
+        return FileError(task.path, reason, detail, size if keep else None, mtime_ns if keep else None)
+
+    if size == 0:
+        return error(EMPTY, "0-byte file")
+    if size > MAX_FILE_BYTES:
+        return error(TOO_LARGE, f"{size} bytes is over the {MAX_FILE_BYTES >> 20} MiB limit")
+    try:
+        after = os.stat(path)
+    except FileNotFoundError:
+        return error(VANISHED, "the file disappeared while it was being read")
+    if len(data) != size or (after.st_size, after.st_mtime_ns) != (size, mtime_ns):
+        return error(CHANGED, "the file was modified while it was being read; it will be retried")
+    fmt = sniff_format(data[:32])
+    if fmt is None:
+        return error(NOT_IMAGE, "the content is not a supported image format " + _describe(data[:64]))
+    checksum = hashlib.sha1(data, usedforsecurity=False).digest()
+    try:
+        return _decode(task, data, size, mtime_ns, checksum, preprocessor, thumbs_dir, path)
+    except Image.DecompressionBombError as exc:
+        return error(BOMB, str(exc))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        return error(CORRUPT, f"{fmt}: {exc}")
+    except MemoryError:
+        return error(TOO_LARGE, "not enough memory to decode")
+    except Exception as exc:  # noqa: BLE001 - a decoder bug on one file must not stop the run
+        return error(CORRUPT, f"{fmt}: {type(exc).__name__}: {exc}")
+
+
+def _describe(head: bytes) -> str:
+    try:
+        head.decode("utf-8")
+        return "(looks like text)"
+    except UnicodeDecodeError:
+        return f"(starts with {head[:8].hex()})"
+
+
+def _decode(
+    task: FileTask,
+    data: bytes,
+    size: int,
+    mtime_ns: int,
+    checksum: bytes,
+    preprocessor: Any,
+    thumbs_dir: Path,
+    path: str,
+) -> FileResult | FileError:
+    img = Image.open(io.BytesIO(data))
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        return FileError(
+            task.path,
+            BOMB,
+            f"{w}×{h} = {w * h / 1e6:.0f} MP is over the {MAX_PIXELS / 1e6:.0f} MP limit",
+            size,
+            mtime_ns,
+        )
+    meta = extract_metadata(img, path)
+    if img.format not in ("HEIF", "AVIF") and meta.orientation in (5, 6, 7, 8):
+        w, h = h, w  # stored rotated: report displayed dimensions (pillow-heif already rotated)
+    thumb, preview = thumb_paths(thumbs_dir, checksum)
+    result = FileResult(task, size, mtime_ns, checksum, w, h, meta, str(thumb), str(preview))
+    if task.known_checksum == checksum and thumb.exists() and preview.exists():
+        return result  # touched but identical: metadata refreshed, no decode, no re-embedding
+    rgb = preprocessor.load_image(data, draft_to=PREVIEW_SIZE)
+    preview_img, _, _ = make_thumbnails(rgb, thumbs_dir, checksum)
+    result.pixels = np.asarray(preprocessor(preview_img), dtype=np.float32)
+    return result

@@ -1,0 +1,72 @@
+"""Thumbnails (≈250 px WebP) and previews (≈1440 px JPEG), cut from the one decode that also feeds the model.
+
+Sizes are on the short side, like immich (`fit: outside`). Files are content-addressed by the photo's
+checksum, so a moved or renamed photo keeps its thumbnails, a re-run after a crash just overwrites the
+same names, and nothing depends on an asset id that only exists after the database write.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+THUMB_SIZE = 250
+PREVIEW_SIZE = 1440
+THUMB_QUALITY = 80
+PREVIEW_QUALITY = 80
+
+
+def thumb_paths(thumbs_dir: Path, checksum: bytes) -> tuple[Path, Path]:
+    """(thumbnail, preview) paths for a photo with this checksum."""
+    h = checksum.hex()
+    d = thumbs_dir / h[:2] / h[2:4]
+    return d / f"{h}-thumb.webp", d / f"{h}-preview.jpeg"
+
+
+def fit_short_side(img: Image.Image, size: int) -> Image.Image:
+    """Downscale so the short side is `size` (never upscale)."""
+    w, h = img.size
+    short = min(w, h)
+    if short <= size:
+        return img
+    scale = size / short
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # reducing_gap: a cheap integer box reduce first, then a proper filter for the last step.
+    return img.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _atomic_save(img: Image.Image, path: Path, fmt: str, **params: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, fmt, **params)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def make_thumbnails(rgb: Image.Image, thumbs_dir: Path, checksum: bytes) -> tuple[Image.Image, Path, Path]:
+    """Write preview and thumbnail from an RGB image; return (preview image, thumb path, preview path).
+
+    The returned preview is what the model embeds (immich embeds its preview too), so the big decode is
+    resized once and reused.
+    """
+    thumb_path, preview_path = thumb_paths(thumbs_dir, checksum)
+    preview = fit_short_side(rgb, PREVIEW_SIZE)
+    if not preview_path.exists():
+        _atomic_save(preview, preview_path, "JPEG", quality=PREVIEW_QUALITY, optimize=False)
+    if not thumb_path.exists():
+        thumb = fit_short_side(preview, THUMB_SIZE)
+        _atomic_save(thumb, thumb_path, "WEBP", quality=THUMB_QUALITY, method=2)
+    return preview, thumb_path, preview_path
+
+
+def remove_thumbnails(thumbs_dir: Path, checksum: bytes) -> None:
+    """Best effort: drop files of a checksum no asset uses any more."""
+    for p in thumb_paths(thumbs_dir, checksum):
+        p.unlink(missing_ok=True)
