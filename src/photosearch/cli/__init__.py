@@ -17,6 +17,7 @@ from photosearch import __version__
 from photosearch.cli._common import CliError, State, err_console
 from photosearch.cli.accounts import libraries_app, users_app
 from photosearch.cli.db import db_app
+from photosearch.cli.serve import serve
 
 app = typer.Typer(
     name="photosearch",
@@ -29,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(libraries_app, name="libraries")
 # Sub-commands added by other modules register here (one line each).
+app.command("serve")(serve)
 
 
 def _version(value: bool) -> None:
