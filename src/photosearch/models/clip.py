@@ -1,0 +1,238 @@
+"""CLIP towers on ONNX Runtime: one lazily created session per tower, batched when the model allows.
+
+immich's exports have a fixed batch of 1 (and 77 tokens); our own exports (`models export`) have
+a dynamic batch axis and, for causal CLIP text towers, a dynamic token axis, which lets a short
+query run on a few positions instead of the full context.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from photosearch.models.errors import ModelError
+from photosearch.models.layout import read_json, validate_layout
+from photosearch.models.preprocess import PreprocessConfig, Preprocessor
+from photosearch.models.tokenizer import ClipTokenizer
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+    from photosearch.config import Settings
+
+MAX_BATCH = 32
+
+
+class OnnxTower:
+    """One ONNX model file, its session created on first use (thread-safe)."""
+
+    def __init__(self, path: Path, input_name: str, threads: int) -> None:
+        self.path = path
+        self.input_name = input_name
+        self.threads = max(1, int(threads))
+        self._session: ort.InferenceSession | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._create()
+        return self._session
+
+    @property
+    def loaded(self) -> bool:
+        return self._session is not None
+
+    def _create(self) -> ort.InferenceSession:
+        import onnxruntime as ort
+
+        if not self.path.is_file():
+            raise ModelError(f"model file {self.path} is missing")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            raise ModelError(f"model file {self.path} is corrupt or not an ONNX model: {exc}") from exc
+        names = [i.name for i in sess.get_inputs()]
+        if self.input_name not in names:
+            raise ModelError(f"model file {self.path} has inputs {names}, expected {self.input_name!r}")
+        return sess
+
+    def input_shape(self) -> list[Any]:
+        inp = next(i for i in self.session.get_inputs() if i.name == self.input_name)
+        return list(inp.shape)
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch size baked into the model (immich exports: 1), or None when dynamic."""
+        dim = self.input_shape()[0]
+        return dim if isinstance(dim, int) and dim > 0 else None
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        try:
+            out = self.session.run(None, {self.input_name: x})[0]
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"inference with {self.path} failed: {exc}") from exc
+        return np.asarray(out, dtype=np.float32)
+
+    def run_batched(self, x: np.ndarray, max_batch: int = MAX_BATCH) -> np.ndarray:
+        """Whole batch at once when the batch axis is dynamic; chunks of the fixed size otherwise."""
+        fixed = self.fixed_batch
+        step = fixed or max_batch
+        if len(x) <= step and (fixed is None or len(x) == fixed):
+            return self.run(x)
+        parts = []
+        for i in range(0, len(x), step):
+            chunk = x[i : i + step]
+            if fixed is not None and len(chunk) < fixed:  # pad the last chunk of a fixed-batch model
+                pad = np.repeat(chunk[-1:], fixed - len(chunk), axis=0)
+                parts.append(self.run(np.concatenate([chunk, pad]))[: len(chunk)])
+            else:
+                parts.append(self.run(chunk))
+        return np.concatenate(parts)
+
+    def unload(self) -> None:
+        self._session = None
+
+
+class ClipModel:
+    """A CLIP model folder in the immich layout: preprocessing, tokenizer and both towers."""
+
+    def __init__(
+        self, model_dir: Path, name: str | None = None, *, threads: int = 1, text_cache_size: int = 1024
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.name = name or self.model_dir.name
+        validate_layout(self.model_dir)
+        self.config = read_json(self.model_dir / "config.json")
+        try:
+            self.embed_dim = int(self.config["embed_dim"])
+            self.text_cfg: dict[str, Any] = dict(self.config.get("text_cfg") or {})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"model file {self.model_dir / 'config.json'} lacks embed_dim/text_cfg") from exc
+        self.context_length = int(self.text_cfg.get("context_length", 77))
+        cfg_path = self.model_dir / "visual" / "preprocess_cfg.json"
+        self.preprocessor = Preprocessor(PreprocessConfig.from_dict(read_json(cfg_path), str(cfg_path)))
+        self.image_size = self.preprocessor.size
+        self.visual = OnnxTower(self.model_dir / "visual" / "model.onnx", "image", threads)
+        self.textual = OnnxTower(self.model_dir / "textual" / "model.onnx", "text", threads)
+        self._tokenizer: ClipTokenizer | None = None
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._text_cache_size = text_cache_size
+        self._cache_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ClipModel({self.name!r}, dim={self.embed_dim}, dir={str(self.model_dir)!r})"
+
+    @property
+    def tokenizer(self) -> ClipTokenizer:
+        if self._tokenizer is None:
+            self._tokenizer = ClipTokenizer(self.model_dir / "textual", self.text_cfg)
+        return self._tokenizer
+
+    # images -------------------------------------------------------------------------------------------
+
+    def encode_pixels(self, batch: np.ndarray) -> np.ndarray:
+        """Preprocessed float32 [N, 3, S, S] -> L2-normalised float32 [N, D]."""
+        batch = np.asarray(batch, dtype=np.float32)
+        expect = (3, self.image_size, self.image_size)
+        if batch.ndim != 4 or batch.shape[1:] != expect:
+            raise ModelError(f"{self.name}: expected pixels of shape [N, {', '.join(map(str, expect))}]")
+        if len(batch) == 0:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return self._checked(_normalize(self.visual.run_batched(np.ascontiguousarray(batch))))
+
+    def encode_images(self, images: Sequence[Path | str | bytes | Image.Image]) -> np.ndarray:
+        pre = self.preprocessor
+        if not images:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        pixels = np.stack([pre(pre.load_image(im, draft_to=pre.draft_size)) for im in images])
+        return self.encode_pixels(pixels)
+
+    # text ---------------------------------------------------------------------------------------------
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Strings -> L2-normalised float32 [N, D]."""
+        if not texts:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        ids, lengths = self.tokenizer.encode(list(texts))
+        shape = self.textual.input_shape()
+        if len(shape) > 1 and not isinstance(shape[1], int):
+            # dynamic token axis (our causal CLIP exports): padding after the end token is inert
+            ids = np.ascontiguousarray(ids[:, : max(2, int(lengths.max()))])
+        return self._checked(_normalize(self.textual.run_batched(ids)))
+
+    def encode_text(self, text: str) -> np.ndarray:
+        """One query -> [D], LRU-cached (search repeats queries: paging, filters, the web UI)."""
+        with self._cache_lock:
+            hit = self._text_cache.get(text)
+            if hit is not None:
+                self._text_cache.move_to_end(text)
+                return hit
+        vec = self.encode_texts([text])[0]
+        vec.flags.writeable = False
+        if self._text_cache_size > 0:
+            with self._cache_lock:
+                self._text_cache[text] = vec
+                while len(self._text_cache) > self._text_cache_size:
+                    self._text_cache.popitem(last=False)
+        return vec
+
+    # misc ---------------------------------------------------------------------------------------------
+
+    def _checked(self, emb: np.ndarray) -> np.ndarray:
+        if emb.ndim != 2 or emb.shape[1] != self.embed_dim:
+            raise ModelError(
+                f"{self.name}: towers return {emb.shape[1:]} embeddings but config.json says embed_dim {self.embed_dim}"
+            )
+        return emb
+
+    def info(self) -> dict[str, Any]:
+        """Dimensions and axes, read from the model's own files (loads both sessions)."""
+        vshape, tshape = self.visual.input_shape(), self.textual.input_shape()
+        return {
+            "name": self.name,
+            "path": str(self.model_dir),
+            "embed_dim": self.embed_dim,
+            "image_size": self.image_size,
+            "context_length": self.context_length,
+            "visual_batch": "dynamic" if self.visual.fixed_batch is None else self.visual.fixed_batch,
+            "textual_batch": "dynamic" if self.textual.fixed_batch is None else self.textual.fixed_batch,
+            "text_length": "dynamic" if not isinstance(tshape[1], int) else tshape[1],
+            "visual_input": vshape,
+            "interpolation": self.preprocessor.config.interpolation,
+            "resize_mode": self.preprocessor.config.resize_mode,
+        }
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    """Exports already normalise; doing it again is cheap and guards third-party models."""
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def load_clip(settings: Settings) -> ClipModel:
+    """The active model (`settings.model_cache_dir / settings.model_name`), sessions created lazily."""
+    model_dir = settings.model_cache_dir / settings.model_name
+    if not model_dir.is_dir():
+        raise ModelError(
+            f"model {settings.model_name!r} is not installed in {settings.model_cache_dir}: run "
+            f"`photosearch models download {settings.model_name}` or, offline, "
+            f"`photosearch models import DIR`"
+        )
+    return ClipModel(model_dir, settings.model_name, threads=settings.threads, text_cache_size=settings.text_cache_size)
