@@ -1,0 +1,169 @@
+"""`photosearch index PATH...`, `photosearch libraries scan NAME` and `photosearch errors`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from photosearch.cli._common import CliError, console, err_console, output, state
+from photosearch.cli.accounts import libraries_app, resolve_owner
+
+DEFAULT_LIBRARY = "default"
+
+
+def _inside(path: str, root: str) -> bool:
+    root = root.rstrip("/") or "/"
+    return path == root or path.startswith(root if root.endswith("/") else root + "/")
+
+
+def _run(st, library: dict, roots: list[str] | None) -> dict:
+    from photosearch.ingest import IngestError
+
+    try:
+        return _run_with_progress(st, library, roots)
+    except IngestError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _run_with_progress(st, library: dict, roots: list[str] | None) -> dict:
+    from photosearch.ingest import IngestProgress, index_library
+
+    show = not st.json and sys.stderr.isatty()
+    if not show:
+        summary = index_library(st.db(), st.settings, library, roots=roots)
+    else:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("[red]{task.fields[errors]} errors"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=err_console, transient=False) as bar:
+            task = bar.add_task(f"scanning {library['name']}", total=None, rate="", errors=0)
+
+            def on_progress(p: IngestProgress) -> None:
+                if p.phase == "scan":
+                    bar.update(task, completed=p.scanned, description=f"scanning {library['name']}")
+                elif p.phase == "index":
+                    speed = bar.tasks[task].speed
+                    bar.update(
+                        task,
+                        total=p.total,
+                        completed=p.done,
+                        errors=p.errors,
+                        description=f"indexing {library['name']}",
+                        rate=f"{speed:.1f} files/s" if speed else "",
+                    )
+                else:
+                    bar.update(task, description="building the vector index")
+
+            summary = index_library(st.db(), st.settings, library, roots=roots, progress=on_progress)
+    return summary.to_dict()
+
+
+def _print_summary(st, summaries: list[dict]) -> None:
+    if st.json:
+        output(st, summaries[0] if len(summaries) == 1 else summaries)
+        return
+    keys = ["seen", "new", "updated", "moved", "unchanged", "offline", "back_online", "trashed", "errors"]
+    for s in summaries:
+        parts = [f"{k.replace('_', ' ')} {s[k]}" for k in keys if s[k] or k in ("seen", "new", "errors")]
+        console.print(f"[bold]{s['library']}[/bold]: " + ", ".join(parts) + f" in {s['elapsed']:.1f}s")
+        if s["known_errors"]:
+            console.print(f"  {s['known_errors']} files that failed before are unchanged and were skipped")
+        if s["errors"] or s["known_errors"]:
+            console.print("  see [bold]photosearch errors[/bold] for the reasons")
+
+
+def index_cmd(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Folders (or files' folders) to index.")],
+    library: Annotated[
+        str | None, typer.Option("--library", "-l", help="Library to index into (created if missing).")
+    ] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Owner (default: the first admin).")] = None,
+) -> None:
+    """Index folders of photos (new and changed files; moved keep their id; missing go offline).
+
+    Re-running on an unchanged folder does no decoding at all.
+    """
+    from photosearch.db.accounts import NotFound, create_library, get_library, list_libraries, update_library_paths
+
+    st = state(ctx)
+    db = st.db()
+    user = resolve_owner(st, owner)
+    resolved = []
+    for p in paths:
+        p = p.expanduser()
+        if not p.is_dir():
+            raise CliError(f"{p} is not a directory")
+        resolved.append(os.path.realpath(p))
+    groups: dict[str, tuple[dict, list[str]]] = {}
+    libs = list_libraries(db, user["id"])
+    for path in resolved:
+        if library is None:
+            lib = next((lb for lb in libs if any(_inside(path, r) for r in lb["import_paths"])), None)
+        else:
+            lib = None
+        if lib is None:
+            name = library or DEFAULT_LIBRARY
+            try:
+                lib = get_library(db, name, user["id"])
+            except NotFound:
+                lib = create_library(db, user["id"], name, [path])
+                libs.append(lib)
+            if not any(_inside(path, r) for r in lib["import_paths"]):
+                lib = update_library_paths(db, lib["id"], [*lib["import_paths"], path])
+        groups.setdefault(str(lib["id"]), (lib, []))[1].append(path)
+    summaries = [_run(st, lib, roots) for lib, roots in groups.values()]
+    _print_summary(st, summaries)
+
+
+@libraries_app.command("scan")
+def libraries_scan(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Library name or id.")],
+    owner: Annotated[str | None, typer.Option("--owner", help="Owner of the library.")] = None,
+) -> None:
+    """Re-scan all folders of a library (new, changed, moved and deleted files)."""
+    from photosearch.db.accounts import get_library, get_user
+
+    st = state(ctx)
+    db = st.db()
+    lib = get_library(db, name, get_user(db, owner)["id"] if owner else None)
+    _print_summary(st, [_run(st, lib, None)])
+
+
+def errors_cmd(
+    ctx: typer.Context,
+    library: Annotated[str | None, typer.Option("--library", "-l", help="Only this library.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 1000,
+) -> None:
+    """List files that could not be indexed, with the reason."""
+    from photosearch.db.accounts import get_library
+    from photosearch.db.assets import list_ingest_errors
+
+    st = state(ctx)
+    db = st.db()
+    lib_id = get_library(db, library)["id"] if library else None
+    rows = list_ingest_errors(db, library_id=lib_id, limit=limit)
+    output(st, rows, columns=["library", "path", "reason", "detail", "occurred_at"], title="ingest errors")
