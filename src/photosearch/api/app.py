@@ -1,0 +1,75 @@
+"""`create_app(settings)`: the FastAPI application serving the REST API (`/api/...`), its OpenAPI docs
+(`/docs`) and the server-rendered web UI (`/`, `/login`, `/photos/{id}`, `/static/...`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+
+from photosearch import __version__
+from photosearch.api.context import DEFAULT_MAX_UPLOAD, AppContext
+from photosearch.api.errors import install_error_handlers
+from photosearch.api.routes import assets, auth, jobs, libraries, pages, search, server
+from photosearch.config import Settings
+from photosearch.db.pool import Database
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+JSON_BODY_LIMIT = 1024 * 1024  # every body except image uploads is a small JSON document
+
+# The web UI loads nothing from elsewhere; /docs keeps FastAPI's defaults (Swagger UI from its CDN).
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def create_app(
+    settings: Settings, *, db: Database | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+) -> FastAPI:
+    """Build the app. Pass `db` to share a pool (tests); otherwise one is opened here and closed on
+    shutdown."""
+    owns_db = db is None
+    if db is None:
+        from photosearch.db import open_database
+
+        settings.ensure_dirs()
+        db = open_database(settings)
+    ctx = AppContext(settings, db, owns_db=owns_db, max_upload_bytes=max_upload_bytes)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.close()
+
+    app = FastAPI(
+        title="photosearch",
+        version=__version__,
+        description="Semantic photo search: find photos by text, by example image or by metadata. "
+        "Authenticate with an API key in the `x-api-key` header (`photosearch users key create`).",
+        lifespan=lifespan,
+        max_body_size=JSON_BODY_LIMIT,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        path = request.url.path
+        if not path.startswith(("/docs", "/redoc", "/openapi.json")):
+            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        if path.startswith("/api/") and "cache-control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    for module in (server, auth, libraries, jobs, assets, search, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    return app

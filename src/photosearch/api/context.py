@@ -1,0 +1,62 @@
+"""What every request handler shares: settings, the database pool, the lazily loaded CLIP model,
+the search service and the background jobs. One instance per app (no module globals: tests build
+several apps side by side)."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from photosearch.api.auth import LoginThrottle
+from photosearch.api.jobs import JobManager
+from photosearch.config import Settings
+from photosearch.db.pool import Database
+
+if TYPE_CHECKING:
+    from photosearch.models import ClipModel
+
+DEFAULT_MAX_UPLOAD = 32 * 1024 * 1024
+
+
+class AppContext:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        owns_db: bool,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.owns_db = owns_db
+        self.max_upload_bytes = max_upload_bytes
+        self.throttle = LoginThrottle()
+        self.jobs = JobManager(self)
+        self._model: ClipModel | None = None
+        self._search: Any = None
+        self._lock = threading.Lock()
+
+    def model(self) -> ClipModel:
+        """Load CLIP on first use: the server starts instantly and pages that need no model never wait."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from photosearch.models import load_clip
+
+                    self._model = load_clip(self.settings)
+        return self._model
+
+    def search_service(self) -> Any:
+        if self._search is None:
+            with self._lock:
+                if self._search is None:
+                    from photosearch.search import SearchService
+
+                    self._search = SearchService(self.db, self.model)
+        return self._search
+
+    def close(self) -> None:
+        self.jobs.shutdown()
+        if self.owns_db:
+            self.db.close()

@@ -1,0 +1,80 @@
+"""Login/logout (browser sessions) and "who am I". API-key callers need neither."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from photosearch.api.auth import SESSION_COOKIE, SESSION_TTL, verify_password
+from photosearch.api.context import AppContext
+from photosearch.api.deps import Ctx, CurrentUser
+from photosearch.api.errors import ApiError
+from photosearch.api.schemas import UserOut
+from photosearch.db.accounts import NotFound, get_user, list_libraries
+from photosearch.db.sessions import create_session, delete_session
+
+router = APIRouter(tags=["auth"])
+
+
+class LoginRequest(BaseModel):
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginResponse(BaseModel):
+    user: UserOut
+    csrf_token: str = Field(description="Send it in the x-csrf-token header with every POST made with the cookie.")
+
+
+def authenticate(ctx: AppContext, email: str, password: str, client: str) -> dict:
+    """Check a password login; raise 401 (or 429 after repeated failures) with one vague message."""
+    if ctx.throttle.blocked(email, client):
+        raise ApiError(429, "too many failed logins; wait a few minutes and try again")
+    try:
+        user = get_user(ctx.db, email.strip().lower())
+        if user["email"] != email.strip().lower():  # get_user also matches names and ids; logins use email
+            raise NotFound(email)
+    except NotFound:
+        user = None
+    if not verify_password(password, user["password_hash"] if user else None) or user is None:
+        ctx.throttle.failed(email, client)
+        raise ApiError(401, "wrong email or password")
+    ctx.throttle.succeeded(email, client)
+    return user
+
+
+def set_session_cookie(request: Request, response: Response, ctx: AppContext, user: dict) -> dict:
+    token, session = create_session(ctx.db, user["id"], SESSION_TTL, request.headers.get("user-agent"))
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(SESSION_TTL.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return session
+
+
+@router.post("/api/auth/login", response_model=LoginResponse)
+def login(body: LoginRequest, request: Request, response: Response, ctx: Ctx) -> dict:
+    """Start a browser session (JSON body: a cross-site form cannot send it, so no CSRF token is needed)."""
+    user = authenticate(ctx, body.email, body.password, request.client.host if request.client else "")
+    session = set_session_cookie(request, response, ctx, user)
+    return {"user": user, "csrf_token": session["csrf_token"]}
+
+
+@router.post("/api/auth/logout", status_code=204)
+def logout(request: Request, user: CurrentUser, ctx: Ctx) -> Response:
+    if user["auth"] == "session":
+        delete_session(ctx.db, request.cookies.get(SESSION_COOKIE, ""))
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/api/users/me", response_model=UserOut, tags=["users"])
+def me(user: CurrentUser, ctx: Ctx) -> dict:
+    libs = list_libraries(ctx.db, user["id"])
+    return {**user, "libraries": len(libs), "assets": sum(int(lib["assets"]) for lib in libs)}

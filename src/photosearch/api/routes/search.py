@@ -1,0 +1,145 @@
+"""Smart search (text), search by an uploaded image, and duplicates — thin shells over
+`photosearch.search.SearchService`, always scoped to the caller."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, File, Form, UploadFile
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from photosearch.api.context import AppContext
+from photosearch.api.deps import Ctx, CurrentUser
+from photosearch.api.errors import ApiError
+from photosearch.api.schemas import SearchResponse, asset_out
+from photosearch.api.uploads import decode_image, read_image_upload
+from photosearch.db.asset_access import indexed_counts
+
+router = APIRouter(tags=["search"])
+UPLOAD_CEILING = 256 * 1024 * 1024  # hard stop for the multipart parser; the app's own limit is lower
+
+_Text = Annotated[str | None, Field(default=None, max_length=200)]
+
+
+class SearchFilters(BaseModel):
+    """Metadata filters, combined with AND. Unknown fields are refused rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    taken_after: datetime | None = Field(default=None, description="Taken at or after (ISO 8601)")
+    taken_before: datetime | None = Field(default=None, description="Taken before (ISO 8601)")
+    make: _Text = None
+    model: _Text = None
+    lens_model: _Text = None
+    country: _Text = None
+    state: _Text = None
+    city: _Text = None
+    is_favorite: bool | None = None
+    is_archived: bool | None = Field(
+        default=False, description="false (default) hides archived photos, true shows only them, null shows both"
+    )
+    rating_min: int | None = Field(default=None, ge=-1, le=5)
+    library_ids: list[UUID] | None = Field(default=None, max_length=100)
+    type: Literal["IMAGE", "VIDEO"] | None = None
+
+
+class PageParams(BaseModel):
+    page: int = Field(default=1, ge=1, le=10_000)
+    size: int = Field(default=50, ge=1, le=200)
+
+
+class SmartSearchRequest(SearchFilters, PageParams):
+    query: str = Field(min_length=1, max_length=1000, description="What to look for, in words")
+
+
+# API field name -> SearchQuery field name, where they differ.
+_RENAMES = {"lens_model": "lens", "type": "asset_type", "size": "k"}
+
+
+def run_search(ctx: AppContext, user: dict, fields: dict[str, Any]) -> dict[str, Any]:
+    """Build a SearchQuery from API fields, run it for `user`, shape the page for JSON.
+
+    `owners` is always the caller: the search service lets admins search everyone, the API does not
+    (an admin's web UI shows the admin's own photos, as in immich)."""
+    from photosearch.search import SearchQuery
+
+    args = {_RENAMES.get(k, k): v for k, v in fields.items() if v is not None}
+    args["owners"] = [str(user["id"])]
+    try:
+        query = SearchQuery(**args)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        raise ApiError(422, f"{loc}: {err.get('msg')}" if loc else str(err.get("msg"))) from exc
+    result = ctx.search_service().search(query, user)
+    items = [asset_out(_row(hit)) for hit in result.items]
+    plan = getattr(result, "plan", None)
+    out: dict[str, Any] = {
+        "items": items,
+        "next_page": getattr(result, "next_page", None),
+        "plan": _row(plan) if plan is not None else None,
+    }
+    if not items:
+        out["total_indexed"] = indexed_counts(ctx.db, user["id"])["embedded"]
+    return out
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return dict(vars(obj))
+
+
+@router.post("/api/search/smart", response_model=SearchResponse)
+def smart_search(body: SmartSearchRequest, user: CurrentUser, ctx: Ctx) -> dict:
+    """Text search with filters. An empty page carries `total_indexed` to tell "nothing indexed yet"
+    apart from "no matches"."""
+    fields = body.model_dump(exclude={"query"})
+    return run_search(ctx, user, {**fields, "text": body.query})
+
+
+@router.post("/api/search/image", response_model=SearchResponse, max_body_size=UPLOAD_CEILING)
+async def image_search(
+    user: CurrentUser,
+    ctx: Ctx,
+    file: Annotated[UploadFile, File(description="The query image (sniffed from its bytes)")],
+    filters: Annotated[str | None, Form(max_length=10_000, description="SearchFilters as JSON")] = None,
+    page: Annotated[int, Form(ge=1, le=10_000)] = 1,
+    size: Annotated[int, Form(ge=1, le=200)] = 50,
+) -> dict:
+    """Find photos that look like an uploaded image."""
+    from starlette.concurrency import run_in_threadpool
+
+    data = await read_image_upload(file, ctx.max_upload_bytes)
+    try:
+        parsed = SearchFilters.model_validate(json.loads(filters)) if filters else SearchFilters()
+    except (ValueError, ValidationError) as exc:
+        raise ApiError(422, f"filters: not a valid JSON object of search filters ({exc.__class__.__name__})") from exc
+
+    def work() -> dict:
+        model = ctx.model()
+        img = decode_image(data, model)
+        embedding = model.encode_images([img])[0]
+        return run_search(
+            ctx, user, {**parsed.model_dump(), "image_embedding": embedding.tolist(), "page": page, "size": size}
+        )
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/api/duplicates")
+def duplicates(user: CurrentUser, ctx: Ctx) -> dict:
+    """Groups of the caller's assets that are near-identical."""
+    from photosearch.search import duplicates as dup
+
+    groups = dup.find_duplicates(ctx.db, user)
+    return {"groups": [{"assets": [asset_out(_row(a)) for a in g]} for g in groups]}

@@ -1,0 +1,124 @@
+"""Response and request models of the REST API (what /docs shows). Field names follow the database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+
+class UserOut(BaseModel):
+    id: UUID
+    name: str
+    email: str
+    is_admin: bool
+    libraries: int | None = None
+    assets: int | None = None
+
+
+class LibraryOut(BaseModel):
+    id: UUID
+    owner_id: UUID
+    name: str
+    import_paths: list[str]
+    exclusion_patterns: list[str]
+    assets: int | None = None
+    created_at: datetime
+    refreshed_at: datetime | None = None
+
+
+class LibraryCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    import_paths: list[str] = Field(min_length=1, max_length=50)
+    exclusion_patterns: list[str] = Field(default_factory=list, max_length=100)
+    owner_id: UUID | None = Field(default=None, description="Admins may create a library for another user.")
+
+
+class JobOut(BaseModel):
+    id: str
+    type: str
+    library_id: str
+    status: str = Field(description="queued | running | succeeded | failed | cancelled")
+    progress: dict[str, Any]
+    summary: dict[str, Any] | None
+    error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class ExifOut(BaseModel):
+    make: str | None = None
+    model: str | None = None
+    lens_model: str | None = None
+    exposure_time: str | None = None
+    f_number: float | None = None
+    focal_length: float | None = None
+    iso: int | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+    time_zone: str | None = None
+    date_time_original: datetime | None = None
+    description: str | None = None
+    rating: int | None = None
+
+
+EXIF_FIELDS = tuple(ExifOut.model_fields)
+
+
+class AssetOut(BaseModel):
+    id: UUID
+    library_id: UUID
+    type: str = "IMAGE"
+    original_file_name: str
+    original_path: str
+    file_size: int | None = None
+    file_created_at: datetime | None = None
+    local_date_time: datetime | None = None
+    width: int | None = None
+    height: int | None = None
+    is_favorite: bool = False
+    is_archived: bool = False
+    is_offline: bool = False
+    exif: ExifOut
+    distance: float | None = Field(default=None, description="Cosine distance to the query (search results)")
+    thumbnail_url: str
+    preview_url: str
+    original_url: str
+
+
+def asset_out(row: dict[str, Any]) -> dict[str, Any]:
+    """Shape an asset row (asset columns + exif columns, flat) into the API's nested form."""
+    exif = row.get("exif") if isinstance(row.get("exif"), dict) else {k: row.get(k) for k in EXIF_FIELDS}
+    aid = row.get("id") or row.get("asset_id")
+    out = {k: row.get(k) for k in AssetOut.model_fields if k in row and k not in ("exif", "id")}
+    out.update(
+        id=aid,
+        exif=exif,
+        thumbnail_url=f"/api/assets/{aid}/thumbnail?size=thumb",
+        preview_url=f"/api/assets/{aid}/thumbnail?size=preview",
+        original_url=f"/api/assets/{aid}/original",
+    )
+    if out.get("distance") is None and row.get("score") is not None and "distance" not in row:
+        out["distance"] = 1.0 - float(row["score"])
+    return out
+
+
+class SearchPlanOut(BaseModel):
+    strategy: str | None = None
+    reason: str | None = None
+    estimated_matches: float | None = None
+
+
+class SearchResponse(BaseModel):
+    items: list[AssetOut]
+    next_page: int | None = None
+    plan: dict[str, Any] | None = None
+    total_indexed: int | None = Field(
+        default=None, description="How many of the caller's assets are indexed (explains empty results)."
+    )

@@ -1,0 +1,46 @@
+"""`photosearch serve`: the REST API and web UI on uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+import typer
+
+from photosearch.cli._common import err_console, state
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default: settings.host, 127.0.0.1 = this machine only).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings.port, 2283).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the REST API (/api, docs at /docs) and the web UI (/)."""
+    import uvicorn
+
+    from photosearch.api.app import create_app
+
+    st = state(ctx)
+    settings = st.settings
+    host = host or settings.host
+    port = port or settings.port
+    if not _is_loopback(host):
+        err_console.print(
+            f"[yellow]warning:[/yellow] listening on {host}: other machines can reach this server. "
+            "Put it behind HTTPS (a reverse proxy) before exposing it."
+        )
+    app = create_app(settings, db=st.db())
+    err_console.print(f"photosearch on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True, server_header=False)

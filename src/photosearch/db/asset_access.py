@@ -1,0 +1,52 @@
+"""Owner-scoped asset lookups for the REST API: one asset with its EXIF and its library's roots
+(what file serving needs to check a path), and the counts that explain an empty result page."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from photosearch.db.pool import Database
+
+
+def asset_for_user(db: Database, asset_id: UUID, user_id: UUID | None) -> dict[str, Any] | None:
+    """The asset if `user_id` owns it (None = any owner, for admins' tools), with EXIF columns and the
+    library's `import_paths`; None when missing, deleted or someone else's."""
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT a.*, l.import_paths, e.make, e.model, e.lens_model, e.exposure_time, e.f_number,"
+            " e.focal_length, e.iso, e.latitude, e.longitude, e.city, e.state, e.country, e.time_zone,"
+            " e.date_time_original, e.description, e.rating FROM assets a"
+            " JOIN libraries l ON l.id = a.library_id"
+            " LEFT JOIN exif e ON e.asset_id = a.id"
+            " WHERE a.id = %(id)s AND a.deleted_at IS NULL"
+            " AND (%(owner)s::uuid IS NULL OR a.owner_id = %(owner)s::uuid)",
+            {"id": asset_id, "owner": user_id},
+        )
+        return cur.fetchone()
+
+
+def indexed_counts(db: Database, user_id: UUID) -> dict[str, int]:
+    """How many live assets the user has, and how many of them have an embedding."""
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) AS assets, count(s.asset_id) AS embedded FROM assets a"
+            " LEFT JOIN smart_search s ON s.asset_id = a.id"
+            " WHERE a.owner_id = %s AND a.deleted_at IS NULL",
+            (user_id,),
+        )
+        row = cur.fetchone()
+    return {"assets": int(row["assets"]), "embedded": int(row["embedded"])}
+
+
+def filter_options(db: Database, user_id: UUID) -> dict[str, list[str]]:
+    """Distinct cameras and places among the user's assets, for the web UI's filter suggestions."""
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT e.make, e.model, e.country, e.state, e.city FROM exif e"
+            " JOIN assets a ON a.id = e.asset_id WHERE a.owner_id = %s AND a.deleted_at IS NULL LIMIT 2000",
+            (user_id,),
+        )
+        rows = cur.fetchall()
+    pick = lambda key: sorted({r[key] for r in rows if r[key]})[:200]  # noqa: E731
+    return {k: pick(k) for k in ("make", "model", "country", "state", "city")}
