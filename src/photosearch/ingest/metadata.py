@@ -337,7 +337,9 @@ def extract_metadata(img: Image.Image, path: str) -> PhotoMetadata:
 
 
 def mtime_date(mtime_ns: int) -> datetime:
-    return datetime.fromtimestamp(mtime_ns / 1e9, tz=UTC)
+    """Exact to the microsecond (truncated), so the stored value compares equal on the next scan."""
+    sec, ns = divmod(mtime_ns, 1_000_000_000)
+    return datetime.fromtimestamp(sec, tz=UTC) + timedelta(microseconds=ns // 1000)
 
 
 __all__ = ["PhotoMetadata", "TakenDate", "extract_metadata", "find_sidecar", "parse_date", "parse_xmp"]

@@ -151,6 +151,7 @@ def scan_roots(
     visited: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
     stack: list[str] = [os.path.abspath(os.fsdecode(r)) for r in reversed(list(roots))]
+    real_roots = [os.path.join(os.path.realpath(r), "") for r in stack]
     while stack:
         d = stack.pop()
         try:
@@ -191,9 +192,9 @@ def scan_roots(
                 continue
             if ext not in IMAGE_EXTENSIONS and not _sniff_path(e.path):
                 continue
-            if e.is_symlink():  # the same file reached twice through links is indexed once, at its first path
+            if e.is_symlink():  # a linked file is indexed once: at its real path if the walk reaches it
                 real = os.path.realpath(e.path)
-                if real in seen_files:
+                if real in seen_files or any(real.startswith(r) for r in real_roots):
                     continue
                 seen_files.add(real)
             yield ScannedFile(e.path, est.st_size, est.st_mtime_ns)
