@@ -18,6 +18,7 @@ from photosearch.cli._common import CliError, State, err_console
 from photosearch.cli.accounts import libraries_app, users_app
 from photosearch.cli.db import db_app
 from photosearch.cli.index import errors_cmd, index_cmd  # also adds `libraries scan`
+from photosearch.cli.models import models_app
 from photosearch.cli.serve import serve
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(libraries_app, name="libraries")
 # Sub-commands added by other modules register here (one line each).
+app.add_typer(models_app, name="models")
 app.command("index")(index_cmd)
 app.command("errors")(errors_cmd)
 app.command("serve")(serve)
