@@ -67,6 +67,7 @@ class ScanCounts:
     known_errors: int
     offline: int
     back_online: int
+    swept_at: datetime | None = None
 
 
 class IngestConnection:
@@ -153,7 +154,8 @@ class IngestConnection:
             known_errors = c.execute("DELETE FROM todo WHERE known_error").rowcount
             c.execute("CREATE UNIQUE INDEX ON todo (n)")
             todo = c.execute("SELECT count(*) FROM todo").fetchone()[0]
-        return ScanCounts(seen, todo, seen - todo - known_errors, known_errors, offline, back)
+            swept_at = c.execute("SELECT now()").fetchone()[0]
+        return ScanCounts(seen, todo, seen - todo - known_errors, known_errors, offline, back, swept_at)
 
     def todo_page(self, after_n: int, limit: int) -> list[tuple[int, str, int, datetime, UUID | None, bytes | None]]:
         """Keyset paging through the work list (no cursor held open across batch transactions)."""
@@ -255,6 +257,13 @@ class IngestConnection:
             " AND deleted_at IS NULL AND offline_since < now() - make_interval(days => %s)",
             (library_id, days),
         ).rowcount
+
+    def count_offline_since(self, library_id: UUID, since: datetime) -> int:
+        """Assets that went offline in this run's sweep and stayed offline (moves brought the rest back)."""
+        return self.conn.execute(
+            "SELECT count(*) FROM assets WHERE library_id = %s AND is_offline AND offline_since >= %s",
+            (library_id, since),
+        ).fetchone()[0]
 
     def mark_refreshed(self, library_id: UUID) -> None:
         self.conn.execute("UPDATE libraries SET refreshed_at = now() WHERE id = %s", (library_id,))

@@ -149,6 +149,8 @@ def index_library(
                 report(IngestProgress("finish", counts.seen, counts.todo, prog.done, prog.errors))
                 with db.connection() as c:
                     create_vector_index(c)
+        if counts.offline and counts.swept_at is not None:
+            summary.offline = conn.count_offline_since(lib_id, counts.swept_at)
         if settings.trash_offline_after_days is not None:
             summary.trashed = conn.trash_offline(lib_id, settings.trash_offline_after_days)
         conn.mark_refreshed(lib_id)
