@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import stat
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ from photosearch.ingest.thumbnails import PREVIEW_SIZE, make_thumbnails, thumb_p
 # clear limit, checked from the header before any pixel is decoded. 100 MP phone photos pass.
 MAX_PIXELS = 2 * 89_478_485
 MAX_FILE_BYTES = 1 << 30
+HOT_NS = 2_000_000_000  # files modified less than this ago are read twice to catch concurrent writers
 
 # Reasons (stable strings: shown by `photosearch errors`, usable in scripts).
 EMPTY, NOT_IMAGE, TOO_LARGE, BOMB, CORRUPT, UNREADABLE, VANISHED, CHANGED, DUPLICATE = (
@@ -93,7 +95,7 @@ def init_worker(preprocessor: Any, thumbs_dir: str) -> None:
 
 
 def register_decoders() -> None:
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2  # Pillow raises at twice this: exactly our limit
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     try:
         import pillow_heif
@@ -164,10 +166,21 @@ def process_file(task: FileTask, preprocessor: Any, thumbs_dir: Path) -> FileRes
     if fmt is None:
         return error(NOT_IMAGE, "the content is not a supported image format " + _describe(data[:64]))
     checksum = hashlib.sha1(data, usedforsecurity=False).digest()
+    if time.time_ns() - mtime_ns < HOT_NS:
+        # mtime has coarse (clock-tick) granularity: a file written moments ago may still be changing
+        # without its size or mtime showing it. Read it again and compare.
+        try:
+            again, st2 = _read(path)
+        except OSError:
+            return error(VANISHED, "the file disappeared while it was being read")
+        if (st2.st_size, st2.st_mtime_ns) != (size, mtime_ns) or hashlib.sha1(
+            again, usedforsecurity=False
+        ).digest() != checksum:
+            return error(CHANGED, "the file was modified while it was being read; it will be retried")
     try:
         return _decode(task, data, size, mtime_ns, checksum, preprocessor, thumbs_dir, path)
     except Image.DecompressionBombError as exc:
-        return error(BOMB, str(exc))
+        return error(BOMB, f"over the {MAX_PIXELS / 1e6:.0f} MP limit ({exc})")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         return error(CORRUPT, f"{fmt}: {exc}")
     except MemoryError:
