@@ -29,8 +29,17 @@ def vector_index_exists(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
+def keep_embeddings_inline(conn: psycopg.Connection) -> None:
+    """STORAGE PLAIN: exact search reads vectors from the heap, never through TOAST (migration 010).
+
+    `ALTER COLUMN ... TYPE` resets the storage to the type's default, so this follows every dimension change.
+    """
+    conn.execute("ALTER TABLE smart_search ALTER COLUMN embedding SET STORAGE PLAIN")
+
+
 def create_vector_index(conn: psycopg.Connection) -> None:
     """HNSW on cosine distance. Built after a bulk load (much faster than growing it row by row)."""
+    keep_embeddings_inline(conn)
     conn.execute(
         sql.SQL(
             "CREATE INDEX IF NOT EXISTS {} ON smart_search USING hnsw (embedding vector_cosine_ops)"

@@ -1,0 +1,467 @@
+"""All search SQL: filter compilation, match estimates, the exact and approximate kNN queries, hydration.
+
+Every value is a bound parameter (`%(pN)s`); identifiers never come from user input. Strategy-specific
+planner settings are applied with `set_config(..., is_local => true)` inside the query's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import numpy as np
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+if TYPE_CHECKING:
+    from photosearch.search.query import SearchQuery
+
+# Operator per distance; the HNSW index is cosine. On L2-normalised embeddings (all CLIP towers) the three
+# orders coincide, so the approximate path ranks candidates by cosine and re-scores with the chosen metric.
+OPERATORS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
+EARTH_KM = 6371.0088
+
+
+@dataclass
+class Where:
+    """A compiled filter: SQL over `assets a` (and `exif e` when `needs_exif`), with named parameters."""
+
+    clause: sql.Composable
+    params: dict[str, Any] = field(default_factory=dict)
+    needs_exif: bool = False
+    conditions: int = 0
+
+    @property
+    def from_clause(self) -> sql.Composable:
+        if self.needs_exif:
+            return sql.SQL("assets a LEFT JOIN exif e ON e.asset_id = a.id")
+        return sql.SQL("assets a")
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.parts: list[sql.Composable] = []
+        self.params: dict[str, Any] = {}
+        self.needs_exif = False
+
+    def p(self, value: Any) -> sql.Placeholder:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return sql.Placeholder(name)
+
+    def add(self, template: str, *values: Any, exif: bool = False) -> None:
+        self.parts.append(sql.SQL(template).format(*(self.p(v) for v in values)))
+        self.needs_exif |= exif
+
+
+def like_pattern(text: str) -> str:
+    """`contains` pattern for ILIKE with the wildcards in user text escaped (backslash is the escape)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def compile_filters(q: SearchQuery, owner_ids: Sequence[UUID] | None, exclude_asset: UUID | None = None) -> Where:
+    """Turn the query's filters into a WHERE clause. `owner_ids=None` means every owner (admin, no filter)."""
+    b = _Builder()
+    if owner_ids is not None:
+        b.add("a.owner_id = ANY({})", list(owner_ids))
+    if q.library_ids:
+        b.add("a.library_id = ANY({})", list(q.library_ids))
+    if q.asset_type:
+        b.add("a.type = {}", q.asset_type)
+    for col, after, before in (
+        ("local_date_time", q.taken_after, q.taken_before),
+        ("created_at", q.created_after, q.created_before),
+        ("updated_at", q.updated_after, q.updated_before),
+    ):
+        if after is not None:
+            b.add(f"a.{col} >= {{}}", after)
+        if before is not None:
+            b.add(f"a.{col} < {{}}", before)
+    for col in ("is_favorite", "is_archived", "is_offline"):
+        value = getattr(q, col)
+        if value is not None:
+            b.add(f"a.{col} = {{}}", value)
+    if q.visibility:
+        b.add("a.visibility = ANY({})", list(q.visibility))
+    if q.trashed_only:
+        b.add("a.deleted_at IS NOT NULL")
+    elif not q.with_deleted:
+        b.add("a.deleted_at IS NULL")
+    if q.file_name_contains:
+        b.add("a.original_file_name ILIKE {} ESCAPE '\\'", like_pattern(q.file_name_contains))
+    for col, value in (
+        ("make", q.make),
+        ("model", q.model),
+        ("lens_model", q.lens),
+        ("city", q.city),
+        ("state", q.state),
+        ("country", q.country),
+    ):
+        if value is not None:
+            b.add(f"e.{col} = {{}}", value, exif=True)
+    if q.rating_min is not None:
+        b.add("e.rating >= {}", q.rating_min, exif=True)
+    if q.rating is not None:
+        b.add("e.rating = {}", q.rating, exif=True)
+    if q.has_gps is True:
+        b.add("e.latitude IS NOT NULL AND e.longitude IS NOT NULL", exif=True)
+    elif q.has_gps is False:
+        b.add("(e.latitude IS NULL OR e.longitude IS NULL)", exif=True)
+    if q.bbox is not None:
+        south, west, north, east = q.bbox
+        b.add("e.latitude BETWEEN {} AND {}", south, north, exif=True)
+        if west <= east:
+            b.add("e.longitude BETWEEN {} AND {}", west, east, exif=True)
+        else:  # the box crosses the antimeridian
+            b.add("(e.longitude >= {} OR e.longitude <= {})", west, east, exif=True)
+    if q.near is not None:
+        lat, lon, km = q.near
+        dlat = km / 111.0  # a bounding box first, so the GPS index narrows the haversine test
+        b.add("e.latitude BETWEEN {} AND {}", lat - dlat, lat + dlat, exif=True)
+        b.add(
+            "2 * {} * asin(sqrt(power(sin(radians(e.latitude - {}) / 2), 2) + cos(radians({})) * cos(radians("
+            "e.latitude)) * power(sin(radians(e.longitude - {}) / 2), 2))) <= {}",
+            EARTH_KM,
+            lat,
+            lat,
+            lon,
+            km,
+            exif=True,
+        )
+    if exclude_asset is not None:
+        b.add("a.id <> {}", exclude_asset)
+    clause = sql.SQL(" AND ").join(b.parts) if b.parts else sql.SQL("true")
+    return Where(clause=clause, params=b.params, needs_exif=b.needs_exif, conditions=len(b.parts))
+
+
+# ---- session settings ----------------------------------------------------------------------------
+
+
+def set_local(conn: psycopg.Connection, settings: dict[str, str | int | float]) -> None:
+    """`SET LOCAL` for each setting, bound (set_config) so no value is ever spliced into SQL."""
+    for name, value in settings.items():
+        conn.execute("SELECT set_config(%s, %s, true)", (name, str(value)))
+
+
+# ---- estimates -------------------------------------------------------------------------------------
+
+
+def estimate_matches(conn: psycopg.Connection, where: Where) -> int:
+    """The planner's row estimate for the filter (statistics only, no scan: ~0.2 ms)."""
+    query = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(where.from_clause, where.clause)
+    plan = conn.execute(query, where.params).fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def count_matches(conn: psycopg.Connection, where: Where, limit: int | None = None) -> int:
+    """Matching assets that have an embedding, counted up to `limit` (a bounded count stops early)."""
+    inner = sql.SQL("SELECT 1 FROM {} JOIN smart_search s ON s.asset_id = a.id WHERE {}").format(
+        where.from_clause, where.clause
+    )
+    if limit is not None:
+        inner = sql.SQL("{} LIMIT {}").format(inner, sql.Literal(int(limit)))
+    return int(conn.execute(sql.SQL("SELECT count(*) FROM ({}) m").format(inner), where.params).fetchone()[0])
+
+
+def embedding_count(conn: psycopg.Connection) -> int:
+    """Rows in smart_search from the statistics (exact count would scan)."""
+    row = conn.execute(
+        "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'smart_search'::regclass"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+# ---- the kNN queries -------------------------------------------------------------------------------
+
+
+@dataclass
+class Ranked:
+    ids: list[UUID]
+    distances: list[float]
+    scanned: int | None = None  # exact: filtered rows seen (None = not bounded)
+
+
+def _distance(metric: str, column: str = "s.embedding") -> sql.Composable:
+    return sql.SQL("{} {} %(q)s").format(sql.SQL(column), sql.SQL(OPERATORS[metric]))
+
+
+def exact_search(
+    conn: psycopg.Connection,
+    vector: np.ndarray,
+    where: Where,
+    *,
+    metric: str,
+    limit: int,
+    offset: int = 0,
+    max_distance: float | None = None,
+    bound: int | None = None,
+) -> Ranked:
+    """Filter first (B-tree/bitmap on assets/exif), then distances over just those rows, then top-k.
+
+    With `bound`, at most bound+1 ids are gathered; `scanned > bound` tells the caller the estimate was
+    wrong and the result is not complete (it then switches to the approximate path).
+    """
+    # Per-row lookups by primary key: a hash join would read every embedding in the table instead.
+    set_local(conn, {"enable_hashjoin": "off", "enable_mergejoin": "off"})
+    cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")
+    cutoff = sql.SQL("WHERE d.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
+    query = sql.SQL(
+        "WITH f AS MATERIALIZED (SELECT a.id FROM {frm} WHERE {where} {cap})"
+        " SELECT d.id, d.distance, (SELECT count(*) FROM f) AS scanned FROM ("
+        "  SELECT s.asset_id AS id, {dist} AS distance FROM f JOIN smart_search s ON s.asset_id = f.id OFFSET 0"
+        " ) d {cutoff} ORDER BY d.distance, d.id LIMIT %(lim)s OFFSET %(off)s"
+    ).format(frm=where.from_clause, where=where.clause, cap=cap, dist=_distance(metric), cutoff=cutoff)
+    params = {**where.params, "q": vector, "lim": limit, "off": offset, "maxd": max_distance}
+    rows = conn.execute(query, params).fetchall()
+    if rows:
+        scanned = int(rows[0][2])
+    elif bound is not None:
+        scanned = count_matches(conn, where, bound + 1)
+    else:
+        scanned = None
+    return Ranked([r[0] for r in rows], [float(r[1]) for r in rows], scanned)
+
+
+def approximate_search(
+    conn: psycopg.Connection,
+    vector: np.ndarray,
+    where: Where,
+    *,
+    metric: str,
+    pool: int,
+    limit: int,
+    offset: int = 0,
+    max_distance: float | None = None,
+) -> tuple[Ranked, int]:
+    """HNSW candidates (the filter applied during the iterative scan), re-sorted by exact distance.
+
+    Returns (page, pool rows found). The caller sets hnsw.* first; fewer pool rows than needed means the
+    scan gave up (max_scan_tuples) or the filter matches few rows: the caller falls back to exact.
+    """
+    cutoff = sql.SQL("WHERE c.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
+    query = sql.SQL(
+        "SELECT c.id, c.distance, count(*) OVER () AS found FROM ("
+        "  SELECT s.asset_id AS id, {dist} AS distance FROM smart_search s JOIN {frm} ON a.id = s.asset_id"
+        "  WHERE {where} ORDER BY s.embedding <=> %(q)s LIMIT %(pool)s"
+        ") c {cutoff} ORDER BY c.distance, c.id LIMIT %(lim)s OFFSET %(off)s"
+    ).format(frm=where.from_clause, where=where.clause, dist=_distance(metric), cutoff=cutoff)
+    params = {**where.params, "q": vector, "pool": pool, "lim": limit, "off": offset, "maxd": max_distance}
+    rows = conn.execute(query, params).fetchall()
+    found = int(rows[0][2]) if rows else 0
+    if max_distance is not None or not rows:
+        # The cutoff (or an empty page) hides the pool size; count it separately.
+        found = int(
+            conn.execute(
+                sql.SQL(
+                    "SELECT count(*) FROM (SELECT 1 FROM smart_search s JOIN {frm} ON a.id = s.asset_id"
+                    " WHERE {where} ORDER BY s.embedding <=> %(q)s LIMIT %(pool)s) c"
+                ).format(frm=where.from_clause, where=where.clause),
+                params,
+            ).fetchone()[0]
+        )
+    return Ranked([r[0] for r in rows], [float(r[1]) for r in rows]), found
+
+
+def explain(conn: psycopg.Connection, query: sql.Composable, params: dict[str, Any]) -> str:
+    rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS) {}").format(query), params).fetchall()
+    return "\n".join(r[0] for r in rows)
+
+
+# ---- lookups -----------------------------------------------------------------------------------
+
+
+HIT_COLUMNS = (
+    "a.id, a.owner_id, u.name AS owner_name, a.library_id, a.type, a.original_path, a.original_file_name,"
+    " a.file_size, a.local_date_time, a.file_created_at, a.created_at, a.updated_at, a.width, a.height,"
+    " a.is_favorite, a.is_archived, a.visibility, a.is_offline, a.deleted_at, a.thumbnail_path, a.preview_path,"
+    " e.make, e.model, e.lens_model, e.city, e.state, e.country, e.latitude, e.longitude, e.rating, e.description"
+)
+
+
+def hydrate(conn: psycopg.Connection, ids: Sequence[UUID]) -> dict[UUID, dict]:
+    """Asset + EXIF fields for the hits of one page."""
+    if not ids:
+        return {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"SELECT {HIT_COLUMNS} FROM assets a JOIN users u ON u.id = a.owner_id"  # noqa: S608 - constant
+            " LEFT JOIN exif e ON e.asset_id = a.id WHERE a.id = ANY(%s)",
+            (list(ids),),
+        )
+        return {r["id"]: r for r in cur.fetchall()}
+
+
+def asset_embedding(conn: psycopg.Connection, asset_id: UUID) -> tuple[UUID, np.ndarray] | None:
+    """(owner_id, embedding) of one asset, or None when it does not exist or has no embedding yet."""
+    row = conn.execute(
+        "SELECT a.owner_id, s.embedding FROM assets a JOIN smart_search s ON s.asset_id = a.id WHERE a.id = %s",
+        (asset_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return row[0], np.asarray(row[1].to_numpy() if hasattr(row[1], "to_numpy") else row[1], dtype=np.float32)
+
+
+def asset_exists(conn: psycopg.Connection, asset_id: UUID) -> UUID | None:
+    row = conn.execute("SELECT owner_id FROM assets WHERE id = %s", (asset_id,)).fetchone()
+    return row[0] if row else None
+
+
+def resolve_users(conn: psycopg.Connection, idents: Iterable[str]) -> dict[str, UUID | None]:
+    """Map each user id / email / name to a user id (None when unknown)."""
+    out: dict[str, UUID | None] = {}
+    for ident in idents:
+        row = conn.execute(
+            "SELECT id FROM users WHERE id::text = %s OR email = lower(%s) OR name = %s ORDER BY created_at LIMIT 1",
+            (ident, ident, ident),
+        ).fetchone()
+        out[ident] = row[0] if row else None
+    return out
+
+
+def all_user_ids(conn: psycopg.Connection) -> list[UUID]:
+    return [r[0] for r in conn.execute("SELECT id FROM users ORDER BY id")]
+
+
+def embedding_dim(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT (value->>'dim')::int FROM system_metadata WHERE key = 'embedding'").fetchone()
+    return int(row[0]) if row else 0
+
+
+# ---- synthetic libraries (tests and benchmarks) ---------------------------------------------------
+
+
+def bulk_insert_synthetic(conn: psycopg.Connection, lib: Any, *, root: str = "/synthetic") -> dict[str, UUID]:
+    """Insert a `photosearch.search.synthetic.SyntheticLibrary` with COPY: users, one library per owner,
+    assets, exif and embeddings. Returns {owner name: user id}. The caller commits."""
+    from datetime import timedelta
+
+    from photosearch.search.synthetic import CAMERAS, CITIES
+
+    owners: dict[str, UUID] = {}
+    libraries: dict[str, UUID] = {}
+    for name in lib.owner_names:
+        uid = conn.execute(
+            "INSERT INTO users (name, email) VALUES (%s, %s) ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name"
+            " RETURNING id",
+            (name, f"{name.lower()}@example.org"),
+        ).fetchone()[0]
+        owners[name] = uid
+        libraries[name] = conn.execute(
+            "INSERT INTO libraries (owner_id, name, import_paths) VALUES (%s, %s, %s) RETURNING id",
+            (uid, f"{name} photos", [f"{root}/{name}"]),
+        ).fetchone()[0]
+    n = len(lib)
+    with conn.cursor() as cur:
+        with cur.copy(
+            "COPY assets (id, owner_id, library_id, type, original_path, original_file_name, checksum, file_size,"
+            " file_created_at, file_modified_at, local_date_time, created_at, updated_at, is_favorite, is_archived,"
+            " is_offline, deleted_at, indexed_at) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(
+                ["uuid", "uuid", "uuid", "text", "text", "text", "bytea", "int8"]
+                + ["timestamptz"] * 5
+                + ["bool", "bool", "bool", "timestamptz", "timestamptz"]
+            )
+            for i in range(n):
+                owner = lib.owner_names[lib.owner[i]]
+                taken = lib.taken[i]
+                added = taken + timedelta(days=int(i % 30))
+                copy.write_row(
+                    (
+                        lib.ids[i],
+                        owners[owner],
+                        libraries[owner],
+                        "VIDEO" if lib.is_video[i] else "IMAGE",
+                        f"{root}/{owner}/{lib.file_names[i]}",
+                        lib.file_names[i],
+                        lib.ids[i].bytes,
+                        1_000_000 + i,
+                        taken,
+                        taken,
+                        taken,
+                        added,
+                        added,
+                        bool(lib.is_favorite[i]),
+                        bool(lib.is_archived[i]),
+                        bool(lib.is_offline[i]),
+                        added if lib.deleted[i] else None,
+                        added,
+                    )
+                )
+        with cur.copy(
+            "COPY exif (asset_id, make, model, lens_model, latitude, longitude, city, state, country, rating,"
+            " date_time_original) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(
+                ["uuid", "text", "text", "text", "float8", "float8", "text", "text", "text", "int2", "timestamptz"]
+            )
+            for i in range(n):
+                cam = CAMERAS[lib.camera[i]] if lib.camera[i] >= 0 else (None, None, None)
+                place = CITIES[lib.city[i]] if lib.city[i] >= 0 else (None, None, None)
+                lat = None if np.isnan(lib.latitude[i]) else float(lib.latitude[i])
+                lon = None if np.isnan(lib.longitude[i]) else float(lib.longitude[i])
+                rating = None if lib.rating[i] < -1 else int(lib.rating[i])
+                copy.write_row((lib.ids[i], *cam, lat, lon, *place[:3], rating, lib.taken[i]))
+        with cur.copy("COPY smart_search (asset_id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["uuid", "vector"])
+            for i in range(n):
+                copy.write_row((lib.ids[i], lib.embeddings[i]))
+    conn.execute("ANALYZE assets")
+    conn.execute("ANALYZE exif")
+    conn.execute("ANALYZE smart_search")
+    return owners
+
+
+# ---- duplicates ------------------------------------------------------------------------------------
+
+
+def owner_embeddings(conn: psycopg.Connection, owner_id: UUID) -> tuple[list[UUID], np.ndarray]:
+    """All (not trashed) embedded assets of one owner, for an exact all-pairs pass in numpy."""
+    rows = conn.execute(
+        "SELECT s.asset_id, s.embedding FROM smart_search s JOIN assets a ON a.id = s.asset_id"
+        " WHERE a.owner_id = %s AND a.deleted_at IS NULL ORDER BY s.asset_id",
+        (owner_id,),
+    ).fetchall()
+    if not rows:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    return [r[0] for r in rows], np.stack([np.asarray(r[1].to_numpy(), dtype=np.float32) for r in rows])
+
+
+def owner_asset_count(conn: psycopg.Connection, owner_id: UUID) -> int:
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM smart_search s JOIN assets a ON a.id = s.asset_id"
+            " WHERE a.owner_id = %s AND a.deleted_at IS NULL",
+            (owner_id,),
+        ).fetchone()[0]
+    )
+
+
+def near_duplicate_pairs(
+    conn: psycopg.Connection, owner_id: UUID, max_distance: float, neighbours: int
+) -> list[tuple[UUID, UUID, float]]:
+    """Pairs (a < b) of one owner's assets within `max_distance` (cosine), via each asset's HNSW neighbours.
+
+    The caller sets hnsw.* (iterative scan, so the owner filter cannot starve the neighbour lists)."""
+    rows = conn.execute(
+        "SELECT s.asset_id, n.asset_id, n.distance FROM smart_search s JOIN assets a ON a.id = s.asset_id"
+        " CROSS JOIN LATERAL ("
+        "  SELECT s2.asset_id, s2.embedding <=> s.embedding AS distance"
+        "  FROM smart_search s2 JOIN assets a2 ON a2.id = s2.asset_id"
+        "  WHERE a2.owner_id = %(owner)s AND a2.deleted_at IS NULL AND s2.asset_id <> s.asset_id"
+        "  ORDER BY s2.embedding <=> s.embedding LIMIT %(nb)s"
+        " ) n WHERE a.owner_id = %(owner)s AND a.deleted_at IS NULL AND n.distance <= %(maxd)s",
+        {"owner": owner_id, "nb": neighbours, "maxd": max_distance},
+    ).fetchall()
+    return [(min(r[0], r[1]), max(r[0], r[1]), float(r[2])) for r in rows]
+
+
+def users_with_assets(conn: psycopg.Connection) -> list[UUID]:
+    return [r[0] for r in conn.execute("SELECT DISTINCT owner_id FROM assets ORDER BY owner_id")]

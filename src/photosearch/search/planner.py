@@ -1,0 +1,117 @@
+"""Choose, per query, between exact search over the filtered rows and an approximate HNSW scan.
+
+Cost model (measured, see README "Search benchmark"): exact costs ~1 µs per matching row (B-tree/bitmap
+filter, then one distance per row); the HNSW scan costs roughly the same whatever the filter as long as
+enough matching rows sit near the query, and degrades as 1/selectivity. So: few matches → exact (recall
+1.0 by construction), many → HNSW with iterative scan, a wide candidate pool re-sorted exactly, and a
+fallback to exact whenever the scan returns fewer rows than the page needs. Both paths are complete.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+StrategyName = Literal["exact", "approximate"]
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Knobs, tuned by benchmarks/search_bench.py on synthetic CLIP-like data (512-d)."""
+
+    exact_max_rows: int = 20_000  # estimated matches at or below this → exact
+    exact_bound_factor: float = 4.0  # exact gathers at most this × exact_max_rows ids before giving up on it
+    ef_search_min: int = 200  # HNSW beam; the pool below is re-sorted by exact distance
+    ef_per_row: int = 8  # ef_search grows with the rows asked for: top-64 needs a wider beam than top-10
+    pool_factor: float = 1.0  # candidate pool = max(depth × pool_factor, pool_min)
+    pool_min: int = 40
+    max_scan_tuples_min: int = 20_000
+    max_scan_tuples_max: int = 200_000
+    scan_mem_multiplier: int = 2
+
+    def bound(self) -> int:
+        return int(self.exact_max_rows * self.exact_bound_factor)
+
+
+class QueryPlan(BaseModel):
+    """How a query ran and why: shown by `--explain` and in the API's `plan` field."""
+
+    strategy: str
+    reason: str
+    estimated_matches: int | None = None
+    estimate_method: str | None = None
+    total_embeddings: int | None = None
+    filters: int = 0
+    ef_search: int | None = None
+    pool: int | None = None
+    max_scan_tuples: int | None = None
+    fallback: str | None = None
+    rows: int = 0
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+@dataclass
+class Decision:
+    strategy: StrategyName
+    reason: str
+    ef_search: int | None = None
+    pool: int | None = None
+    max_scan_tuples: int | None = None
+    bound: int | None = None
+    hnsw_settings: dict[str, str | int] = field(default_factory=dict)
+
+
+def approximate_settings(cfg: PlannerConfig, depth: int, selectivity: float, ef_override: int | None) -> Decision:
+    pool = max(int(math.ceil(depth * cfg.pool_factor)), cfg.pool_min, depth)
+    ef = ef_override if ef_override is not None else max(cfg.ef_search_min, cfg.ef_per_row * depth)
+    ef = min(1000, ef)
+    # The iterative scan must visit about depth / selectivity tuples to find `depth` matching ones.
+    need = int(4 * pool / max(selectivity, 1e-6))
+    scan = min(cfg.max_scan_tuples_max, max(cfg.max_scan_tuples_min, need))
+    return Decision(
+        strategy="approximate",
+        reason="",
+        ef_search=ef,
+        pool=pool,
+        max_scan_tuples=scan,
+        hnsw_settings={
+            "hnsw.ef_search": ef,
+            "hnsw.iterative_scan": "relaxed_order",
+            "hnsw.max_scan_tuples": scan,
+            "hnsw.scan_mem_multiplier": cfg.scan_mem_multiplier,
+        },
+    )
+
+
+def choose(
+    cfg: PlannerConfig,
+    *,
+    estimated: int,
+    total: int,
+    depth: int,
+    forced: str = "auto",
+    ef_override: int | None = None,
+) -> Decision:
+    """Pick the strategy for a query whose filters match about `estimated` of `total` embedded assets."""
+    selectivity = min(1.0, estimated / total) if total > 0 else 1.0
+    if forced == "exact":
+        return Decision("exact", "forced by the query")
+    if forced == "approximate":
+        d = approximate_settings(cfg, depth, selectivity, ef_override)
+        d.reason = "forced by the query"
+        return d
+    if estimated <= cfg.exact_max_rows or total <= cfg.exact_max_rows:
+        return Decision(
+            "exact",
+            f"~{estimated} matching rows ≤ {cfg.exact_max_rows}: scanning them exactly is cheap and has recall 1.0",
+            bound=cfg.bound() if total > cfg.bound() else None,
+        )
+    d = approximate_settings(cfg, depth, selectivity, ef_override)
+    d.reason = (
+        f"~{estimated} matching rows ({selectivity:.1%}) > {cfg.exact_max_rows}: HNSW iterative scan,"
+        f" pool of {d.pool} re-sorted exactly"
+    )
+    return d

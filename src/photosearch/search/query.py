@@ -1,0 +1,135 @@
+"""`SearchQuery`: what to look for (text, image, an asset, a raw vector) and which photos may match.
+
+One validated model shared by the CLI, the API and the web UI. Invalid input raises `SearchError`
+(a ValueError; the API maps it to 400) or pydantic's ValidationError (422).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_K = 1000
+MAX_DEPTH = 10_000  # page * k: deeper pages would need unbounded scans
+
+Distance = Literal["cosine", "l2", "ip"]
+Order = Literal["relevance", "date"]
+Strategy = Literal["auto", "exact", "approximate"]
+Visibility = Literal["timeline", "hidden", "locked"]
+
+
+class SearchError(ValueError):
+    """A query that cannot run as asked; the message says why."""
+
+
+class SearchQuery(BaseModel):
+    """A kNN query plus filters. Exactly one of text / image_* / like_asset_id / vector is required."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    # -- what to look for --
+    text: str | None = Field(default=None, max_length=1000)
+    negative_text: str | None = Field(default=None, max_length=1000, description="Steer away from this text")
+    image_path: Path | None = None
+    image_bytes: bytes | None = Field(default=None, repr=False)
+    image_embedding: list[float] | None = Field(default=None, repr=False, description="Precomputed image vector")
+    like_asset_id: UUID | None = Field(default=None, description="More like this asset (itself excluded)")
+    vector: list[float] | None = Field(default=None, repr=False)
+
+    # -- whose photos --
+    owners: list[str] | None = Field(default=None, description="User ids, emails or names (admin: any)")
+    exclude_owners: list[str] | None = None
+    library_ids: list[UUID] | None = None
+
+    # -- asset filters --
+    asset_type: Literal["IMAGE", "VIDEO"] | None = None
+    taken_after: datetime | None = None
+    taken_before: datetime | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    is_favorite: bool | None = None
+    is_archived: bool | None = None
+    visibility: list[Visibility] | None = Field(default_factory=lambda: ["timeline"])
+    with_deleted: bool = False
+    trashed_only: bool = False
+    is_offline: bool | None = None
+    file_name_contains: str | None = Field(default=None, min_length=1, max_length=255)
+
+    # -- EXIF filters --
+    make: str | None = Field(default=None, max_length=255)
+    model: str | None = Field(default=None, max_length=255)
+    lens: str | None = Field(default=None, max_length=255)
+    city: str | None = Field(default=None, max_length=255)
+    state: str | None = Field(default=None, max_length=255)
+    country: str | None = Field(default=None, max_length=255)
+    rating_min: int | None = Field(default=None, ge=-1, le=5)
+    rating: int | None = Field(default=None, ge=-1, le=5)
+    has_gps: bool | None = None
+    bbox: tuple[float, float, float, float] | None = Field(default=None, description="south, west, north, east")
+    near: tuple[float, float, float] | None = Field(default=None, description="latitude, longitude, radius km")
+
+    # -- result shape --
+    k: int = Field(default=50, ge=1, le=MAX_K, alias="size", description="Results per page")
+    page: int = Field(default=1, ge=1)
+    order: Order = "relevance"
+    max_distance: float | None = Field(default=None, ge=0)
+    distance: Distance = "cosine"
+
+    # -- planner overrides (tests, benchmarks, debugging) --
+    strategy: Strategy = "auto"
+    ef_search: int | None = Field(default=None, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchQuery:
+        sources = [
+            self.text is not None and self.text.strip() != "",
+            self.image_path is not None or self.image_bytes is not None or self.image_embedding is not None,
+            self.like_asset_id is not None,
+            self.vector is not None,
+        ]
+        if sum(sources) != 1:
+            raise SearchError("give exactly one of: text, an image, like_asset_id, or a vector")
+        if self.negative_text is not None and self.text is None:
+            raise SearchError("negative_text needs a text query")
+        if self.page * self.k > MAX_DEPTH:
+            raise SearchError(f"page * k must be at most {MAX_DEPTH}; narrow the query with filters instead")
+        if self.with_deleted and self.trashed_only:
+            raise SearchError("with_deleted and trashed_only are mutually exclusive")
+        if self.bbox is not None:
+            south, west, north, east = self.bbox
+            if not (-90 <= south <= north <= 90) or not (-180 <= west <= 180 and -180 <= east <= 180):
+                raise SearchError("bbox must be south, west, north, east with -90 <= south <= north <= 90")
+        if self.near is not None:
+            lat, lon, km = self.near
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180 and km > 0):
+                raise SearchError("near must be latitude, longitude, radius_km with a positive radius")
+        for name in (
+            "text",
+            "negative_text",
+            "file_name_contains",
+            "make",
+            "model",
+            "lens",
+            "city",
+            "state",
+            "country",
+        ):
+            value = getattr(self, name)
+            if value is not None and "\x00" in value:
+                raise SearchError(f"{name} must not contain NUL characters")
+        return self
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.k
+
+    @property
+    def depth(self) -> int:
+        """Rows the ranking must get right to serve this page."""
+        return self.page * self.k

@@ -1,0 +1,265 @@
+"""`SearchService`: the one entry point the CLI, the API and the web UI use to search.
+
+query → vector (CLIP text/image tower, a stored asset, or given) → owner scope → filters → plan →
+exact or approximate kNN in one transaction (with SET LOCAL settings) → fallback if incomplete → hits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import psycopg
+from pydantic import BaseModel
+
+from photosearch.db import Database
+from photosearch.db import search as sq
+from photosearch.search.planner import PlannerConfig, QueryPlan, choose
+from photosearch.search.query import SearchError, SearchQuery
+
+# Every search transaction: no JIT (compiling costs 50-100 ms, more than the query), no parallel workers
+# (the gather set-up costs more than it saves at these sizes, and cores are shared).
+BASE_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": 0}
+NEGATIVE_WEIGHT = 0.5
+
+
+class SearchHit(BaseModel):
+    id: UUID
+    owner_id: UUID
+    owner_name: str | None = None
+    library_id: UUID
+    type: str
+    original_path: str
+    original_file_name: str
+    file_size: int | None = None
+    local_date_time: datetime
+    file_created_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    width: int | None = None
+    height: int | None = None
+    is_favorite: bool = False
+    is_archived: bool = False
+    visibility: str = "timeline"
+    is_offline: bool = False
+    deleted_at: datetime | None = None
+    thumbnail_path: str | None = None
+    preview_path: str | None = None
+    make: str | None = None
+    model: str | None = None
+    lens_model: str | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    rating: int | None = None
+    description: str | None = None
+    distance: float
+    score: float
+
+
+class SearchPage(BaseModel):
+    items: list[SearchHit]
+    page: int
+    k: int
+    next_page: int | None
+    plan: QueryPlan
+
+
+def score_of(metric: str, distance: float) -> float:
+    """Higher is better: cosine similarity, inner product, or negative L2 distance."""
+    if metric == "cosine":
+        return 1.0 - distance
+    return -distance
+
+
+class SearchService:
+    def __init__(
+        self,
+        db: Database,
+        model_loader: Callable[[], Any] | None = None,
+        config: PlannerConfig | None = None,
+    ) -> None:
+        self.db = db
+        self.model_loader = model_loader
+        self.config = config or PlannerConfig()
+
+    # -- query vector ---------------------------------------------------------------------------
+
+    def _model(self) -> Any:
+        if self.model_loader is None:
+            raise SearchError("text and image queries need a CLIP model, and none is configured")
+        return self.model_loader()
+
+    def query_vector(
+        self, conn: psycopg.Connection, query: SearchQuery, scope: list[UUID] | None, dim: int
+    ) -> tuple[np.ndarray, UUID | None]:
+        """The vector to search with, and the asset to exclude (for "more like this")."""
+        exclude = None
+        if query.text is not None:
+            model = self._model()
+            vec = np.asarray(model.encode_text(query.text), dtype=np.float32)
+            if query.negative_text:
+                vec = vec - NEGATIVE_WEIGHT * np.asarray(model.encode_text(query.negative_text), dtype=np.float32)
+        elif query.image_embedding is not None:
+            vec = np.asarray(query.image_embedding, dtype=np.float32)
+        elif query.image_path is not None or query.image_bytes is not None:
+            model = self._model()
+            if query.image_path is not None:
+                if not query.image_path.is_file():
+                    raise SearchError(f"no image file at {query.image_path}")
+                source: Any = query.image_path
+            else:
+                source = query.image_bytes
+            try:
+                img = model.preprocessor.load_image(source)
+            except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad input image
+                raise SearchError(f"cannot read the query image: {exc}") from exc
+            vec = np.asarray(model.encode_images([img])[0], dtype=np.float32)
+        elif query.like_asset_id is not None:
+            found = sq.asset_embedding(conn, query.like_asset_id)
+            if found is None or (scope is not None and found[0] not in scope):
+                owner = sq.asset_exists(conn, query.like_asset_id)
+                if owner is not None and (scope is None or owner in scope):
+                    raise SearchError(f"asset {query.like_asset_id} has no embedding yet (run the indexer)")
+                raise SearchError(f"no asset {query.like_asset_id}")
+            vec, exclude = found[1], query.like_asset_id
+        else:
+            vec = np.asarray(query.vector, dtype=np.float32)
+        if vec.ndim != 1 or vec.shape[0] != dim:
+            raise SearchError(f"the query vector has {vec.shape[-1]} dimensions; the stored embeddings have {dim}")
+        if not np.all(np.isfinite(vec)):
+            raise SearchError("the query vector contains NaN or infinite values")
+        norm = float(np.linalg.norm(vec))
+        if norm == 0.0:
+            raise SearchError("the query vector is all zeros")
+        return (vec / norm).astype(np.float32), exclude
+
+    # -- who may be searched --------------------------------------------------------------------
+
+    def owner_scope(self, conn: psycopg.Connection, query: SearchQuery, user: dict) -> list[UUID] | None:
+        """Owner ids the query may return (None = everyone, for an admin without owner filters).
+
+        Exclusions are rewritten into the complement list (`owner_id = ANY(...)`), which a B-tree can serve;
+        `owner_id <> X` cannot use an index.
+        """
+        is_admin = bool(user.get("is_admin"))
+        scope: list[UUID] | None = None if is_admin else [user["id"]]
+        if query.owners:
+            ids = self._resolve(conn, query.owners)
+            if not is_admin and any(i != user["id"] for i in ids):
+                raise SearchError("you can only search your own photos")
+            scope = ids
+        if query.exclude_owners:
+            excluded = set(self._resolve(conn, query.exclude_owners))
+            base = scope if scope is not None else sq.all_user_ids(conn)
+            scope = [i for i in base if i not in excluded]
+        return scope
+
+    @staticmethod
+    def _resolve(conn: psycopg.Connection, idents: list[str]) -> list[UUID]:
+        found = sq.resolve_users(conn, idents)
+        unknown = [k for k, v in found.items() if v is None]
+        if unknown:
+            raise SearchError(f"unknown user(s): {', '.join(unknown)}")
+        return list(dict.fromkeys(v for v in found.values() if v is not None))
+
+    # -- search -----------------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery, user: dict) -> SearchPage:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        with self.db.connection() as conn, conn.transaction():
+            sq.set_local(conn, BASE_SETTINGS)
+            scope = self.owner_scope(conn, query, user)
+            vec, exclude = self.query_vector(conn, query, scope, sq.embedding_dim(conn))
+            timings["vector"] = _ms(t0)
+            where = sq.compile_filters(query, scope, exclude)
+            plan, ranked = self._run(conn, query, vec, where, scope, timings)
+            t = time.perf_counter()
+            rows = sq.hydrate(conn, ranked.ids)
+            timings["hydrate"] = _ms(t)
+        items = [
+            SearchHit(**rows[i], distance=d, score=score_of(query.distance, d))
+            for i, d in zip(ranked.ids, ranked.distances, strict=True)
+            if i in rows
+        ]
+        if query.order == "date":
+            items.sort(key=lambda h: h.local_date_time, reverse=True)
+        timings["total"] = _ms(t0)
+        plan.rows = len(items)
+        plan.timings_ms = {k: round(v, 3) for k, v in timings.items()}
+        next_page = query.page + 1 if len(items) == query.k and query.depth + query.k <= 10_000 else None
+        return SearchPage(items=items, page=query.page, k=query.k, next_page=next_page, plan=plan)
+
+    def _run(
+        self,
+        conn: psycopg.Connection,
+        query: SearchQuery,
+        vec: np.ndarray,
+        where: sq.Where,
+        scope: list[UUID] | None,
+        timings: dict[str, float],
+    ) -> tuple[QueryPlan, sq.Ranked]:
+        t = time.perf_counter()
+        total = sq.embedding_count(conn)
+        if scope is not None and len(scope) == 0:
+            plan = QueryPlan(strategy="exact", reason="no owner is in scope: nothing can match", filters=0)
+            return plan, sq.Ranked([], [])
+        if where.conditions == 0:
+            estimated, method = total, "table statistics"
+        else:
+            estimated, method = sq.estimate_matches(conn, where), "planner statistics (EXPLAIN)"
+        timings["estimate"] = _ms(t)
+        d = choose(
+            self.config,
+            estimated=estimated,
+            total=total,
+            depth=query.depth,
+            forced=query.strategy,
+            ef_override=query.ef_search,
+        )
+        plan = QueryPlan(
+            strategy=d.strategy,
+            reason=d.reason,
+            estimated_matches=estimated,
+            estimate_method=method,
+            total_embeddings=total,
+            filters=where.conditions,
+        )
+        common = {"metric": query.distance, "limit": query.k, "offset": query.offset}
+        if d.strategy == "exact":
+            t = time.perf_counter()
+            ranked = sq.exact_search(conn, vec, where, bound=d.bound, max_distance=query.max_distance, **common)
+            timings["exact"] = _ms(t)
+            if d.bound is None or ranked.scanned is None or ranked.scanned <= d.bound:
+                return plan, ranked
+            # The estimate was far too low: more than `bound` rows match, so exact would be slow.
+            plan.fallback = f"more than {d.bound} rows match (estimate was {estimated}): switched to HNSW"
+            d = choose(self.config, estimated=d.bound + 1, total=total, depth=query.depth, forced="approximate")
+            plan.strategy = "approximate"
+        plan.ef_search, plan.pool, plan.max_scan_tuples = d.ef_search, d.pool, d.max_scan_tuples
+        t = time.perf_counter()
+        sq.set_local(conn, d.hnsw_settings)
+        ranked, found = sq.approximate_search(
+            conn, vec, where, pool=d.pool or query.depth, max_distance=query.max_distance, **common
+        )
+        timings["approximate"] = _ms(t)
+        if found >= query.depth:
+            return plan, ranked
+        # The scan ended (max_scan_tuples, or few matches) before filling the page: exact is complete.
+        t = time.perf_counter()
+        ranked = sq.exact_search(conn, vec, where, max_distance=query.max_distance, **common)
+        timings["exact_fallback"] = _ms(t)
+        plan.fallback = f"HNSW found {found} of the {query.depth} rows needed: re-ran exactly"
+        plan.strategy = "exact"
+        return plan, ranked
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0

@@ -1,0 +1,74 @@
+"""One synthetic library per test module (read-only tests share it): 4,000 clustered 64-d embeddings with
+owners, dates, cameras, places and flags, inserted through `photosearch.db.search.bulk_insert_synthetic`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import sql
+
+from photosearch.db.accounts import create_user
+from photosearch.db.embedding import create_vector_index, ensure_embedding_model
+from photosearch.db.migrate import migrate
+from photosearch.db.pool import Database, check_pgvector, connect_pool
+from photosearch.db.search import bulk_insert_synthetic
+from photosearch.db.server import ServerInfo, with_dbname
+from photosearch.search.synthetic import SyntheticLibrary, make_library
+
+N_ROWS = 4000
+DIM = 64
+
+# File names with characters that break naive SQL or LIKE handling; given to the first rows of the library.
+TRICKY_NAMES = ["it's 100%_done.jpg", "semi;colon -- DROP TABLE assets;.jpg", "C:\\photos\\back.jpg", "Ōsaka 雪.jpg"]
+
+
+@dataclass
+class SearchFixture:
+    db: Database
+    lib: SyntheticLibrary
+    owners: dict[str, uuid.UUID]  # synthetic owner name -> user id
+    admin: dict
+
+    def user(self, name: str) -> dict:
+        return {"id": self.owners[name], "is_admin": False, "name": name}
+
+
+@pytest.fixture(scope="module")
+def search_fixture(pg_admin_dsn: str) -> Iterator[SearchFixture]:
+    name = f"s_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = with_dbname(pg_admin_dsn, name)
+    check_pgvector(dsn)
+    migrate(dsn)
+    db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=4)
+    ensure_embedding_model(db, "synthetic", DIM)
+    lib = make_library(N_ROWS, DIM, seed=7, event_size=40)
+    lib.file_names[: len(TRICKY_NAMES)] = TRICKY_NAMES
+    with db.connection() as conn:
+        owners = bulk_insert_synthetic(conn, lib)
+        conn.commit()
+        create_vector_index(conn)
+        conn.commit()
+    admin = create_user(db, "root", "root@example.org", is_admin=True)
+    try:
+        yield SearchFixture(db=db, lib=lib, owners=owners, admin=admin)
+    finally:
+        db.close()
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def brute_force(lib: SyntheticLibrary, mask: np.ndarray, q: np.ndarray, k: int, exclude: int | None = None) -> list:
+    """Reference top-k ids by cosine distance among rows where mask is True."""
+    idx = np.nonzero(mask)[0]
+    if exclude is not None:
+        idx = idx[idx != exclude]
+    d = 1.0 - lib.embeddings[idx] @ (q / np.linalg.norm(q))
+    order = np.argsort(d, kind="stable")[:k]
+    return [lib.ids[i] for i in idx[order]]
