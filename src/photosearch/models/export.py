@@ -185,10 +185,42 @@ def export_towers(
             visual, (image,), str(out_dir / "visual" / "model.onnx"), input_names=["image"],
             output_names=["embedding"], opset_version=opset, dynamic_axes=img_axes, dynamo=False,
         )  # fmt: skip
-        torch.onnx.export(
-            textual, (text,), str(out_dir / "textual" / "model.onnx"), input_names=["text"],
-            output_names=["embedding"], opset_version=opset, dynamic_axes=txt_axes, dynamo=False,
-        )  # fmt: skip
+        text_path = out_dir / "textual" / "model.onnx"
+        if dynamic_text:
+            # the TorchScript exporter bakes the traced sequence length into attention reshapes;
+            # torch.export keeps it symbolic
+            tokens = torch.export.Dim("tokens", min=2, max=context_length)
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            torch.onnx.export(
+                textual, (text,), str(text_path), input_names=["text"], output_names=["text_embedding"],
+                opset_version=18, dynamic_shapes=({0: batch, 1: tokens},), dynamo=True, external_data=False,
+            )  # fmt: skip
+            _rename_output(text_path, "text_embedding", "embedding")
+        else:
+            torch.onnx.export(
+                textual, (text,), str(text_path), input_names=["text"], output_names=["embedding"],
+                opset_version=opset, dynamic_axes=txt_axes, dynamo=False,
+            )  # fmt: skip
+
+
+def _rename_output(path: Path, old: str, new: str) -> None:
+    """Rename a graph output (torch.export may already use `new` for an internal value)."""
+    import onnx
+
+    m = onnx.load(str(path))
+
+    def rename(name: str) -> str:
+        return f"{new}__internal" if name == new else (new if name == old else name)
+
+    for node in m.graph.node:
+        node.input[:] = [rename(n) for n in node.input]
+        node.output[:] = [rename(n) for n in node.output]
+    for coll in (m.graph.input, m.graph.output, m.graph.value_info):
+        for v in coll:
+            v.name = rename(v.name)
+    for init in m.graph.initializer:
+        init.name = rename(init.name)
+    onnx.save(m, str(path))
 
 
 def export_model(
