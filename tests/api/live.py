@@ -78,12 +78,13 @@ class LiveServer:
         headers = {"x-api-key": who.api_key} if who else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kw)
 
-    def login(self, who: Person) -> tuple[httpx.Client, str]:
+    @contextmanager
+    def login(self, who: Person) -> Iterator[tuple[httpx.Client, str]]:
         """A client holding a session cookie, and its CSRF token."""
-        c = httpx.Client(base_url=self.url, timeout=60)
-        r = c.post("/api/auth/login", json={"email": who.email, "password": who.password})
-        assert r.status_code == 200, r.text
-        return c, r.json()["csrf_token"]
+        with httpx.Client(base_url=self.url, timeout=60) as c:
+            r = c.post("/api/auth/login", json={"email": who.email, "password": who.password})
+            assert r.status_code == 200, r.text
+            yield c, r.json()["csrf_token"]
 
 
 def free_port() -> int:

@@ -139,7 +139,9 @@ async def image_search(
 @router.get("/api/duplicates")
 def duplicates(user: CurrentUser, ctx: Ctx) -> dict:
     """Groups of the caller's assets that are near-identical."""
-    from photosearch.search import duplicates as dup
-
+    try:
+        from photosearch.search import duplicates as dup
+    except ImportError as exc:
+        raise ApiError(501, "duplicate detection is not available in this build") from exc
     groups = dup.find_duplicates(ctx.db, user)
     return {"groups": [{"assets": [asset_out(_row(a)) for a in g]} for g in groups]}

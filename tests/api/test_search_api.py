@@ -1,0 +1,210 @@
+"""Search endpoints: text + filters, image upload checks, SQL metacharacters, bad input → 4xx, never 500."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from api.live import LiveServer
+
+NASTY = [
+    "' OR '1'='1",
+    "'; DROP TABLE assets; --",
+    '" OR ""="',
+    "%",
+    "_",
+    "\\",
+    "%' OR 1=1 --",
+    "Canon\\'",
+    "$1",
+    "%s",
+    "{}",
+    "😀 ünïcødé",
+    "a" * 200,
+]
+STRING_FILTERS = ["make", "model", "lens_model", "country", "state", "city"]
+
+
+def _count_assets(live: LiveServer) -> int:
+    with live.db.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM assets")
+        return cur.fetchone()["n"]
+
+
+def test_text_search_returns_own_assets_with_urls(live: LiveServer) -> None:
+    own = {str(a["id"]) for a in live.alice.assets}
+    with live.client(live.alice) as c:
+        r = c.post("/api/search/smart", json={"query": "a bird of prey", "size": 5})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["items"]) == 5 and body["next_page"] == 2
+        assert {i["id"] for i in body["items"]} <= own
+        distances = [i["distance"] for i in body["items"]]
+        assert distances == sorted(distances)
+        first = body["items"][0]
+        assert first["thumbnail_url"].startswith(f"/api/assets/{first['id']}/thumbnail")
+        assert body["plan"]["strategy"] in ("exact", "approximate")
+        page2 = c.post("/api/search/smart", json={"query": "a bird of prey", "size": 5, "page": 2}).json()
+        assert len(page2["items"]) == len(own) - 5 and page2["next_page"] is None
+        assert not {i["id"] for i in page2["items"]} & {i["id"] for i in body["items"]}
+
+
+def test_filters_narrow_results(live: LiveServer) -> None:
+    with live.client(live.alice) as c:
+        gps = c.post("/api/search/smart", json={"query": "desert", "has_gps": True})
+        assert gps.status_code == 422  # not an API filter: unknown fields are refused, not ignored
+        rated = c.post("/api/search/smart", json={"query": "people", "rating_min": 1}).json()["items"]
+        assert [i["original_file_name"] for i in rated] == ["mongolels.jpg"]
+        lib = c.post(
+            "/api/search/smart", json={"query": "x", "library_ids": [str(live.alice.library["id"])], "size": 200}
+        ).json()["items"]
+        assert len(lib) == len(live.alice.assets)
+        fav = c.post("/api/search/smart", json={"query": "x", "is_favorite": True}).json()
+        assert fav["items"] == [] and fav["total_indexed"] == len(live.alice.assets)
+        future = c.post("/api/search/smart", json={"query": "x", "taken_after": "2100-01-01T00:00:00"}).json()
+        assert future["items"] == []
+
+
+@pytest.mark.parametrize("field", STRING_FILTERS + ["query"])
+def test_sql_metacharacters_are_harmless(live: LiveServer, field: str) -> None:
+    before = _count_assets(live)
+    with live.client(live.alice) as c:
+        for value in NASTY:
+            body = {"query": "photo", field: value}
+            r = c.post("/api/search/smart", json=body)
+            assert r.status_code == 200, (field, value, r.status_code, r.text)
+            if field != "query":
+                assert r.json()["items"] == [], (field, value)  # no camera/place is called that
+    assert _count_assets(live) == before
+
+
+def test_sql_metacharacters_in_typed_fields_are_422(live: LiveServer) -> None:
+    with live.client(live.alice) as c:
+        for body in (
+            {"query": "x", "taken_after": "2020-01-01'; DROP TABLE assets; --"},
+            {"query": "x", "library_ids": ["' OR 1=1 --"]},
+            {"query": "x", "rating_min": "1 OR 1=1"},
+            {"query": "x", "is_favorite": "true' --"},
+            {"query": "x", "type": "IMAGE' OR '1'='1"},
+            {"query": "x", "page": "1; DROP TABLE assets"},
+        ):
+            r = c.post("/api/search/smart", json=body)
+            assert r.status_code == 422, (body, r.status_code)
+            assert r.json()["message"]
+        r = c.get("/api/assets/' OR 1=1 --")
+        assert r.status_code in (404, 422)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({}, 422),
+        ({"query": ""}, 422),
+        ({"query": "x" * 1001}, 422),
+        ({"query": "x", "size": 0}, 422),
+        ({"query": "x", "size": 100000}, 422),
+        ({"query": "x", "page": 0}, 422),
+        ({"query": "x", "page": 500, "size": 200}, 422),  # deeper than the search service allows
+        ({"query": "x", "rating_min": 9}, 422),
+        ({"query": "x", "bogus": 1}, 422),
+        ({"query": "nul\u0000byte"}, 422),
+        ({"query": "x", "city": "nul\u0000"}, 422),
+        ({"query": ["not", "a", "string"]}, 422),
+    ],
+)
+def test_bad_search_bodies(live: LiveServer, body: dict, status: int) -> None:
+    with live.client(live.alice) as c:
+        r = c.post("/api/search/smart", json=body)
+        assert r.status_code == status, (body, r.status_code, r.text)
+        assert r.json()["message"] and r.json()["statusCode"] == status
+
+
+def test_malformed_requests(live: LiveServer) -> None:
+    with live.client(live.alice) as c:
+        r = c.post("/api/search/smart", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["message"]
+        r = c.post("/api/search/smart", content=b"query=x", headers={"content-type": "text/plain"})
+        assert r.status_code == 422
+        r = c.post("/api/search/smart", content=b"[" * 5000 + b"]" * 5000, headers={"content-type": "application/json"})
+        assert r.status_code in (400, 422) and r.json()["message"]  # too deep to parse
+        r = c.post("/api/search/smart", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        assert c.get("/api/nope").status_code == 404 and "no such endpoint" in c.get("/api/nope").json()["message"]
+        assert c.delete("/api/libraries").status_code == 405
+
+
+def _jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_image_upload_search(live: LiveServer) -> None:
+    own = {str(a["id"]) for a in live.alice.assets}
+    photo = (live.alice.root / "prairie_falcon.jpg").read_bytes()
+    with live.client(live.alice) as c:
+        r = c.post("/api/search/image", files={"file": ("x.bin", photo, "application/octet-stream")})
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        assert items and {i["id"] for i in items} <= own
+        assert items[0]["original_file_name"] == "prairie_falcon.jpg"  # the same photo is its own nearest
+        r = c.post(
+            "/api/search/image",
+            files={"file": ("q.jpg", photo)},
+            data={"filters": json.dumps({"rating_min": 1}), "size": "3"},
+        )
+        assert [i["original_file_name"] for i in r.json()["items"]] == ["mongolels.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "words"),
+    [
+        (b"just some text, not an image", 415, "not a supported image"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", 415, "not a supported image"),
+        (b"%PDF-1.4 fake", 415, "not a supported image"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 100, 422, "cannot be decoded"),
+        (b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, 422, "cannot be decoded"),
+        (b"", 422, "empty"),
+    ],
+)
+def test_bad_uploads(live: LiveServer, payload: bytes, status: int, words: str) -> None:
+    with live.client(live.alice) as c:
+        r = c.post("/api/search/image", files={"file": ("photo.jpg", payload, "image/jpeg")})
+        assert r.status_code == status, (payload[:10], r.status_code, r.text)
+        assert words in r.json()["message"]
+
+
+def test_upload_form_errors(live: LiveServer) -> None:
+    with live.client(live.alice) as c:
+        assert c.post("/api/search/image", data={"size": "5"}).status_code == 422  # no file
+        r = c.post("/api/search/image", files={"file": ("q.jpg", _jpeg())}, data={"filters": "{nope"})
+        assert r.status_code == 422 and "filters" in r.json()["message"]
+        r = c.post("/api/search/image", files={"file": ("q.jpg", _jpeg())}, data={"filters": '{"rating_min": "x"}'})
+        assert r.status_code == 422
+        r = c.post("/api/search/image", files={"file": ("q.jpg", _jpeg())}, data={"page": "-1"})
+        assert r.status_code == 422
+        limit = live.app.state.ctx.max_upload_bytes
+        r = c.post("/api/search/image", files={"file": ("big.jpg", b"\xff\xd8\xff" + b"\0" * limit)})
+        assert r.status_code == 413 and "limit" in r.json()["message"]
+
+
+def test_decompression_bomb_is_refused(live: LiveServer) -> None:
+    buf = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buf, "PNG")  # 400 Mpx, a few KB compressed
+    with live.client(live.alice) as c:
+        r = c.post("/api/search/image", files={"file": ("bomb.png", buf.getvalue())})
+        assert r.status_code == 422 and "cannot be decoded" in r.json()["message"]
+
+
+def test_similar_paging_and_bad_params(live: LiveServer) -> None:
+    aid = live.alice.assets[0]["id"]
+    with live.client(live.alice) as c:
+        r = c.get(f"/api/assets/{aid}/similar", params={"size": 3})
+        assert r.status_code == 200 and len(r.json()["items"]) == 3
+        assert str(aid) not in {i["id"] for i in r.json()["items"]}
+        assert c.get(f"/api/assets/{aid}/similar", params={"size": "x"}).status_code == 422
+        assert c.get(f"/api/assets/{aid}/similar", params={"page": 0}).status_code == 422
+        assert c.get("/api/assets/not-a-uuid/similar").status_code == 422
