@@ -19,6 +19,7 @@ from photosearch.cli.accounts import libraries_app, users_app
 from photosearch.cli.db import db_app
 from photosearch.cli.index import errors_cmd, index_cmd  # also adds `libraries scan`
 from photosearch.cli.models import models_app
+from photosearch.cli.search import duplicates_cmd, search_cmd
 from photosearch.cli.serve import serve
 
 app = typer.Typer(
@@ -36,6 +37,8 @@ app.add_typer(models_app, name="models")
 app.command("index")(index_cmd)
 app.command("errors")(errors_cmd)
 app.command("serve")(serve)
+app.command("search")(search_cmd)
+app.command("duplicates")(duplicates_cmd)
 
 
 def _version(value: bool) -> None:

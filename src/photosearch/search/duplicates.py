@@ -7,10 +7,11 @@ assets get an exact all-pairs pass in numpy; large ones use the HNSW index with 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import numpy as np
-from pydantic import BaseModel
 
 from photosearch.db import Database
 from photosearch.db import search as sq
@@ -21,11 +22,20 @@ EXACT_MAX_ASSETS = 20_000  # all-pairs in numpy up to here (~1 s); beyond, HNSW 
 NEIGHBOURS = 16
 
 
-class DuplicateGroup(BaseModel):
+@dataclass
+class DuplicateGroup:
+    """One set of near-identical assets; iterating it yields the assets' rows (as the API renders them)."""
+
     owner_id: UUID
     asset_ids: list[UUID]
     max_distance: float
-    assets: list[dict] = []
+    assets: list[dict] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.assets)
+
+    def __len__(self) -> int:
+        return len(self.asset_ids)
 
 
 def _exact_pairs(ids: list[UUID], emb: np.ndarray, max_distance: float) -> list[tuple[UUID, UUID, float]]:
@@ -71,14 +81,20 @@ def find_duplicates(
     *,
     max_distance: float = DEFAULT_MAX_DISTANCE,
     owner_ids: list[UUID] | None = None,
+    all_owners: bool = False,
     with_assets: bool = True,
 ) -> list[DuplicateGroup]:
-    """Groups of near-identical photos, largest first. Non-admins only see their own photos."""
+    """Groups of near-identical photos, largest first: the caller's own photos unless an admin asks for
+    `owner_ids` or `all_owners`. Groups never mix owners."""
     if not 0 <= max_distance <= 2:
         raise SearchError("max_distance must be between 0 and 2 (cosine distance)")
+    if all_owners and not user.get("is_admin"):
+        raise SearchError("only an admin can look for duplicates across all users")
     with db.connection() as conn, conn.transaction():
-        if owner_ids is None:
-            owner_ids = sq.users_with_assets(conn) if user.get("is_admin") else [user["id"]]
+        if all_owners:
+            owner_ids = sq.users_with_assets(conn)
+        elif owner_ids is None:
+            owner_ids = [user["id"]]
         elif not user.get("is_admin") and any(o != user["id"] for o in owner_ids):
             raise SearchError("you can only look for duplicates among your own photos")
         sq.set_local(conn, {"jit": "off"})

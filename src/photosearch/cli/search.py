@@ -1,0 +1,237 @@
+"""`photosearch search` and `photosearch duplicates`: thin shells over photosearch.search."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from photosearch.cli._common import CliError, console, emit_json, output, state
+
+DATES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
+
+
+class Order(StrEnum):
+    relevance = "relevance"
+    date = "date"
+
+
+class Metric(StrEnum):
+    cosine = "cosine"
+    l2 = "l2"
+    ip = "ip"
+
+
+class StrategyOpt(StrEnum):
+    auto = "auto"
+    exact = "exact"
+    approximate = "approximate"
+
+
+class AssetType(StrEnum):
+    image = "image"
+    video = "video"
+
+
+def _floats(value: str | None, n: int, name: str) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        parts = tuple(float(p) for p in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != n:
+        raise CliError(f"{name} needs {n} comma-separated numbers, got {value!r}")
+    return parts
+
+
+def _when(d: datetime | None) -> datetime | None:
+    return d.astimezone() if d is not None else None  # naive CLI dates are local time
+
+
+def _libraries(st, names: list[str] | None, owner_id: UUID | None) -> list[UUID] | None:
+    if not names:
+        return None
+    from photosearch.db.accounts import get_library
+
+    return [get_library(st.db(), n, owner_id)["id"] for n in names]
+
+
+def _loader(st):
+    cache: dict[str, Any] = {}
+
+    def load():
+        if "m" not in cache:
+            from photosearch.models import load_clip
+
+            cache["m"] = load_clip(st.settings)
+        return cache["m"]
+
+    return load
+
+
+def _hit_table(page, title: str) -> Table:
+    table = Table(title=title)
+    for col, kw in (("#", {"justify": "right"}), ("score", {"justify": "right"}), ("taken", {}), ("file", {})):
+        table.add_column(col, **kw)
+    table.add_column("camera / place", overflow="fold")
+    start = (page.page - 1) * page.k
+    for i, h in enumerate(page.items, start=start + 1):
+        path = Text(h.original_path)
+        if h.original_path.startswith("/"):
+            path.stylize(f"link {Path(h.original_path).as_uri()}")  # clickable in terminals with OSC 8
+        where = ", ".join(x for x in (h.model, h.city, h.country) if x)
+        table.add_row(str(i), f"{h.score:.4f}", h.local_date_time.strftime("%Y-%m-%d %H:%M"), path, where)
+    return table
+
+
+def search_cmd(
+    ctx: typer.Context,
+    text: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="Find photos like this image file.")] = None,
+    like: Annotated[str | None, typer.Option("--like", help="More like this asset id (itself excluded).")] = None,
+    negative: Annotated[str | None, typer.Option("--not", help="Steer away from this text.")] = None,
+    k: Annotated[int, typer.Option("-k", "--size", min=1, max=1000, help="Results per page.")] = 20,
+    page: Annotated[int, typer.Option("--page", min=1, help="Page number.")] = 1,
+    owner: Annotated[str | None, typer.Option("--owner", help="Search as this user (default: first admin).")] = None,
+    owners: Annotated[list[str] | None, typer.Option("--from", help="Only photos of this user; repeatable.")] = None,
+    exclude_owner: Annotated[list[str] | None, typer.Option("--exclude-owner", help="Skip this user's photos.")] = None,
+    library: Annotated[list[str] | None, typer.Option("--library", help="Library name or id; repeatable.")] = None,
+    asset_type: Annotated[AssetType | None, typer.Option("--type", help="image or video.")] = None,
+    taken_after: Annotated[datetime | None, typer.Option(formats=DATES, help="Taken at/after.")] = None,
+    taken_before: Annotated[datetime | None, typer.Option(formats=DATES, help="Taken before.")] = None,
+    created_after: Annotated[datetime | None, typer.Option(formats=DATES, help="Added at/after.")] = None,
+    created_before: Annotated[datetime | None, typer.Option(formats=DATES, help="Added before.")] = None,
+    updated_after: Annotated[datetime | None, typer.Option(formats=DATES)] = None,
+    updated_before: Annotated[datetime | None, typer.Option(formats=DATES)] = None,
+    favorite: Annotated[bool | None, typer.Option("--favorite/--not-favorite")] = None,
+    archived: Annotated[bool | None, typer.Option("--archived/--not-archived")] = None,
+    visibility: Annotated[list[str] | None, typer.Option(help="timeline, hidden, locked; repeatable.")] = None,
+    with_deleted: Annotated[bool, typer.Option("--with-deleted", help="Include trashed photos.")] = False,
+    trashed: Annotated[bool, typer.Option("--trashed", help="Only trashed photos.")] = False,
+    offline: Annotated[bool | None, typer.Option("--offline/--online")] = None,
+    make: Annotated[str | None, typer.Option(help="Camera make (exact).")] = None,
+    model: Annotated[str | None, typer.Option(help="Camera model (exact).")] = None,
+    lens: Annotated[str | None, typer.Option(help="Lens model (exact).")] = None,
+    city: Annotated[str | None, typer.Option()] = None,
+    state_: Annotated[str | None, typer.Option("--state")] = None,
+    country: Annotated[str | None, typer.Option()] = None,
+    rating_min: Annotated[int | None, typer.Option(min=-1, max=5)] = None,
+    rating: Annotated[int | None, typer.Option(min=-1, max=5)] = None,
+    name: Annotated[str | None, typer.Option("--name", help="File name contains.")] = None,
+    gps: Annotated[bool | None, typer.Option("--gps/--no-gps", help="Has GPS position.")] = None,
+    bbox: Annotated[str | None, typer.Option(help="south,west,north,east")] = None,
+    near: Annotated[str | None, typer.Option(help="lat,lon,radius_km")] = None,
+    order: Annotated[Order, typer.Option(help="relevance, or date among the top results.")] = Order.relevance,
+    max_distance: Annotated[float | None, typer.Option(min=0, help="Drop results farther than this.")] = None,
+    distance: Annotated[Metric, typer.Option(help="cosine, l2 or ip.")] = Metric.cosine,
+    strategy: Annotated[StrategyOpt, typer.Option(help="Planner override (debugging).")] = StrategyOpt.auto,
+    ef_search: Annotated[int | None, typer.Option(min=1, max=1000, help="HNSW beam override.")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Show the plan: strategy, reason, timings.")] = False,
+) -> None:
+    """Search photos by text, by an image, or like an existing photo, with metadata filters."""
+    from photosearch.cli.accounts import resolve_owner
+    from photosearch.search import SearchQuery, SearchService
+
+    st = state(ctx)
+    user = resolve_owner(st, owner)
+    try:
+        like_id = UUID(like) if like else None
+    except ValueError as exc:
+        raise CliError(f"--like needs an asset id (a UUID), got {like!r}") from exc
+    query = SearchQuery(
+        text=text,
+        negative_text=negative,
+        image_path=image.expanduser().resolve() if image else None,
+        like_asset_id=like_id,
+        k=k,
+        page=page,
+        owners=owners or None,
+        exclude_owners=exclude_owner or None,
+        library_ids=_libraries(st, library, None if user.get("is_admin") else user["id"]),
+        asset_type=asset_type.value.upper() if asset_type else None,
+        taken_after=_when(taken_after),
+        taken_before=_when(taken_before),
+        created_after=_when(created_after),
+        created_before=_when(created_before),
+        updated_after=_when(updated_after),
+        updated_before=_when(updated_before),
+        is_favorite=favorite,
+        is_archived=archived,
+        visibility=visibility or ["timeline"],
+        with_deleted=with_deleted,
+        trashed_only=trashed,
+        is_offline=offline,
+        make=make,
+        model=model,
+        lens=lens,
+        city=city,
+        state=state_,
+        country=country,
+        rating_min=rating_min,
+        rating=rating,
+        file_name_contains=name,
+        has_gps=gps,
+        bbox=_floats(bbox, 4, "--bbox"),
+        near=_floats(near, 3, "--near"),
+        order=order.value,
+        max_distance=max_distance,
+        distance=distance.value,
+        strategy=strategy.value,
+        ef_search=ef_search,
+    )
+    result = SearchService(st.db(), _loader(st)).search(query, user)
+    if st.json:
+        emit_json(result.model_dump(mode="json"))
+        return
+    if result.items:
+        console.print(_hit_table(result, f"page {result.page}"))
+    else:
+        console.print("[dim]no matching photos[/dim]")
+    if result.next_page:
+        console.print(f"[dim]more: --page {result.next_page}[/dim]")
+    if explain:
+        plan = result.plan.model_dump()
+        plan["timings_ms"] = ", ".join(f"{k} {v:.1f}" for k, v in plan["timings_ms"].items())
+        output(st, {k: v for k, v in plan.items() if v is not None}, title="plan")
+
+
+def duplicates_cmd(
+    ctx: typer.Context,
+    owner: Annotated[str | None, typer.Option("--owner", help="Act as this user (default: first admin).")] = None,
+    all_owners: Annotated[bool, typer.Option("--all-users", help="Every user's photos (admin).")] = False,
+    max_distance: Annotated[float, typer.Option(min=0, max=2, help="Cosine distance threshold.")] = 0.01,
+) -> None:
+    """Groups of near-identical photos (same owner, CLIP cosine distance <= threshold)."""
+    from photosearch.cli.accounts import resolve_owner
+    from photosearch.search.duplicates import find_duplicates
+
+    st = state(ctx)
+    user = resolve_owner(st, owner)
+    groups = find_duplicates(st.db(), user, max_distance=max_distance, all_owners=all_owners)
+    if st.json:
+        emit_json(
+            {"groups": [{"owner_id": g.owner_id, "max_distance": g.max_distance, "assets": g.assets} for g in groups]}
+        )
+        return
+    if not groups:
+        console.print("[dim]no duplicates[/dim]")
+        return
+    table = Table(title=f"{len(groups)} groups of near-identical photos")
+    table.add_column("group", justify="right")
+    table.add_column("distance", justify="right")
+    table.add_column("id")
+    table.add_column("file")
+    for n, g in enumerate(groups, start=1):
+        for j, a in enumerate(g.assets):
+            path = Text(a["original_path"])
+            if a["original_path"].startswith("/"):
+                path.stylize(f"link {Path(a['original_path']).as_uri()}")
+            table.add_row(str(n) if j == 0 else "", f"{g.max_distance:.4f}" if j == 0 else "", str(a["id"]), path)
+    console.print(table)
