@@ -35,7 +35,7 @@ def fit_short_side(img: Image.Image, size: int) -> Image.Image:
     scale = size / short
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
     # reducing_gap: a cheap integer box reduce first, then a proper filter for the last step.
-    return img.resize(new, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return img.resize(new, Image.Resampling.BICUBIC, reducing_gap=2.0)
 
 
 def _atomic_save(img: Image.Image, path: Path, fmt: str, **params: object) -> None:
@@ -62,7 +62,7 @@ def make_thumbnails(rgb: Image.Image, thumbs_dir: Path, checksum: bytes) -> tupl
         _atomic_save(preview, preview_path, "JPEG", quality=PREVIEW_QUALITY, optimize=False)
     if not thumb_path.exists():
         thumb = fit_short_side(preview, THUMB_SIZE)
-        _atomic_save(thumb, thumb_path, "WEBP", quality=THUMB_QUALITY, method=2)
+        _atomic_save(thumb, thumb_path, "WEBP", quality=THUMB_QUALITY, method=0)
     return preview, thumb_path, preview_path
 
 
