@@ -94,9 +94,14 @@ def free_port() -> int:
 
 
 def _copy_photos(photos: Path, names: list[str], root: Path) -> None:
+    """Copy the photos, plus a re-encoded copy of the first one (a near-duplicate with other bytes)."""
+    from PIL import Image
+
     root.mkdir(parents=True)
     for name in names:
         shutil.copy2(photos / name, root / Path(name).name)
+    with Image.open(photos / names[0]) as im:
+        im.convert("RGB").save(root / f"copy-of-{Path(names[0]).stem}.jpg", "JPEG", quality=92)
 
 
 def _assets_of(db: Database, owner_id: Any) -> list[dict]:

@@ -97,3 +97,16 @@ def test_me_counts_only_own_assets(live: LiveServer) -> None:
     with live.client(live.bob) as bob:
         me = bob.get("/api/users/me").json()
         assert me["assets"] == len(live.bob.assets) and me["libraries"] == 1
+
+
+def test_duplicates_find_the_near_copy(live: LiveServer) -> None:
+    from api.live import ALICE_PHOTOS, BOB_PHOTOS
+
+    for person, photos in ((live.alice, ALICE_PHOTOS), (live.bob, BOB_PHOTOS)):
+        original = photos[0].rsplit("/", 1)[1]
+        copy = "copy-of-" + original.rsplit(".", 1)[0] + ".jpg"
+        with live.client(person) as c:
+            groups = c.get("/api/duplicates").json()["groups"]
+            names = [{a["original_file_name"] for a in g["assets"]} for g in groups]
+            assert any({original, copy} <= group for group in names), names
+            assert c.get("/api/duplicates", params={"max_distance": 3}).status_code == 422

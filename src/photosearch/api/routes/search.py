@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from photosearch.api.context import AppContext
@@ -137,11 +137,15 @@ async def image_search(
 
 
 @router.get("/api/duplicates")
-def duplicates(user: CurrentUser, ctx: Ctx) -> dict:
-    """Groups of the caller's assets that are near-identical."""
-    try:
-        from photosearch.search import duplicates as dup
-    except ImportError as exc:
-        raise ApiError(501, "duplicate detection is not available in this build") from exc
-    groups = dup.find_duplicates(ctx.db, user)
-    return {"groups": [{"assets": [asset_out(_row(a)) for a in g]} for g in groups]}
+def duplicates(
+    user: CurrentUser,
+    ctx: Ctx,
+    max_distance: Annotated[float, Query(ge=0, le=0.5, description="Cosine distance; immich uses 0.01")] = 0.01,
+) -> dict:
+    """Groups of the caller's own assets that are near-identical (largest groups first)."""
+    from photosearch.search.duplicates import find_duplicates
+
+    groups = find_duplicates(ctx.db, user, max_distance=max_distance, owner_ids=[user["id"]])
+    return {
+        "groups": [{"max_distance": g.max_distance, "assets": [asset_out(_row(a)) for a in g.assets]} for g in groups]
+    }
