@@ -1,0 +1,268 @@
+"""Ingest throughput: is the pipeline as fast as its two CPU-bound stages allow?
+
+In one run, on generated photo sets (small ≤ 1 MP, and 12 MP camera JPEGs with EXIF), measures
+  (a) model only: `encode_pixels` on preprocessed batches, images/s
+  (b) decode + preprocess + thumbnails only (the worker stage, same worker count), images/s
+  (c) end to end: `index_library` into a fresh database, images/s
+and prints c ÷ ideal with ideal = 1 / (1/a + 1/b): the two stages back to back on these cores
+(target ≥ 0.90). Also peak RSS, and bulk-load rows/s of embeddings into PostgreSQL (target ≥ 35k/s).
+
+Needs a full-size model. ViT-B/32 shapes with random weights (speed does not depend on the weights):
+
+    /work/venv-torch/bin/python -c "import sys; sys.path[:0]=['src','scripts']; import _torch_shim; \\
+      from pathlib import Path; from photosearch.models.export import export_model; \\
+      export_model('ViT-B-32', Path('/work/bench-models/ViT-B-32__random'))"
+    python benchmarks/ingest_bench.py --models-dir /work/bench-models --model ViT-B-32__random
+
+Writes benchmarks/results/ingest_bench.json and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def make_photos(root: Path, n: int, size: tuple[int, int], seed: int) -> list[Path]:
+    """Photo-like JPEGs (smooth colour fields with noise: realistic entropy) with camera EXIF, mtimes in the past."""
+    root.mkdir(parents=True, exist_ok=True)
+    existing = sorted(root.glob("*.jpg"))
+    if len(existing) == n:
+        return existing
+    rng = np.random.default_rng(seed)
+    w, h = size
+    old = time.time_ns() - 30 * 86_400 * 10**9
+    out = []
+    for i in range(n):
+        base = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+        noise = rng.normal(0, 12, (h // 4, w // 4, 3))
+        arr = np.asarray(base, dtype=np.float32) + np.kron(noise, np.ones((4, 4, 1)))[:h, :w]
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+        exif = Image.Exif()
+        exif[0x010F], exif[0x0110], exif[0x0112] = "BenchCam", "Model 12", 1
+        sub = exif.get_ifd(0x8769)
+        sub[0x9003] = f"2021:06:{1 + i % 28:02d} 12:00:00"
+        sub[0x829A], sub[0x829D], sub[0x8827] = (1, 250), (28, 10), 200
+        p = root / f"photo_{i:05d}.jpg"
+        img.save(p, quality=90, exif=exif)
+        os.utime(p, ns=(old, old))
+        out.append(p)
+    return out
+
+
+def bench_model(model, n: int, batch: int) -> float:
+    x = np.random.default_rng(0).standard_normal((batch, 3, model.preprocessor.size, model.preprocessor.size))
+    x = x.astype(np.float32)
+    model.encode_pixels(x)  # warm up (session creation)
+    t = time.perf_counter()
+    done = 0
+    while done < n:
+        model.encode_pixels(x)
+        done += batch
+    return done / (time.perf_counter() - t)
+
+
+def _decode_one(args):
+    from photosearch.ingest.decode import FileTask, run_task
+
+    return run_task(FileTask(str(args), 0, 0)).__class__.__name__
+
+
+def bench_decode(files: list[Path], pre, workers: int, thumbs: Path) -> float:
+    from photosearch.ingest.decode import init_worker
+
+    shutil.rmtree(thumbs, ignore_errors=True)
+    ctx = get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(pre, str(thumbs))) as pool:
+        list(pool.map(_decode_one, files[: workers * 2]))  # start the workers before timing
+        shutil.rmtree(thumbs, ignore_errors=True)
+        t = time.perf_counter()
+        kinds = list(pool.map(_decode_one, files, chunksize=1))
+        dt = time.perf_counter() - t
+    assert all(k == "FileResult" for k in kinds), kinds
+    return len(files) / dt
+
+
+def bench_end_to_end(db, settings, files_dir: Path, model, name: str) -> tuple[float, dict]:
+    from photosearch.db.accounts import create_library, default_user
+    from photosearch.ingest import index_library
+
+    shutil.rmtree(settings.thumbs_dir, ignore_errors=True)
+    user = default_user(db)
+    lib = create_library(db, user["id"], name, [str(files_dir)])
+    t = time.perf_counter()
+    s = index_library(db, settings, lib, model=model)
+    dt = time.perf_counter() - t
+    assert s.errors == 0 and s.new == s.seen, s
+    return s.seen / dt, s.to_dict()
+
+
+def bench_copy(db, n: int, dim: int) -> dict[str, float]:
+    """Binary COPY of embeddings (the bulk-load path) and of full staged rows through the ingest writer."""
+    from photosearch.db.accounts import create_library, default_user
+    from photosearch.db.assets import STAGE_COLUMNS, IngestConnection
+
+    vecs = np.random.default_rng(1).standard_normal((n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = [uuid.uuid4() for _ in range(n)]
+    out = {}
+    with IngestConnection(db) as ic:
+        c = ic.conn
+        c.execute(f"CREATE TEMP TABLE emb (asset_id uuid, embedding vector({dim}))")
+        t = time.perf_counter()
+        with c.transaction(), c.cursor() as cur, cur.copy("COPY emb FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(["uuid", "vector"])
+            for i in range(n):
+                cp.write_row((ids[i], vecs[i]))
+        out["embedding_copy_rows_per_s"] = n / (time.perf_counter() - t)
+        # the real writer: assets + exif + embeddings, batches of 256 in transactions
+        user = default_user(db)
+        lib = create_library(db, user["id"], "copybench", ["/nonexistent"])
+        from datetime import UTC, datetime
+
+        now = datetime.now(UTC)
+        m = min(n, 20_000)
+        t = time.perf_counter()
+        for start in range(0, m, 256):
+            rows = []
+            for i in range(start, min(m, start + 256)):
+                row = [None] * len(STAGE_COLUMNS)
+                row[0:8] = [ids[i], f"/x/{i}.jpg", f"{i}.jpg", i.to_bytes(20, "big"), 1000, now, now, now]
+                row[-1] = vecs[i]
+                rows.append(row)
+            ic.write_batch(user["id"], lib["id"], rows)
+        out["writer_rows_per_s"] = m / (time.perf_counter() - t)
+    return out
+
+
+def peak_rss_mb() -> dict[str, float]:
+    return {
+        "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "largest_child_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models-dir", type=Path, default=Path("/work/bench-models"))
+    ap.add_argument("--model", default="ViT-B-32__random")
+    ap.add_argument("--small", type=int, default=240, help="number of small (0.48 MP) photos")
+    ap.add_argument("--large", type=int, default=48, help="number of 12 MP photos")
+    ap.add_argument("--copy-rows", type=int, default=100_000)
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "photosearch-ingest-bench")
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from photosearch.config import Settings, physical_cores
+    from photosearch.db.migrate import migrate
+    from photosearch.db.pool import check_pgvector, connect_pool
+    from photosearch.db.server import ServerInfo, start_embedded, stop_embedded
+    from photosearch.models import load_clip
+
+    if not (args.models_dir / args.model / "visual" / "model.onnx").exists():
+        sys.exit(f"no model at {args.models_dir / args.model}: see this script's docstring")
+    cores = physical_cores()
+    work = args.workdir
+    sets = {
+        "small": make_photos(work / "small", args.small, (800, 600), 1),
+        "12MP": make_photos(work / "large", args.large, (4000, 3000), 2),
+    }
+    pgdata = work / "pgdata"
+    shutil.rmtree(pgdata, ignore_errors=True)
+    dsn = start_embedded(pgdata)
+    check_pgvector(dsn)
+    migrate(dsn)
+    db = connect_pool(ServerInfo(dsn=dsn, embedded=True, pgdata=pgdata), max_size=4)
+    settings = Settings(
+        data_dir=work / "data", database_url=dsn, models_dir=args.models_dir, model_name=args.model, threads=cores
+    )
+    workers = settings.ingest_workers or os.cpu_count() or 1
+    model = load_clip(settings)
+    results: dict = {"cores": cores, "workers": workers, "batch": settings.ingest_batch_size, "model": args.model}
+    try:
+        a = bench_model(model, max(64, args.small // 2), settings.ingest_batch_size)
+        results["model_only_img_s"] = a
+        for name, files in sets.items():
+            b = bench_decode(files, model.preprocessor, workers, work / "bench-thumbs")
+            c, summary = bench_end_to_end(db, settings, files[0].parent, model, f"bench-{name}")
+            ideal = 1 / (1 / a + 1 / b)
+            results[name] = {
+                "files": len(files),
+                "decode_img_s": b,
+                "end_to_end_img_s": c,
+                "ideal_img_s": ideal,
+                "ratio": c / ideal,
+                "summary": summary,
+            }
+        results["copy"] = bench_copy(db, args.copy_rows, model.embed_dim)
+        results["peak_rss"] = peak_rss_mb()
+    finally:
+        db.close()
+        stop_embedded(pgdata)
+
+    print(f"\ningest benchmark — {args.model}, {cores} cores, {workers} workers, batch {results['batch']}")
+    print(f"(a) model only: {a:8.1f} img/s")
+    print(f"{'set':6} {'files':>5} {'(b) decode':>11} {'(c) e2e':>9} {'ideal':>7} {'c/ideal':>8}")
+    for name in sets:
+        r = results[name]
+        print(
+            f"{name:6} {r['files']:5d} {r['decode_img_s']:11.1f} {r['end_to_end_img_s']:9.1f}"
+            f" {r['ideal_img_s']:7.1f} {r['ratio']:8.2f}"
+        )
+    cp = results["copy"]
+    print(
+        f"embedding COPY: {cp['embedding_copy_rows_per_s']:,.0f} rows/s; writer: {cp['writer_rows_per_s']:,.0f} rows/s"
+    )
+    rss = results["peak_rss"]
+    print(f"peak RSS: main {rss['main_mb']:.0f} MB, largest worker {rss['largest_child_mb']:.0f} MB")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ingest_bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    _plot(results, list(sets))
+
+
+def _plot(results: dict, names: list[str]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.2
+    labels = ["(a) model", "(b) decode", "ideal", "(c) end to end"]
+    for i, name in enumerate(names):
+        r = results[name]
+        vals = [results["model_only_img_s"], r["decode_img_s"], r["ideal_img_s"], r["end_to_end_img_s"]]
+        xs = [i + (j - 1.5) * width for j in range(4)]
+        bars = ax.bar(xs, vals, width, color=["#888", "#aaa", "#4c72b0", "#dd8452"])
+        ax.text(i, max(vals) * 1.02, f"c/ideal = {r['ratio']:.2f}", ha="center")
+        if i == 0:
+            for b, lab in zip(bars, labels, strict=True):
+                b.set_label(lab)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("images / s")
+    ax.set_title(f"ingest throughput ({results['model']}, {results['cores']} cores)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "ingest_bench.png", dpi=100)
+
+
+if __name__ == "__main__":
+    main()
