@@ -15,6 +15,8 @@
   const queryThumb = document.getElementById("query-thumb");
   const queryLabel = document.getElementById("query-label");
   const totalAssets = Number(statusEl.dataset.assets || 0);
+  // Page size: 48 thumbnails, or ?size=N (1-200) from the address.
+  const pageSize = Math.min(200, Math.max(1, Number(new URLSearchParams(location.search).get("size")) || 48));
 
   // What is being searched: {kind: "text"|"image"|"like", ...}; page = next page to fetch (null = done).
   let current = null;
@@ -47,17 +49,17 @@
       resp = await fetch("/api/search/smart", {
         method: "POST",
         headers: { "content-type": "application/json", "x-csrf-token": csrf },
-        body: JSON.stringify(Object.assign({ query: search.text, page: page, size: 48 }, search.filters)),
+        body: JSON.stringify(Object.assign({ query: search.text, page: page, size: pageSize }, search.filters)),
       });
     } else if (search.kind === "image") {
       const body = new FormData();
       body.append("file", search.file);
       body.append("filters", JSON.stringify(search.filters));
       body.append("page", String(page));
-      body.append("size", "48");
+      body.append("size", String(pageSize));
       resp = await fetch("/api/search/image", { method: "POST", headers: { "x-csrf-token": csrf }, body: body });
     } else {
-      resp = await fetch(`/api/assets/${encodeURIComponent(search.id)}/similar?page=${page}&size=48`);
+      resp = await fetch(`/api/assets/${encodeURIComponent(search.id)}/similar?page=${page}&size=${pageSize}`);
     }
     let data = null;
     try { data = await resp.json(); } catch (e) { data = null; }
@@ -143,6 +145,7 @@
     if (search.kind === "text") params.set("q", search.text);
     if (search.kind === "like") params.set("like", search.id);
     for (const [k, v] of new FormData(form).entries()) if (k !== "query" && v !== "") params.set(k, v);
+    if (pageSize !== 48) params.set("size", String(pageSize));
     history.replaceState(null, "", "/?" + params.toString());
   }
 

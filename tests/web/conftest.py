@@ -1,0 +1,74 @@
+"""Browser tests: Playwright driving Debian's Chromium (`apt-get install chromium`) against a live server."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from api.live import LiveServer, live_server
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise AssertionError("no Chromium found: install it with `apt-get install -y chromium` (see scripts/test.sh)")
+
+
+@pytest.fixture(scope="session")
+def live(
+    pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory, photos_dir: Path, tiny_model_dir: Path
+) -> Iterator[LiveServer]:
+    with live_server(pg_admin_dsn, tmp_path_factory.mktemp("web"), photos_dir, tiny_model_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def shots(test_output: Path) -> Path:
+    d = test_output / "web"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture
+def page(browser, live: LiveServer) -> Iterator:
+    """A fresh browser context (no cookies) whose console errors fail the test."""
+    context = browser.new_context(base_url=live.url, viewport={"width": 1200, "height": 800})
+    pg = context.new_page()
+    errors: list[str] = []
+
+    def on_console(m) -> None:  # noqa: ANN001
+        # A failed form login answers 401 on purpose; Chromium logs that document status as an error.
+        if m.type == "error" and not (m.location.get("url", "").endswith("/login") and "401" in m.text):
+            errors.append(f"{m.text} at {m.location.get('url')}")
+
+    pg.on("console", on_console)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
+    assert not errors, f"browser console errors: {errors}"
