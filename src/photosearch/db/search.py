@@ -28,18 +28,23 @@ EARTH_KM = 6371.0088
 
 @dataclass
 class Where:
-    """A compiled filter: SQL over `assets a` (and `exif e` when `needs_exif`), with named parameters."""
+    """A compiled filter over `smart_search s` (which carries copies of the common asset columns, migration
+    011), joining `assets a` / `exif e` only when a filter needs them. Named parameters."""
 
     clause: sql.Composable
     params: dict[str, Any] = field(default_factory=dict)
+    needs_assets: bool = False
     needs_exif: bool = False
     conditions: int = 0
 
     @property
     def from_clause(self) -> sql.Composable:
+        parts = ["smart_search s"]
+        if self.needs_assets:
+            parts.append("JOIN assets a ON a.id = s.asset_id")
         if self.needs_exif:
-            return sql.SQL("assets a LEFT JOIN exif e ON e.asset_id = a.id")
-        return sql.SQL("assets a")
+            parts.append("LEFT JOIN exif e ON e.asset_id = s.asset_id")
+        return sql.SQL(" ".join(parts))
 
 
 class _Builder:
@@ -47,15 +52,17 @@ class _Builder:
         self.parts: list[sql.Composable] = []
         self.params: dict[str, Any] = {}
         self.needs_exif = False
+        self.needs_assets = False
 
     def p(self, value: Any) -> sql.Placeholder:
         name = f"p{len(self.params)}"
         self.params[name] = value
         return sql.Placeholder(name)
 
-    def add(self, template: str, *values: Any, exif: bool = False) -> None:
+    def add(self, template: str, *values: Any, exif: bool = False, assets: bool = False) -> None:
         self.parts.append(sql.SQL(template).format(*(self.p(v) for v in values)))
         self.needs_exif |= exif
+        self.needs_assets |= assets
 
 
 def like_pattern(text: str) -> str:
@@ -67,32 +74,32 @@ def compile_filters(q: SearchQuery, owner_ids: Sequence[UUID] | None, exclude_as
     """Turn the query's filters into a WHERE clause. `owner_ids=None` means every owner (admin, no filter)."""
     b = _Builder()
     if owner_ids is not None:
-        b.add("a.owner_id = ANY({})", list(owner_ids))
+        b.add("s.owner_id = ANY({})", list(owner_ids))
     if q.library_ids:
-        b.add("a.library_id = ANY({})", list(q.library_ids))
+        b.add("s.library_id = ANY({})", list(q.library_ids))
     if q.asset_type:
-        b.add("a.type = {}", q.asset_type)
+        b.add("s.type = {}", q.asset_type)
     for col, after, before in (
-        ("local_date_time", q.taken_after, q.taken_before),
-        ("created_at", q.created_after, q.created_before),
-        ("updated_at", q.updated_after, q.updated_before),
+        ("s.local_date_time", q.taken_after, q.taken_before),
+        ("a.created_at", q.created_after, q.created_before),
+        ("a.updated_at", q.updated_after, q.updated_before),
     ):
         if after is not None:
-            b.add(f"a.{col} >= {{}}", after)
+            b.add(f"{col} >= {{}}", after, assets=col.startswith("a."))
         if before is not None:
-            b.add(f"a.{col} < {{}}", before)
+            b.add(f"{col} < {{}}", before, assets=col.startswith("a."))
     for col in ("is_favorite", "is_archived", "is_offline"):
         value = getattr(q, col)
         if value is not None:
-            b.add(f"a.{col} = {{}}", value)
+            b.add(f"s.{col} = {{}}", value)
     if q.visibility:
-        b.add("a.visibility = ANY({})", list(q.visibility))
+        b.add("s.visibility = ANY({})", list(q.visibility))
     if q.trashed_only:
-        b.add("a.deleted_at IS NOT NULL")
+        b.add("s.deleted_at IS NOT NULL")
     elif not q.with_deleted:
-        b.add("a.deleted_at IS NULL")
+        b.add("s.deleted_at IS NULL")
     if q.file_name_contains:
-        b.add("a.original_file_name ILIKE {} ESCAPE '\\'", like_pattern(q.file_name_contains))
+        b.add("a.original_file_name ILIKE {} ESCAPE '\\'", like_pattern(q.file_name_contains), assets=True)
     for col, value in (
         ("make", q.make),
         ("model", q.model),
@@ -133,9 +140,11 @@ def compile_filters(q: SearchQuery, owner_ids: Sequence[UUID] | None, exclude_as
             exif=True,
         )
     if exclude_asset is not None:
-        b.add("a.id <> {}", exclude_asset)
+        b.add("s.asset_id <> {}", exclude_asset)
     clause = sql.SQL(" AND ").join(b.parts) if b.parts else sql.SQL("true")
-    return Where(clause=clause, params=b.params, needs_exif=b.needs_exif, conditions=len(b.parts))
+    return Where(
+        clause=clause, params=b.params, needs_assets=b.needs_assets, needs_exif=b.needs_exif, conditions=len(b.parts)
+    )
 
 
 # ---- session settings ----------------------------------------------------------------------------
@@ -161,9 +170,7 @@ def estimate_matches(conn: psycopg.Connection, where: Where) -> int:
 
 def count_matches(conn: psycopg.Connection, where: Where, limit: int | None = None) -> int:
     """Matching assets that have an embedding, counted up to `limit` (a bounded count stops early)."""
-    inner = sql.SQL("SELECT 1 FROM {} JOIN smart_search s ON s.asset_id = a.id WHERE {}").format(
-        where.from_clause, where.clause
-    )
+    inner = sql.SQL("SELECT 1 FROM {} WHERE {}").format(where.from_clause, where.clause)
     if limit is not None:
         inner = sql.SQL("{} LIMIT {}").format(inner, sql.Literal(int(limit)))
     return int(conn.execute(sql.SQL("SELECT count(*) FROM ({}) m").format(inner), where.params).fetchone()[0])
@@ -202,20 +209,21 @@ def exact_search(
     max_distance: float | None = None,
     bound: int | None = None,
 ) -> Ranked:
-    """Filter first (B-tree/bitmap on assets/exif), then distances over just those rows, then top-k.
+    """Filter first (B-tree/bitmap scans of smart_search's filter columns, or of exif/assets), compute the
+    distance of just those rows, then top-k. Recall 1.0 by construction.
 
-    With `bound`, at most bound+1 ids are gathered; `scanned > bound` tells the caller the estimate was
+    With `bound`, at most bound+1 rows are gathered; `scanned > bound` tells the caller the estimate was
     wrong and the result is not complete (it then switches to the approximate path).
     """
-    # Per-row lookups by primary key: a hash join would read every embedding in the table instead.
+    # Joins to exif/assets go row by row (nested loop): a hash join would read every embedding instead.
     set_local(conn, {"enable_hashjoin": "off", "enable_mergejoin": "off"})
     cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")
-    cutoff = sql.SQL("WHERE d.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
+    cutoff = sql.SQL("WHERE f.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
+    # The CTE has no ORDER BY, so the HNSW index is never used here: this path is exact.
     query = sql.SQL(
-        "WITH f AS MATERIALIZED (SELECT a.id FROM {frm} WHERE {where} {cap})"
-        " SELECT d.id, d.distance, (SELECT count(*) FROM f) AS scanned FROM ("
-        "  SELECT s.asset_id AS id, {dist} AS distance FROM f JOIN smart_search s ON s.asset_id = f.id OFFSET 0"
-        " ) d {cutoff} ORDER BY d.distance, d.id LIMIT %(lim)s OFFSET %(off)s"
+        "WITH f AS MATERIALIZED (SELECT s.asset_id AS id, {dist} AS distance FROM {frm} WHERE {where} {cap})"
+        " SELECT f.id, f.distance, (SELECT count(*) FROM f) AS scanned FROM f {cutoff}"
+        " ORDER BY f.distance, f.id LIMIT %(lim)s OFFSET %(off)s"
     ).format(frm=where.from_clause, where=where.clause, cap=cap, dist=_distance(metric), cutoff=cutoff)
     params = {**where.params, "q": vector, "lim": limit, "off": offset, "maxd": max_distance}
     rows = conn.execute(query, params).fetchall()
@@ -247,7 +255,7 @@ def approximate_search(
     cutoff = sql.SQL("WHERE c.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
     query = sql.SQL(
         "SELECT c.id, c.distance, count(*) OVER () AS found FROM ("
-        "  SELECT s.asset_id AS id, {dist} AS distance FROM smart_search s JOIN {frm} ON a.id = s.asset_id"
+        "  SELECT s.asset_id AS id, {dist} AS distance FROM {frm}"
         "  WHERE {where} ORDER BY s.embedding <=> %(q)s LIMIT %(pool)s"
         ") c {cutoff} ORDER BY c.distance, c.id LIMIT %(lim)s OFFSET %(off)s"
     ).format(frm=where.from_clause, where=where.clause, dist=_distance(metric), cutoff=cutoff)
@@ -259,7 +267,7 @@ def approximate_search(
         found = int(
             conn.execute(
                 sql.SQL(
-                    "SELECT count(*) FROM (SELECT 1 FROM smart_search s JOIN {frm} ON a.id = s.asset_id"
+                    "SELECT count(*) FROM (SELECT 1 FROM {frm}"
                     " WHERE {where} ORDER BY s.embedding <=> %(q)s LIMIT %(pool)s) c"
                 ).format(frm=where.from_clause, where=where.clause),
                 params,
@@ -409,10 +417,24 @@ def bulk_insert_synthetic(conn: psycopg.Connection, lib: Any, *, root: str = "/s
                 lon = None if np.isnan(lib.longitude[i]) else float(lib.longitude[i])
                 rating = None if lib.rating[i] < -1 else int(lib.rating[i])
                 copy.write_row((lib.ids[i], *cam, lat, lon, *place[:3], rating, lib.taken[i]))
-        with cur.copy("COPY smart_search (asset_id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
-            copy.set_types(["uuid", "vector"])
+        with cur.copy(
+            "COPY smart_search (asset_id, embedding, owner_id, library_id, type, local_date_time, is_favorite,"
+            " is_archived, visibility, is_offline, deleted_at) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(
+                ["uuid", "vector", "uuid", "uuid", "text", "timestamptz", "bool", "bool", "text", "bool", "timestamptz"]
+            )
             for i in range(n):
-                copy.write_row((lib.ids[i], lib.embeddings[i]))
+                owner = lib.owner_names[lib.owner[i]]
+                added = lib.taken[i] + timedelta(days=int(i % 30))
+                copy.write_row(
+                    (
+                        lib.ids[i], lib.embeddings[i], owners[owner], libraries[owner],
+                        "VIDEO" if lib.is_video[i] else "IMAGE", lib.taken[i], bool(lib.is_favorite[i]),
+                        bool(lib.is_archived[i]), "timeline", bool(lib.is_offline[i]),
+                        added if lib.deleted[i] else None,
+                    )
+                )  # fmt: skip
     conn.execute("ANALYZE assets")
     conn.execute("ANALYZE exif")
     conn.execute("ANALYZE smart_search")
@@ -425,8 +447,8 @@ def bulk_insert_synthetic(conn: psycopg.Connection, lib: Any, *, root: str = "/s
 def owner_embeddings(conn: psycopg.Connection, owner_id: UUID) -> tuple[list[UUID], np.ndarray]:
     """All (not trashed) embedded assets of one owner, for an exact all-pairs pass in numpy."""
     rows = conn.execute(
-        "SELECT s.asset_id, s.embedding FROM smart_search s JOIN assets a ON a.id = s.asset_id"
-        " WHERE a.owner_id = %s AND a.deleted_at IS NULL ORDER BY s.asset_id",
+        "SELECT s.asset_id, s.embedding FROM smart_search s"
+        " WHERE s.owner_id = %s AND s.deleted_at IS NULL ORDER BY s.asset_id",
         (owner_id,),
     ).fetchall()
     if not rows:
@@ -437,8 +459,7 @@ def owner_embeddings(conn: psycopg.Connection, owner_id: UUID) -> tuple[list[UUI
 def owner_asset_count(conn: psycopg.Connection, owner_id: UUID) -> int:
     return int(
         conn.execute(
-            "SELECT count(*) FROM smart_search s JOIN assets a ON a.id = s.asset_id"
-            " WHERE a.owner_id = %s AND a.deleted_at IS NULL",
+            "SELECT count(*) FROM smart_search s WHERE s.owner_id = %s AND s.deleted_at IS NULL",
             (owner_id,),
         ).fetchone()[0]
     )
@@ -451,13 +472,11 @@ def near_duplicate_pairs(
 
     The caller sets hnsw.* (iterative scan, so the owner filter cannot starve the neighbour lists)."""
     rows = conn.execute(
-        "SELECT s.asset_id, n.asset_id, n.distance FROM smart_search s JOIN assets a ON a.id = s.asset_id"
-        " CROSS JOIN LATERAL ("
-        "  SELECT s2.asset_id, s2.embedding <=> s.embedding AS distance"
-        "  FROM smart_search s2 JOIN assets a2 ON a2.id = s2.asset_id"
-        "  WHERE a2.owner_id = %(owner)s AND a2.deleted_at IS NULL AND s2.asset_id <> s.asset_id"
+        "SELECT s.asset_id, n.asset_id, n.distance FROM smart_search s CROSS JOIN LATERAL ("
+        "  SELECT s2.asset_id, s2.embedding <=> s.embedding AS distance FROM smart_search s2"
+        "  WHERE s2.owner_id = %(owner)s AND s2.deleted_at IS NULL AND s2.asset_id <> s.asset_id"
         "  ORDER BY s2.embedding <=> s.embedding LIMIT %(nb)s"
-        " ) n WHERE a.owner_id = %(owner)s AND a.deleted_at IS NULL AND n.distance <= %(maxd)s",
+        " ) n WHERE s.owner_id = %(owner)s AND s.deleted_at IS NULL AND n.distance <= %(maxd)s",
         {"owner": owner_id, "nb": neighbours, "maxd": max_distance},
     ).fetchall()
     return [(min(r[0], r[1]), max(r[0], r[1]), float(r[2])) for r in rows]
