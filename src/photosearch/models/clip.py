@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,26 +39,34 @@ class OnnxTower:
         self.threads = max(1, int(threads))
         self._session: ort.InferenceSession | None = None
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self.concurrent_runs = 1
 
     @property
     def session(self) -> ort.InferenceSession:
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    self._session = self._create()
+                    sess = self._create(self.threads)
+                    if self.threads > 1 and _fixed_batch(sess, self.input_name) is not None:
+                        # A batch-1 model cannot batch, and one small inference keeps several threads
+                        # busy poorly: run single-threaded inferences side by side instead.
+                        sess = self._create(1)
+                        self.concurrent_runs = self.threads
+                    self._session = sess
         return self._session
 
     @property
     def loaded(self) -> bool:
         return self._session is not None
 
-    def _create(self) -> ort.InferenceSession:
+    def _create(self, threads: int) -> ort.InferenceSession:
         import onnxruntime as ort
 
         if not self.path.is_file():
             raise ModelError(f"model file {self.path} is missing")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -78,8 +87,7 @@ class OnnxTower:
     @property
     def fixed_batch(self) -> int | None:
         """The batch size baked into the model (immich exports: 1), or None when dynamic."""
-        dim = self.input_shape()[0]
-        return dim if isinstance(dim, int) and dim > 0 else None
+        return _fixed_batch(self.session, self.input_name)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         try:
@@ -96,18 +104,23 @@ class OnnxTower:
         step = fixed or max_batch
         if len(x) <= step and (fixed is None or len(x) == fixed):
             return self.run(x)
-        parts = []
-        for i in range(0, len(x), step):
-            chunk = x[i : i + step]
-            if fixed is not None and len(chunk) < fixed:  # pad the last chunk of a fixed-batch model
-                pad = np.repeat(chunk[-1:], fixed - len(chunk), axis=0)
-                parts.append(self.run(np.concatenate([chunk, pad]))[: len(chunk)])
-            else:
-                parts.append(self.run(chunk))
-        return np.concatenate(parts)
+        chunks = [x[i : i + step] for i in range(0, len(x), step)]
+        if fixed is not None and len(chunks[-1]) < fixed:  # pad the last chunk of a fixed-batch model
+            last = chunks[-1]
+            chunks[-1] = np.concatenate([last, np.repeat(last[-1:], fixed - len(last), axis=0)])
+        if self.concurrent_runs > 1 and len(chunks) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrent_runs, thread_name_prefix="onnx")
+            parts = list(self._pool.map(self.run, chunks))
+        else:
+            parts = [self.run(c) for c in chunks]
+        return np.concatenate(parts)[: len(x)]
 
     def unload(self) -> None:
         self._session = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
 
 class ClipModel:
@@ -218,6 +231,11 @@ class ClipModel:
             "interpolation": self.preprocessor.config.interpolation,
             "resize_mode": self.preprocessor.config.resize_mode,
         }
+
+
+def _fixed_batch(sess: ort.InferenceSession, input_name: str) -> int | None:
+    dim = next(i for i in sess.get_inputs() if i.name == input_name).shape[0]
+    return dim if isinstance(dim, int) and dim > 0 else None
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
