@@ -14,8 +14,7 @@ from fastapi import Depends, Request
 from photosearch.api.auth import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, tokens_match
 from photosearch.api.context import AppContext
 from photosearch.api.errors import ApiError
-from photosearch.db.accounts import user_for_api_key
-from photosearch.db.sessions import session_user
+from photosearch.db.sessions import api_key_user, session_user
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -33,7 +32,7 @@ def optional_user(request: Request) -> dict | None:
     user = None
     key = request.headers.get("x-api-key")
     if key is not None:
-        user = user_for_api_key(ctx.db, key) if 0 < len(key) <= 200 else None
+        user = api_key_user(ctx.db, key) if 0 < len(key) <= 200 else None
         if user is None:
             raise ApiError(401, "invalid or revoked API key")
         user["auth"] = "api_key"
