@@ -98,6 +98,16 @@ def test_session_login_csrf_and_logout(live: LiveServer) -> None:
         assert forged.get("/api/users/me").status_code == 401
 
 
+def test_cookie_is_secure_behind_https(live: LiveServer) -> None:
+    """Behind a TLS-terminating proxy on loopback (X-Forwarded-Proto: https) the cookie gets `Secure`."""
+    with live.client() as c:
+        body = {"email": live.bob.email, "password": live.bob.password}
+        plain = c.post("/api/auth/login", json=body).headers["set-cookie"].lower()
+        tls = c.post("/api/auth/login", json=body, headers={"x-forwarded-proto": "https"}).headers["set-cookie"]
+        flags = lambda header: {part.strip() for part in header.lower().split(";")}  # noqa: E731
+        assert "secure" not in flags(plain) and "secure" in flags(tls) and "httponly" in flags(tls)
+
+
 def test_logout_ends_the_session_server_side(live: LiveServer) -> None:
     with live.login(live.bob) as (c, csrf):
         token = c.cookies.get("photosearch_session")

@@ -212,3 +212,22 @@ def test_similar_paging_and_bad_params(live: LiveServer) -> None:
         assert c.get(f"/api/assets/{aid}/similar", params={"size": "x"}).status_code == 422
         assert c.get(f"/api/assets/{aid}/similar", params={"page": 0}).status_code == 422
         assert c.get("/api/assets/not-a-uuid/similar").status_code == 422
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "formats/heic/IMG_2682.heic",
+        "formats/avif/8bit-sRGB.avif",
+        "formats/jxl/8bit-sRGB.jxl",
+        "formats/webp/denali.webp",
+        "formats/png/density_plot.png",
+        "metadata/faces/portrait-orientation-6.jpg",
+    ],
+)
+def test_every_supported_format_is_accepted_as_a_query(live: LiveServer, name: str) -> None:
+    with live.client(live.bob) as c:
+        # The browser's Content-Type is ignored: the bytes decide.
+        r = c.post("/api/search/image", files={"file": ("upload", (live.photos / name).read_bytes(), "text/plain")})
+        assert r.status_code == 200, (name, r.text)
+        assert len(r.json()["items"]) == len(live.bob.assets)
