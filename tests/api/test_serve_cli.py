@@ -10,12 +10,21 @@ import time
 import httpx
 
 from api.live import free_port
-from photosearch.db.accounts import create_api_key, create_user
+from photosearch.db.accounts import create_api_key, get_user
 
 
 def test_serve_starts_answers_and_stops(cli_env: dict[str, str], db) -> None:  # noqa: ANN001
-    user = create_user(db, "dora", "dora@example.org")
-    _, secret = create_api_key(db, user["id"], "serve-test")
+    # `users add --password` hashes with photosearch.api.auth; the served app must accept that password.
+    subprocess.run(
+        [sys.executable, "-m", "photosearch", "users", "add", "dora@example.org", "--password"],
+        env=cli_env,
+        input="dora-pw-123\ndora-pw-123\n",
+        text=True,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    _, secret = create_api_key(db, get_user(db, "dora@example.org")["id"], "serve-test")
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "photosearch", "serve", "--port", str(port), "--log-level", "warning"],
@@ -39,6 +48,8 @@ def test_serve_starts_answers_and_stops(cli_env: dict[str, str], db) -> None:  #
         me = httpx.get(f"{url}/api/users/me", headers={"x-api-key": secret}, timeout=10)
         assert me.status_code == 200 and me.json()["email"] == "dora@example.org"
         assert httpx.get(f"{url}/api/users/me", timeout=10).status_code == 401
+        login = httpx.post(f"{url}/api/auth/login", json={"email": "dora@example.org", "password": "dora-pw-123"})
+        assert login.status_code == 200 and login.json()["csrf_token"]
         docs = httpx.get(f"{url}/docs", timeout=10)
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
     finally:
