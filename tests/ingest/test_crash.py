@@ -18,14 +18,14 @@ from PIL import Image
 N_FILES = 160
 
 
-def _make_photos(root: Path, n: int) -> None:
-    rng = np.random.default_rng(7)
-    root.mkdir(parents=True)
+def _make_photos(root: Path, n: int, seed: int = 7, prefix: str = "img") -> None:
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
     old = time.time_ns() - 86_400 * 10**9
     for i in range(n):
         small = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)  # distinct content → distinct checksums
         img = Image.fromarray(small).resize((480, 360), Image.Resampling.BILINEAR)
-        p = root / f"sub{i % 4}" / f"img_{i:04d}.jpg"
+        p = root / f"sub{i % 4}" / f"{prefix}_{i:04d}.jpg"
         p.parent.mkdir(exist_ok=True)
         img.save(p, quality=85)
         os.utime(p, ns=(old, old))

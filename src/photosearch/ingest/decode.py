@@ -42,8 +42,9 @@ EMPTY, NOT_IMAGE, TOO_LARGE, BOMB, CORRUPT, UNREADABLE, VANISHED, CHANGED, DUPLI
     "changed while reading",
     "duplicate",
 )
+WORKER_DIED = "worker died"
 # Transient reasons are retried on the next run even if size and mtime did not change.
-TRANSIENT = frozenset({UNREADABLE, VANISHED, CHANGED})
+TRANSIENT = frozenset({UNREADABLE, VANISHED, CHANGED, WORKER_DIED})
 
 
 @dataclass(slots=True)

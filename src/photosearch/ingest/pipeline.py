@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -319,37 +320,74 @@ def _process(
             take(decode.process_file(task, pre, settings.thumbs_dir))
         batcher.flush()
         return
-    ctx = get_context("forkserver" if "forkserver" in _start_methods() else "spawn")
     max_in_flight = max(2 * batch_size, 4 * workers)
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=decode.init_worker, initargs=(pre, str(settings.thumbs_dir))
-    ) as pool:
-        in_flight: set[Future] = set()
-        try:
-            for task in _tasks(conn):
-                fut = pool.submit(decode.run_task, task)
-                fut._ps_path = task.path  # type: ignore[attr-defined] - for the error if the worker dies
-                in_flight.add(fut)
-                if len(in_flight) >= max_in_flight:
-                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        take(_result(fut))
-            while in_flight:
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    take(_result(fut))
-            batcher.flush()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _result(fut: Future) -> FileResult | FileError:
+    pool = _WorkerPool(workers, pre, settings.thumbs_dir)
     try:
-        return fut.result()
-    except Exception as exc:  # noqa: BLE001 - a worker that died (e.g. OOM-killed) fails one file
-        path = getattr(fut, "_ps_path", "?")
-        return FileError(path, decode.CORRUPT, f"worker failed: {type(exc).__name__}: {exc}")
+        for task in _tasks(conn):
+            pool.submit(task)
+            while pool.in_flight() >= max_in_flight:
+                for r in pool.wait_some():
+                    take(r)
+        while pool.in_flight():
+            for r in pool.wait_some():
+                take(r)
+        batcher.flush()
+    finally:
+        pool.close()
+
+
+class _WorkerPool:
+    """A process pool that survives a worker dying (a decoder crash or the OOM killer): the files in
+    flight get a transient error (retried next run) and a fresh pool takes over."""
+
+    def __init__(self, workers: int, pre: Any, thumbs_dir: Path) -> None:
+        self.args = (workers, pre, str(thumbs_dir))
+        self.ctx = get_context("forkserver" if "forkserver" in _start_methods() else "spawn")
+        self.pool = self._new()
+        self.futures: dict[Future, FileTask] = {}
+
+    def _new(self) -> ProcessPoolExecutor:
+        workers, pre, thumbs = self.args
+        return ProcessPoolExecutor(workers, mp_context=self.ctx, initializer=decode.init_worker, initargs=(pre, thumbs))
+
+    def submit(self, task: FileTask) -> None:
+        try:
+            fut = self.pool.submit(decode.run_task, task)
+        except BrokenProcessPool:
+            self._restart()
+            fut = self.pool.submit(decode.run_task, task)
+        self.futures[fut] = task
+
+    def in_flight(self) -> int:
+        return len(self.futures)
+
+    def wait_some(self) -> list[FileResult | FileError]:
+        done, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
+        out: list[FileResult | FileError] = []
+        broken = False
+        for fut in done:
+            task = self.futures.pop(fut)
+            try:
+                out.append(fut.result())
+            except BrokenProcessPool:
+                broken = True
+                out.append(FileError(task.path, decode.WORKER_DIED, "a worker process died while decoding"))
+            except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be pickled
+                out.append(FileError(task.path, decode.CORRUPT, f"worker failed: {type(exc).__name__}: {exc}"))
+        if broken:
+            for fut, task in list(self.futures.items()):
+                out.append(FileError(task.path, decode.WORKER_DIED, "a worker process died while decoding"))
+                del self.futures[fut]
+            self._restart()
+        return out
+
+    def _restart(self) -> None:
+        log.warning("a worker process died; starting a new pool")
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _start_methods() -> list[str]:

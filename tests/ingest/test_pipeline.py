@@ -1,0 +1,61 @@
+"""The process pool and the index maintenance: a worker killed mid-run, HNSW after a bulk first load."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import psutil
+
+from photosearch.db.assets import asset_counts, list_ingest_errors
+from photosearch.db.embedding import vector_index_exists
+from photosearch.ingest import IngestProgress, index_library, pipeline
+
+from .test_crash import _make_photos
+
+
+def test_a_worker_killed_mid_run(db, settings, tiny_model, make_library, tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    _make_photos(root, 40)
+    lib = make_library(root)
+    cfg = settings.model_copy(update={"ingest_workers": 2, "ingest_batch_size": 4})
+    killed: list[int] = []
+
+    def kill_a_worker(p: IngestProgress) -> None:
+        if p.phase == "index" and p.done >= 5 and not killed:
+            me = os.getpid()
+            workers = [c for c in psutil.Process().children(recursive=True) if c.ppid() != me]
+            if workers:
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed.append(workers[0].pid)
+
+    s = index_library(db, cfg, lib, model=tiny_model, progress=kill_a_worker)
+    assert killed
+    assert s.new + s.errors == 40 and set(s.error_reasons) <= {"worker died"}
+    # the casualties are transient: the next run indexes them
+    s2 = index_library(db, cfg, lib, model=tiny_model)
+    assert (s2.new, s2.errors) == (s.errors, 0)
+    assert asset_counts(db, lib["id"])["embedded"] == 40
+    assert list_ingest_errors(db, library_id=lib["id"]) == []
+
+
+def test_bulk_first_load_builds_the_vector_index_after(
+    db, settings, tiny_model, make_library, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(pipeline, "BULK_MIN", 10)  # the real threshold is 1000 files
+    root = tmp_path / "photos"
+    _make_photos(root, 12)
+    lib = make_library(root)
+    s = index_library(db, settings, lib, model=tiny_model)
+    assert s.bulk_index_rebuild and s.new == 12
+    with db.connection() as conn:
+        assert vector_index_exists(conn)
+    # a small increment goes into the live index (no rebuild)
+    _make_photos(root, 2, seed=8, prefix="more")
+    s = index_library(db, settings, lib, model=tiny_model)
+    assert (s.bulk_index_rebuild, s.new, s.errors) == (False, 2, 0)
+    with db.connection() as conn:
+        assert vector_index_exists(conn)
+        n = conn.execute("SELECT count(*) FROM smart_search").fetchone()[0]
+    assert n == 14
