@@ -111,3 +111,20 @@ def test_partial_scan_sweeps_only_its_roots(db, settings, tiny_model, make_libra
     s = index_library(db, settings, lib, model=tiny_model, roots=[str(one)])
     assert (s.seen, s.offline) == (1, 0)
     assert asset_counts(db, lib["id"])["offline"] == 0
+
+
+def test_thumbhash_encodes_the_average_colour(db, settings, tiny_model, make_library, tmp_path: Path) -> None:
+    from photosearch.ingest.thumbhash import average_rgba, thumbhash_of
+
+    for colour in [(255, 0, 0), (0, 128, 255), (200, 200, 50)]:
+        h = thumbhash_of(Image.new("RGB", (120, 80), colour))
+        assert len(h) == 21  # 5 header bytes + 32 AC factors for a 7x5 landscape without alpha
+        assert all(abs(got * 255 - want) <= 6 for got, want in zip(average_rgba(h), colour, strict=False))
+    root = tmp_path / "lib"
+    root.mkdir()
+    Image.new("RGB", (300, 200), (10, 200, 30)).save(root / "green.png")
+    lib = make_library(root)
+    index_library(db, settings, lib, model=tiny_model)
+    (asset,) = list_assets(db, lib["id"])
+    r, g, b, _ = average_rgba(bytes(asset["thumbhash"]))
+    assert all(abs(v * 255 - want) <= 6 for v, want in zip((r, g, b), (10, 200, 30), strict=True))

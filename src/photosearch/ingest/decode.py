@@ -226,6 +226,6 @@ def _decode(
     if task.known_checksum == checksum and thumb.exists() and preview.exists():
         return result  # touched but identical: metadata refreshed, no decode, no re-embedding
     rgb = preprocessor.load_image(data, draft_to=PREVIEW_SIZE)
-    preview_img, _, _ = make_thumbnails(rgb, thumbs_dir, checksum)
+    preview_img, result.thumbhash = make_thumbnails(rgb, thumbs_dir, checksum)
     result.pixels = np.asarray(preprocessor(preview_img), dtype=np.float32)
     return result

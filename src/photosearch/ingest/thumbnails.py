@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from photosearch.ingest.thumbhash import thumbhash_of
+
 THUMB_SIZE = 250
 PREVIEW_SIZE = 1440
 THUMB_QUALITY = 80
@@ -50,8 +52,8 @@ def _atomic_save(img: Image.Image, path: Path, fmt: str, **params: object) -> No
         raise
 
 
-def make_thumbnails(rgb: Image.Image, thumbs_dir: Path, checksum: bytes) -> tuple[Image.Image, Path, Path]:
-    """Write preview and thumbnail from an RGB image; return (preview image, thumb path, preview path).
+def make_thumbnails(rgb: Image.Image, thumbs_dir: Path, checksum: bytes) -> tuple[Image.Image, bytes]:
+    """Write preview and thumbnail from an RGB image; return (preview image, thumbhash).
 
     The returned preview is what the model embeds (immich embeds its preview too), so the big decode is
     resized once and reused.
@@ -60,10 +62,10 @@ def make_thumbnails(rgb: Image.Image, thumbs_dir: Path, checksum: bytes) -> tupl
     preview = fit_short_side(rgb, PREVIEW_SIZE)
     if not preview_path.exists():
         _atomic_save(preview, preview_path, "JPEG", quality=PREVIEW_QUALITY, optimize=False)
+    thumb = fit_short_side(preview, THUMB_SIZE)
     if not thumb_path.exists():
-        thumb = fit_short_side(preview, THUMB_SIZE)
         _atomic_save(thumb, thumb_path, "WEBP", quality=THUMB_QUALITY, method=0)
-    return preview, thumb_path, preview_path
+    return preview, thumbhash_of(thumb)
 
 
 def remove_thumbnails(thumbs_dir: Path, checksum: bytes) -> None:
