@@ -20,13 +20,44 @@ from photosearch.models.errors import ModelError
 
 def _require_torch() -> tuple[Any, Any]:
     try:
-        import open_clip
         import torch
     except ImportError as exc:
         raise ModelError(
             f"model export needs torch and open_clip ({exc.name} is not installed): pip install 'photosearch[export]'"
         ) from exc
+    try:
+        import open_clip
+    except ImportError as exc:
+        raise ModelError(
+            f"model export needs open_clip ({exc.name} is not installed): pip install 'photosearch[export]'"
+        ) from exc
+    except RuntimeError as exc:
+        if "torchvision" not in str(exc):
+            raise
+        open_clip = _import_open_clip_without_torchvision_ops()
     return torch, open_clip
+
+
+def _import_open_clip_without_torchvision_ops():
+    """A torchvision whose compiled ops do not match torch (e.g. a CUDA build next to a CPU torch)
+    fails at import while registering fake kernels for detection ops CLIP never uses: skip those."""
+    import sys
+
+    import torch.library
+
+    register_fake = torch.library.register_fake
+
+    def tolerant(op, *args, **kwargs):
+        if isinstance(op, str) and op.startswith("torchvision::"):
+            return lambda fn: fn
+        return register_fake(op, *args, **kwargs)
+
+    torch.library.register_fake = tolerant
+    for mod in [m for m in sys.modules if m.split(".")[0] in ("torchvision", "open_clip")]:
+        del sys.modules[mod]
+    import open_clip
+
+    return open_clip
 
 
 def create_open_clip(name: str, pretrained: str | None = None, model_cfg: dict | None = None, seed: int = 0):
@@ -39,7 +70,7 @@ def create_open_clip(name: str, pretrained: str | None = None, model_cfg: dict |
     torch.manual_seed(seed)
     try:
         model = open_clip.create_model(name, pretrained=pretrained or None)
-    except RuntimeError as exc:
+    except Exception as exc:  # noqa: BLE001 - unknown name, weights not downloadable, bad checkpoint
         raise ModelError(f"cannot create open_clip model {name!r} (pretrained={pretrained!r}): {exc}") from exc
     model.eval()
     for p in model.parameters():
@@ -204,7 +235,8 @@ def export_towers(
 
 
 def _rename_output(path: Path, old: str, new: str) -> None:
-    """Rename a graph output (torch.export may already use `new` for an internal value)."""
+    """Rename a graph output (torch.export may already use `new` for an internal value), and drop
+    the per-node stack traces torch.export records (absolute paths; they make builds unreproducible)."""
     import onnx
 
     m = onnx.load(str(path))
@@ -213,6 +245,7 @@ def _rename_output(path: Path, old: str, new: str) -> None:
         return f"{new}__internal" if name == new else (new if name == old else name)
 
     for node in m.graph.node:
+        del node.metadata_props[:]
         node.input[:] = [rename(n) for n in node.input]
         node.output[:] = [rename(n) for n in node.output]
     for coll in (m.graph.input, m.graph.output, m.graph.value_info):
