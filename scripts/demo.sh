@@ -8,6 +8,7 @@ VENV=${PHOTOSEARCH_VENV:-.venv}
 pip install -q --disable-pip-version-check -e . 2>&1 | grep -v '^WARNING: Location' || true
 PHOTOS=${1:-../shared/testdata/photos}
 export PHOTOSEARCH_DATA_DIR=${PHOTOSEARCH_DATA_DIR:-$PWD/.demo-data}
+export PHOTOSEARCH_CONFIG=${PHOTOSEARCH_CONFIG:-$PHOTOSEARCH_DATA_DIR/config.toml}
 
 photosearch db status
 # The real CLIP weights come from the Hugging Face hub. Where the hub is unreachable, fall back to the
@@ -15,8 +16,7 @@ photosearch db status
 if ! photosearch models download; then
   echo "note: using the bundled tiny test model (random weights) because the model hub is unreachable" >&2
   photosearch models import tests/fixtures/tiny-clip --name tiny-clip --force
-  export PHOTOSEARCH_MODEL_NAME=tiny-clip
-  photosearch models use tiny-clip --reembed
+  photosearch models use tiny-clip --reembed   # saved in $PHOTOSEARCH_CONFIG
 fi
 photosearch index "$PHOTOS" --library demo
 photosearch search "red flower in a garden" -k 5
