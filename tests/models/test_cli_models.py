@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from photosearch.config import Settings
 from photosearch.db.embedding import get_embedding_model
+from photosearch.models import ModelError
+from photosearch.models.registry import import_model, model_info
 
 
 @pytest.fixture
@@ -52,18 +55,17 @@ def test_import_list_info(env, tiny_model_dir: Path, tiny_clip_b1_dir: Path, tmp
     assert info["visual_batch"] == "dynamic" and info["text_length"] == "dynamic"
     assert info["checksums"] == "ok"
 
-    run(env, "models", "import", str(tiny_clip_b1_dir), "--name", "tiny-b1")
-    info = json.loads(run(env, "--json", "models", "info", "tiny-b1").stdout)
+    # the rest through the same registry functions the CLI calls (subprocesses are slow)
+    settings = Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", model_name="tiny-clip", threads=1)
+    import_model(settings, tiny_clip_b1_dir, name="tiny-b1")
+    info = model_info(settings, "tiny-b1")
     assert info["visual_batch"] == 1 and info["textual_batch"] == 1 and info["text_length"] == 77
-
-    again = run(env, "models", "import", str(tiny_model_dir), ok=False)
-    assert again.returncode == 1 and "already installed" in again.stderr
-    run(env, "models", "import", str(tiny_model_dir), "--force")
-
-    (installed / "visual" / "preprocess_cfg.json").write_text(
-        (installed / "visual" / "preprocess_cfg.json").read_text() + " "
-    )
-    info = json.loads(run(env, "--json", "models", "info").stdout)
+    with pytest.raises(ModelError, match="already installed"):
+        import_model(settings, tiny_model_dir)
+    import_model(settings, tiny_model_dir, force=True)
+    cfg = installed / "visual" / "preprocess_cfg.json"
+    cfg.write_text(cfg.read_text() + " ")
+    info = model_info(settings)
     assert "MISMATCH" in info["checksums"] and "visual/preprocess_cfg.json" in info["checksums"]
 
 
