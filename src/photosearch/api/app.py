@@ -9,12 +9,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photosearch import __version__
 from photosearch.api.context import DEFAULT_MAX_UPLOAD, AppContext
-from photosearch.api.errors import install_error_handlers
+from photosearch.api.errors import ApiError, error_response, install_error_handlers
 from photosearch.api.routes import assets, auth, jobs, libraries, pages, search, server
 from photosearch.config import Settings
 from photosearch.db.pool import Database
@@ -57,6 +57,40 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class BodyLimit:
+    """Request size limits with the usual JSON error: a declared Content-Length over the limit is refused
+    before reading a byte; a body without one (chunked) is cut off as soon as it passes the limit."""
+
+    def __init__(self, app: ASGIApp, json_limit: int, upload_limit: int) -> None:
+        self.app = app
+        self.json_limit = json_limit
+        self.upload_limit = upload_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = Headers(scope=scope).get("content-length", "")
+            limit = self.upload_limit if scope["path"] == "/api/search/image" else self.json_limit
+            mb = max(1, limit // (1024 * 1024))
+            if declared.isdigit() and int(declared) > limit:
+                response = error_response(413, f"the request body is larger than the {mb} MB limit")
+                await response(scope, receive, send)
+                return
+            seen = 0
+
+            async def counting_receive() -> Message:
+                nonlocal seen
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen += len(message.get("body", b""))
+                    if seen > limit:
+                        raise ApiError(413, f"the request body is larger than the {mb} MB limit")
+                return message
+
+            await self.app(scope, counting_receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(
     settings: Settings, *, db: Database | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
 ) -> FastAPI:
@@ -81,11 +115,11 @@ def create_app(
         description="Semantic photo search: find photos by text, by example image or by metadata. "
         "Authenticate with an API key in the `x-api-key` header (`photosearch users key create`).",
         lifespan=lifespan,
-        max_body_size=JSON_BODY_LIMIT,
     )
     app.state.ctx = ctx
     install_error_handlers(app)
 
+    app.add_middleware(BodyLimit, json_limit=JSON_BODY_LIMIT, upload_limit=max_upload_bytes + 1024 * 1024)
     app.add_middleware(SecurityHeaders)
     for module in (server, auth, libraries, jobs, assets, search, pages):
         app.include_router(module.router)

@@ -39,7 +39,8 @@ async def read_image_upload(file: UploadFile, limit: int) -> bytes:
     """Read an upload up to `limit` bytes: 413 past it, 422 if empty, 415 if the bytes are not an image."""
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise ApiError(413, f"the image is larger than the {limit // (1024 * 1024) or limit} MB upload limit")
+        size = f"{limit / (1024 * 1024):.0f} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
+        raise ApiError(413, f"the image is larger than the {size} upload limit")
     if not data:
         raise ApiError(422, "file: the upload is empty")
     if sniff_image(data[:64]) is None:

@@ -123,11 +123,14 @@ def index(request: Request, ctx: Ctx) -> Response:
 
 
 @router.get("/photos/{asset_id}", response_class=HTMLResponse)
-def photo(asset_id: UUID, request: Request, ctx: Ctx) -> Response:
+def photo(asset_id: str, request: Request, ctx: Ctx) -> Response:
     user = _page_user(request)
     if user is None:
         return _to_login(request)
-    row = asset_for_user(ctx.db, asset_id, user["id"])
+    try:
+        row = asset_for_user(ctx.db, UUID(asset_id), user["id"])
+    except ValueError:  # not a UUID: the same page as a missing photo
+        row = None
     if row is None:
         return templates.TemplateResponse(
             request,

@@ -19,7 +19,6 @@ from photosearch.api.uploads import decode_image, read_image_upload
 from photosearch.db.asset_access import indexed_counts
 
 router = APIRouter(tags=["search"])
-UPLOAD_CEILING = 256 * 1024 * 1024  # hard stop for the multipart parser; the app's own limit is lower
 
 _Text = Annotated[str | None, Field(default=None, max_length=200)]
 
@@ -107,7 +106,7 @@ def smart_search(body: SmartSearchRequest, user: CurrentUser, ctx: Ctx) -> dict:
     return run_search(ctx, user, {**fields, "text": body.query})
 
 
-@router.post("/api/search/image", response_model=SearchResponse, max_body_size=UPLOAD_CEILING)
+@router.post("/api/search/image", response_model=SearchResponse)
 async def image_search(
     user: CurrentUser,
     ctx: Ctx,
