@@ -67,6 +67,11 @@ def page(browser, live: LiveServer) -> Iterator:
             errors.append(f"{m.text} at {m.location.get('url')}")
 
     pg.on("console", on_console)
+    # Nothing may be fetched from other hosts (no CDN, no map tiles at page load).
+    pg.on(
+        "request",
+        lambda r: None if r.url.startswith((live.url, "data:", "blob:")) else errors.append(f"external: {r.url}"),
+    )
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.set_default_timeout(30_000)
     yield pg
