@@ -5,6 +5,8 @@ Goldens come from scripts/make_goldens.py (torch, open_clip); nothing here needs
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +72,24 @@ def test_every_text_matches_reference(model_fixture: str, golden_texts, request)
     cos = np.sum(emb * ref, axis=1)
     bad = {t: float(c) for t, c in zip(texts, cos, strict=True) if c < MIN_COSINE}
     assert not bad, f"cosine below {MIN_COSINE}: {bad}"
+
+
+def test_mclip_style_text_tower(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """immich's multilingual (M-CLIP) exports: `input_ids` + `attention_mask`, case-sensitive HF
+    tokenizer padded with its pad token, batch 1. Ids and embeddings match transformers + torch."""
+    fixtures = tiny_model_dir.parent
+    d = tmp_path / "tiny-mclip"
+    shutil.copytree(tiny_model_dir, d)
+    shutil.rmtree(d / "textual")
+    shutil.copytree(fixtures / "tiny-mclip-textual", d / "textual")
+    model = ClipModel(d, threads=2)
+    texts = json.loads((fixtures / "goldens" / "mclip_texts.json").read_text())
+    ref_ids = np.load(fixtures / "goldens" / "mclip_ids.npy")
+    ref = np.load(fixtures / "goldens" / "mclip_embeddings.npy")
+    assert not model.tokenizer.clean == "lower" and model.tokenizer.pad_id != 0
+    ids = model.tokenizer(texts)
+    for text, ours, theirs in zip(texts, ids, ref_ids, strict=True):
+        assert ours.tolist() == theirs.tolist(), f"token ids differ for {text!r}"
+    emb = model.encode_texts(texts)
+    assert model.textual.fixed_batch == 1 and model.textual.extra_inputs == ["attention_mask"]
+    assert np.all(np.sum(emb * ref, axis=1) >= MIN_COSINE)

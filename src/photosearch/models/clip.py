@@ -28,19 +28,26 @@ if TYPE_CHECKING:
     from photosearch.config import Settings
 
 MAX_BATCH = 32
+_NP_TYPES = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64}
 
 
 class OnnxTower:
-    """One ONNX model file, its session created on first use (thread-safe)."""
+    """One ONNX model file, its session created on first use (thread-safe).
 
-    def __init__(self, path: Path, input_name: str, threads: int) -> None:
+    `input_names`: accepted names of the main input, first match wins (text towers: `text` for
+    open_clip exports, `input_ids` + `attention_mask` for immich's M-CLIP exports)."""
+
+    def __init__(self, path: Path, input_names: tuple[str, ...], threads: int) -> None:
         self.path = path
-        self.input_name = input_name
+        self.input_names = input_names
+        self.input_name = input_names[0]
         self.threads = max(1, int(threads))
         self._session: ort.InferenceSession | None = None
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self.concurrent_runs = 1
+        self.extra_inputs: list[str] = []
+        self._dtypes: dict[str, Any] = {}
 
     @property
     def session(self) -> ort.InferenceSession:
@@ -48,7 +55,7 @@ class OnnxTower:
             with self._lock:
                 if self._session is None:
                     sess = self._create(self.threads)
-                    if self.threads > 1 and _fixed_batch(sess, self.input_name) is not None:
+                    if self.threads > 1 and _fixed_batch(sess, self.input_names) is not None:
                         # A batch-1 model cannot batch, and one small inference keeps several threads
                         # busy poorly: run single-threaded inferences side by side instead.
                         sess = self._create(1)
@@ -76,8 +83,12 @@ class OnnxTower:
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise ModelError(f"model file {self.path} is corrupt or not an ONNX model: {exc}") from exc
         names = [i.name for i in sess.get_inputs()]
-        if self.input_name not in names:
-            raise ModelError(f"model file {self.path} has inputs {names}, expected {self.input_name!r}")
+        found = [n for n in self.input_names if n in names]
+        if not found:
+            raise ModelError(f"model file {self.path} has inputs {names}, expected one of {self.input_names}")
+        self.input_name = found[0]
+        self.extra_inputs = [n for n in names if n != self.input_name]
+        self._dtypes = {i.name: _NP_TYPES.get(i.type) for i in sess.get_inputs()}
         return sess
 
     def input_shape(self) -> list[Any]:
@@ -87,33 +98,50 @@ class OnnxTower:
     @property
     def fixed_batch(self) -> int | None:
         """The batch size baked into the model (immich exports: 1), or None when dynamic."""
-        return _fixed_batch(self.session, self.input_name)
+        return _fixed_batch(self.session, (self.input_name,))
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        sess = self.session
+        feeds = {self.input_name: x, **(extra or {})}
+        for k, v in feeds.items():  # e.g. int64 token ids for exports that declare them
+            want = self._dtypes.get(k)
+            if want is not None and v.dtype != want:
+                feeds[k] = v.astype(want)
         try:
-            out = self.session.run(None, {self.input_name: x})[0]
+            out = sess.run(None, feeds)[0]
         except ModelError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise ModelError(f"inference with {self.path} failed: {exc}") from exc
         return np.asarray(out, dtype=np.float32)
 
-    def run_batched(self, x: np.ndarray, max_batch: int = MAX_BATCH) -> np.ndarray:
+    def run_batched(
+        self, x: np.ndarray, extra: dict[str, np.ndarray] | None = None, max_batch: int = MAX_BATCH
+    ) -> np.ndarray:
         """Whole batch at once when the batch axis is dynamic; chunks of the fixed size otherwise."""
+        extra = extra or {}
         fixed = self.fixed_batch
         step = fixed or max_batch
         if len(x) <= step and (fixed is None or len(x) == fixed):
-            return self.run(x)
-        chunks = [x[i : i + step] for i in range(0, len(x), step)]
-        if fixed is not None and len(chunks[-1]) < fixed:  # pad the last chunk of a fixed-batch model
-            last = chunks[-1]
-            chunks[-1] = np.concatenate([last, np.repeat(last[-1:], fixed - len(last), axis=0)])
+            return self.run(x, extra)
+        arrays = {self.input_name: x, **extra}
+        chunks = []
+        for i in range(0, len(x), step):
+            chunk = {k: v[i : i + step] for k, v in arrays.items()}
+            if fixed is not None and len(x) - i < fixed:  # pad the last chunk of a fixed-batch model
+                chunk = {k: np.concatenate([v, np.repeat(v[-1:], fixed - len(v), axis=0)]) for k, v in chunk.items()}
+            chunks.append(chunk)
+
+        def one(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            main = feeds.pop(self.input_name)
+            return self.run(main, feeds)
+
         if self.concurrent_runs > 1 and len(chunks) > 1:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.concurrent_runs, thread_name_prefix="onnx")
-            parts = list(self._pool.map(self.run, chunks))
+            parts = list(self._pool.map(one, chunks))
         else:
-            parts = [self.run(c) for c in chunks]
+            parts = [one(c) for c in chunks]
         return np.concatenate(parts)[: len(x)]
 
     def unload(self) -> None:
@@ -142,8 +170,8 @@ class ClipModel:
         cfg_path = self.model_dir / "visual" / "preprocess_cfg.json"
         self.preprocessor = Preprocessor(PreprocessConfig.from_dict(read_json(cfg_path), str(cfg_path)))
         self.image_size = self.preprocessor.size
-        self.visual = OnnxTower(self.model_dir / "visual" / "model.onnx", "image", threads)
-        self.textual = OnnxTower(self.model_dir / "textual" / "model.onnx", "text", threads)
+        self.visual = OnnxTower(self.model_dir / "visual" / "model.onnx", ("image",), threads)
+        self.textual = OnnxTower(self.model_dir / "textual" / "model.onnx", ("text", "input_ids"), threads)
         self._tokenizer: ClipTokenizer | None = None
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
@@ -186,9 +214,13 @@ class ClipModel:
         ids, lengths = self.tokenizer.encode(list(texts))
         shape = self.textual.input_shape()
         if len(shape) > 1 and not isinstance(shape[1], int):
-            # dynamic token axis (our causal CLIP exports): padding after the end token is inert
+            # dynamic token axis: padding is inert (causal mask + end-token pooling in our CLIP
+            # exports, attention mask + masked mean in M-CLIP), so short queries skip it
             ids = np.ascontiguousarray(ids[:, : max(2, int(lengths.max()))])
-        return self._checked(_normalize(self.textual.run_batched(ids)))
+        extra = {}
+        if "attention_mask" in self.textual.extra_inputs:
+            extra["attention_mask"] = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int32)
+        return self._checked(_normalize(self.textual.run_batched(ids, extra)))
 
     def encode_text(self, text: str) -> np.ndarray:
         """One query -> [D], LRU-cached (search repeats queries: paging, filters, the web UI)."""
@@ -233,8 +265,8 @@ class ClipModel:
         }
 
 
-def _fixed_batch(sess: ort.InferenceSession, input_name: str) -> int | None:
-    dim = next(i for i in sess.get_inputs() if i.name == input_name).shape[0]
+def _fixed_batch(sess: ort.InferenceSession, input_names: tuple[str, ...]) -> int | None:
+    dim = next(i for i in sess.get_inputs() if i.name in input_names).shape[0]
     return dim if isinstance(dim, int) and dim > 0 else None
 
 

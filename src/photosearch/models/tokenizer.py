@@ -39,6 +39,8 @@ def canonicalize_text(text: str) -> str:
 
 
 def clean_text(text: str, mode: str) -> str:
+    if mode == "spaces":  # M-CLIP (immich): whitespace collapsed, nothing else
+        return whitespace_clean(text)
     if mode == "lower":
         return whitespace_clean(basic_clean(text)).lower()
     if mode == "whitespace":
@@ -59,11 +61,17 @@ class ClipTokenizer:
             raise ModelError(f"model file {path} is corrupt: {exc}") from exc
         self.context_length = int(text_cfg.get("context_length", 77))
         kwargs = text_cfg.get("tokenizer_kwargs") or {}
-        self.hf_tokenizer = bool(text_cfg.get("hf_tokenizer_name"))
-        # open_clip's own CLIP tokenizer lower-cases; its HF wrapper defaults to whitespace cleaning
-        self.clean = kwargs.get("clean") or ("whitespace" if self.hf_tokenizer else "lower")
+        tok_cfg = read_json(textual_dir / "tokenizer_config.json")
+        clip_bpe = tok_cfg.get("tokenizer_class", "CLIPTokenizer") in ("CLIPTokenizer", "CLIPTokenizerFast")
+        self.hf_tokenizer = bool(text_cfg.get("hf_tokenizer_name")) or not clip_bpe
+        if text_cfg.get("hf_tokenizer_name"):
+            default_clean = "whitespace"  # open_clip's HFTokenizer
+        elif not clip_bpe:
+            default_clean = "spaces"  # M-CLIP text towers (XLM-R, LaBSE) as immich feeds them
+        else:
+            default_clean = "lower"  # open_clip's own CLIP tokenizer
+        self.clean = kwargs.get("clean") or default_clean
         if self.hf_tokenizer:
-            tok_cfg = read_json(textual_dir / "tokenizer_config.json")
             pad = tok_cfg.get("pad_token")
             pad = pad.get("content") if isinstance(pad, dict) else pad
             pad_id = self._tok.token_to_id(pad) if pad else None
@@ -76,7 +84,8 @@ class ClipTokenizer:
         self._tok.enable_truncation(max_length=self.context_length)
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """-> (ids int32 [N, context_length], lengths int [N]: tokens before padding)."""
+        """-> (ids int32 [N, context_length], lengths int [N]: tokens before padding).
+        The attention mask, for towers that take one, is `arange(L) < lengths`."""
         encs = self._tok.encode_batch([clean_text(t, self.clean) for t in texts])
         ids = np.full((len(texts), self.context_length), self.pad_id, dtype=np.int32)
         lengths = np.zeros(len(texts), dtype=np.int64)
