@@ -213,12 +213,14 @@ class ClipModel:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         ids, lengths = self.tokenizer.encode(list(texts))
         shape = self.textual.input_shape()
-        if len(shape) > 1 and not isinstance(shape[1], int):
-            # dynamic token axis: padding is inert (causal mask + end-token pooling in our CLIP
-            # exports, attention mask + masked mean in M-CLIP), so short queries skip it
+        masked = "attention_mask" in self.textual.extra_inputs
+        if len(shape) > 1 and not isinstance(shape[1], int) and (masked or not self.tokenizer.hf_tokenizer):
+            # dynamic token axis where padding is provably inert (CLIP BPE towers: causal mask and
+            # end-token pooling; M-CLIP: attention mask), so short queries skip it. Other towers
+            # (e.g. SigLIP pools over the full padded sequence) always get the full context.
             ids = np.ascontiguousarray(ids[:, : max(2, int(lengths.max()))])
         extra = {}
-        if "attention_mask" in self.textual.extra_inputs:
+        if masked:
             extra["attention_mask"] = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int32)
         return self._checked(_normalize(self.textual.run_batched(ids, extra)))
 
