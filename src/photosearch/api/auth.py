@@ -103,6 +103,9 @@ class LoginThrottle:
 
     def failed(self, email: str, client: str) -> None:
         with self._lock:
+            if len(self._failures) > 50_000:  # sprayed emails: forget what has expired, keep memory bounded
+                for key in [k for k in self._failures if not self._recent(k)]:
+                    del self._failures[key]
             self._recent((email.lower(), client)).append(time.monotonic())
 
     def succeeded(self, email: str, client: str) -> None:
