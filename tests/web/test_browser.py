@@ -175,3 +175,25 @@ def test_wrong_password_message(page: Page, live: LiveServer, shots: Path) -> No
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_contain_text("Wrong email or password")
     page.screenshot(path=shots / "10-login-error.png")
+
+
+UNLABELLED_JS = """() => Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea, button'))
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                  && !el.getAttribute('aria-labelledby') && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+    .map(el => el.outerHTML.slice(0, 80))"""
+NO_ALT_JS = "() => Array.from(document.querySelectorAll('img')).filter(i => !i.hasAttribute('alt')).map(i => i.src)"
+
+
+def test_pages_are_labelled(page: Page, live: LiveServer) -> None:
+    """Every control has an accessible name and every image an alt text, on each page."""
+    page.goto("/login")
+    assert page.evaluate(UNLABELLED_JS) == []
+    login(page, live.alice)
+    search_text(page, "rocks")
+    page.locator("#filters summary").click()
+    assert page.evaluate(UNLABELLED_JS) == [] and page.evaluate(NO_ALT_JS) == []
+    page.goto("/")
+    page.keyboard.press("Tab")  # the skip link comes first
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.goto(f"/photos/{live.alice.assets[0]['id']}")
+    assert page.evaluate(UNLABELLED_JS) == [] and page.evaluate(NO_ALT_JS) == []
