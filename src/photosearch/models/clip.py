@@ -35,17 +35,23 @@ class OnnxTower:
     """One ONNX model file, its session created on first use (thread-safe).
 
     `input_names`: accepted names of the main input, first match wins (text towers: `text` for
-    open_clip exports, `input_ids` + `attention_mask` for immich's M-CLIP exports)."""
+    open_clip exports, `input_ids` + `attention_mask` for immich's M-CLIP exports).
+    `parallel`: throughput over latency. The session then runs single-threaded and a batch is
+    split into `threads` chunks run side by side (one image each for batch-1 models). Measured
+    on a 2-core box shared with other work, this beats one 2-thread inference (whose threads
+    spin and wait on each other) and it is the only way to use several cores with immich's
+    batch-1 exports. Text towers keep multi-threaded sessions: a query is one latency-bound call.
+    """
 
-    def __init__(self, path: Path, input_names: tuple[str, ...], threads: int) -> None:
+    def __init__(self, path: Path, input_names: tuple[str, ...], threads: int, *, parallel: bool = False) -> None:
         self.path = path
         self.input_names = input_names
         self.input_name = input_names[0]
         self.threads = max(1, int(threads))
+        self.concurrent_runs = self.threads if parallel else 1
         self._session: ort.InferenceSession | None = None
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self.concurrent_runs = 1
         self.extra_inputs: list[str] = []
         self._dtypes: dict[str, Any] = {}
 
@@ -54,13 +60,7 @@ class OnnxTower:
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    sess = self._create(self.threads)
-                    if self.threads > 1 and _fixed_batch(sess, self.input_names) is not None:
-                        # A batch-1 model cannot batch, and one small inference keeps several threads
-                        # busy poorly: run single-threaded inferences side by side instead.
-                        sess = self._create(1)
-                        self.concurrent_runs = self.threads
-                    self._session = sess
+                    self._session = self._create(1 if self.concurrent_runs > 1 else self.threads)
         return self._session
 
     @property
@@ -121,7 +121,7 @@ class OnnxTower:
         """Whole batch at once when the batch axis is dynamic; chunks of the fixed size otherwise."""
         extra = extra or {}
         fixed = self.fixed_batch
-        step = fixed or max_batch
+        step = fixed or max(1, min(max_batch, -(-len(x) // self.concurrent_runs)))
         if len(x) <= step and (fixed is None or len(x) == fixed):
             return self.run(x, extra)
         arrays = {self.input_name: x, **extra}
@@ -170,7 +170,7 @@ class ClipModel:
         cfg_path = self.model_dir / "visual" / "preprocess_cfg.json"
         self.preprocessor = Preprocessor(PreprocessConfig.from_dict(read_json(cfg_path), str(cfg_path)))
         self.image_size = self.preprocessor.size
-        self.visual = OnnxTower(self.model_dir / "visual" / "model.onnx", ("image",), threads)
+        self.visual = OnnxTower(self.model_dir / "visual" / "model.onnx", ("image",), threads, parallel=True)
         self.textual = OnnxTower(self.model_dir / "textual" / "model.onnx", ("text", "input_ids"), threads)
         self._tokenizer: ClipTokenizer | None = None
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -262,6 +262,7 @@ class ClipModel:
             "textual_batch": "dynamic" if self.textual.fixed_batch is None else self.textual.fixed_batch,
             "text_length": "dynamic" if not isinstance(tshape[1], int) else tshape[1],
             "visual_input": vshape,
+            "threads": f"text: 1 x {self.textual.threads}; images: {self.visual.concurrent_runs} x 1",
             "interpolation": self.preprocessor.config.interpolation,
             "resize_mode": self.preprocessor.config.resize_mode,
         }
