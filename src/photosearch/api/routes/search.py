@@ -24,25 +24,41 @@ _Text = Annotated[str | None, Field(default=None, max_length=200)]
 
 
 class SearchFilters(BaseModel):
-    """Metadata filters, combined with AND. Unknown fields are refused rather than silently ignored."""
+    """Metadata filters of the search service, combined with AND (the caller's own photos only).
+    Unknown fields are refused rather than silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
     taken_after: datetime | None = Field(default=None, description="Taken at or after (ISO 8601)")
     taken_before: datetime | None = Field(default=None, description="Taken before (ISO 8601)")
+    created_after: datetime | None = Field(default=None, description="Added to the index at or after")
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
     make: _Text = None
     model: _Text = None
     lens_model: _Text = None
     country: _Text = None
     state: _Text = None
     city: _Text = None
+    file_name_contains: _Text = None
     is_favorite: bool | None = None
     is_archived: bool | None = Field(
         default=False, description="false (default) hides archived photos, true shows only them, null shows both"
     )
+    is_offline: bool | None = None
+    visibility: list[Literal["timeline", "hidden", "locked"]] | None = Field(default=None, max_length=3)
+    with_deleted: bool = False
+    trashed_only: bool = False
     rating_min: int | None = Field(default=None, ge=-1, le=5)
+    rating: int | None = Field(default=None, ge=-1, le=5, description="Exactly this rating")
+    has_gps: bool | None = None
+    bbox: tuple[float, float, float, float] | None = Field(default=None, description="south, west, north, east")
+    near: tuple[float, float, float] | None = Field(default=None, description="latitude, longitude, radius km")
     library_ids: list[UUID] | None = Field(default=None, max_length=100)
     type: Literal["IMAGE", "VIDEO"] | None = None
+    order: Literal["relevance", "date"] = Field(default="relevance", description="date: newest first among the hits")
+    max_distance: float | None = Field(default=None, ge=0, le=2, description="Drop hits farther than this")
 
 
 class PageParams(BaseModel):
@@ -52,6 +68,7 @@ class PageParams(BaseModel):
 
 class SmartSearchRequest(SearchFilters, PageParams):
     query: str = Field(min_length=1, max_length=1000, description="What to look for, in words")
+    negative_text: str | None = Field(default=None, max_length=1000, description="Steer away from this")
 
 
 # API field name -> SearchQuery field name, where they differ.
