@@ -222,6 +222,17 @@ def test_upload_form_errors(live: LiveServer) -> None:
         r = c.post("/api/search/image", files={"file": ("big.jpg", b"\xff\xd8\xff" + b"\0" * limit)})
         assert r.status_code == 413 and "limit" in r.json()["message"]
 
+        def chunked_upload():  # no Content-Length: the limit must hold while streaming
+            yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n\r\n\xff\xd8\xff'
+            for _ in range(limit // 65536 + 40):
+                yield b"\0" * 65536
+            yield b"\r\n--B--\r\n"
+
+        r = c.post(
+            "/api/search/image", content=chunked_upload(), headers={"content-type": "multipart/form-data; boundary=B"}
+        )
+        assert r.status_code == 413 and "limit" in r.json()["message"]
+
 
 def test_decompression_bomb_is_refused(live: LiveServer) -> None:
     buf = io.BytesIO()
