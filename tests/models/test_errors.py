@@ -71,3 +71,9 @@ def test_undecodable_image_is_named(tiny_clip: ClipModel, tmp_path: Path) -> Non
         tiny_clip.encode_images([bad])
     with pytest.raises(ImageDecodeError):
         tiny_clip.preprocessor.load_image(b"")
+
+
+def test_truncated_photo_is_a_decode_error(tiny_clip: ClipModel, photos_dir: Path) -> None:
+    data = (photos_dir / "albums/nature/prairie_falcon.jpg").read_bytes()
+    with pytest.raises(ImageDecodeError, match="truncated"):
+        tiny_clip.preprocessor.load_image(data[: len(data) // 2])

@@ -105,21 +105,21 @@ class Preprocessor:
     def load_image(self, source: Path | str | bytes | Image.Image, draft_to: int | None = None) -> Image.Image:
         """Decode, apply EXIF orientation, convert to RGB. `draft_to`: JPEG DCT-domain downscale,
         never below that many pixels on the short side (much faster for large photos)."""
-        if isinstance(source, Image.Image):
-            img = source
-        else:
-            name = "<bytes>" if isinstance(source, bytes) else str(source)
-            try:
+        name = "<image>" if isinstance(source, Image.Image | bytes) else str(source)
+        try:
+            if isinstance(source, Image.Image):
+                img = source
+            else:
                 img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
                 if draft_to and img.format == "JPEG" and min(img.size) >= 2 * draft_to:
                     img.draft(img.mode, (draft_to, draft_to))
                 img.load()
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-                raise ImageDecodeError(f"cannot decode image {name}: {exc}") from exc
-        if img.getexif().get(0x0112, 1) != 1:
-            img = ImageOps.exif_transpose(img)
-        if img.mode != "RGB":
-            img = img.convert("RGB")
+            if img.getexif().get(0x0112, 1) != 1:
+                img = ImageOps.exif_transpose(img)
+            if img.mode != "RGB":
+                img = img.convert("RGB")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise ImageDecodeError(f"cannot decode image {name}: {exc}") from exc
         return img
 
     def resize_crop(self, img: Image.Image) -> Image.Image:
