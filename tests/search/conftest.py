@@ -1,4 +1,4 @@
-"""One synthetic library per test module (read-only tests share it): 4,000 clustered 64-d embeddings with
+"""One synthetic library per test module (read-only tests share it): 4,000 clustered 256-d embeddings with
 owners, dates, cameras, places and flags, inserted through `photosearch.db.search.bulk_insert_synthetic`."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from photosearch.db.server import ServerInfo, with_dbname
 from photosearch.search.synthetic import SyntheticLibrary, make_library
 
 N_ROWS = 4000
-DIM = 64
+DIM = 256
 
 # File names with characters that break naive SQL or LIKE handling; given to the first rows of the library.
 TRICKY_NAMES = ["it's 100%_done.jpg", "semi;colon -- DROP TABLE assets;.jpg", "C:\\photos\\back.jpg", "Ōsaka 雪.jpg"]

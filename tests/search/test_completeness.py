@@ -12,8 +12,8 @@ from photosearch.search import PlannerConfig, SearchQuery, SearchService
 from tests.search.conftest import SearchFixture, brute_force
 from tests.search.reference import reference_mask
 
-# A small exact threshold so the 4,000-row library exercises both paths under "auto".
-SMALL = PlannerConfig(exact_max_rows=150)
+# Small thresholds so the 4,000-row library exercises every path under "auto".
+SMALL = PlannerConfig(exact_max_rows=20, quantized_max_rows=300)
 
 
 def _window(lib, count: int, start: int = 1000) -> dict:
@@ -41,7 +41,7 @@ def _queries(lib, n: int = 6) -> np.ndarray:
     return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("strategy", ["auto", "exact", "approximate"])
+@pytest.mark.parametrize("strategy", ["auto", "exact", "quantized", "approximate"])
 @pytest.mark.parametrize("k", [10, 64])
 def test_complete_and_accurate_at_every_selectivity(search_fixture: SearchFixture, strategy: str, k: int) -> None:
     fx = search_fixture
@@ -60,6 +60,8 @@ def test_complete_and_accurate_at_every_selectivity(search_fixture: SearchFixtur
                 assert page.plan.strategy == "exact"
             if strategy == "auto" and label == "100%":
                 assert page.plan.strategy == "approximate"
+            if strategy == "auto" and label == "1%" and k == 10:  # (or exact, when the codes rank a far query poorly)
+                assert page.plan.strategy == "quantized" or "binary codes" in (page.plan.fallback or "")
         assert np.mean(recalls) >= 0.98, (label, strategy, k, recalls)
 
 
@@ -93,7 +95,7 @@ def test_seed_scenario_64_nearest_not_by_allen(search_fixture: SearchFixture, st
 
 def test_approximate_falls_back_to_exact_when_the_scan_runs_dry(search_fixture: SearchFixture) -> None:
     fx = search_fixture
-    cfg = PlannerConfig(exact_max_rows=0, max_scan_tuples_min=50, max_scan_tuples_max=50)
+    cfg = PlannerConfig(exact_max_rows=0, quantized_max_rows=0, max_scan_tuples_min=50, max_scan_tuples_max=50)
     window = _window(fx.lib, 3, start=500)
     q = _queries(fx.lib, 1)[0]
     page = SearchService(fx.db, config=cfg).search(SearchQuery(vector=q.tolist(), k=10, **window), fx.admin)
@@ -102,19 +104,24 @@ def test_approximate_falls_back_to_exact_when_the_scan_runs_dry(search_fixture: 
     assert page.plan.strategy == "exact"
 
 
-def test_exact_gives_up_when_the_estimate_was_far_too_low(search_fixture: SearchFixture) -> None:
+def test_paths_give_up_when_the_estimate_was_far_too_low(search_fixture: SearchFixture) -> None:
     fx = search_fixture
-    cfg = PlannerConfig(exact_max_rows=2000, exact_bound_factor=0.1)  # exact, but stop after 200 ids
+    # exact, but stop after 200 rows; quantized stops after 300; then HNSW
+    cfg = PlannerConfig(exact_max_rows=2000, quantized_max_rows=300, bound_factor=0.1)
     q = _queries(fx.lib, 1)[0]
     query = SearchQuery(vector=q.tolist(), k=10, **_window(fx.lib, 400))
     page = SearchService(fx.db, config=cfg).search(query, fx.admin)
-    assert page.plan.fallback and "switched to HNSW" in page.plan.fallback
+    assert page.plan.fallback and "exact → quantized" in page.plan.fallback
     assert len(page.items) == 10
     expected = set(brute_force(fx.lib, reference_mask(fx.lib, query), q, 10))
     assert len({h.id for h in page.items} & expected) >= 9
+    cfg = PlannerConfig(exact_max_rows=10, quantized_max_rows=2000, bound_factor=0.1)
+    page = SearchService(fx.db, config=cfg).search(query, fx.admin)
+    assert page.plan.fallback and "quantized → approximate" in page.plan.fallback
+    assert len(page.items) == 10
 
 
-@pytest.mark.parametrize("strategy", ["exact", "approximate"])
+@pytest.mark.parametrize("strategy", ["exact", "quantized", "approximate"])
 def test_pages_are_stable_and_disjoint(search_fixture: SearchFixture, strategy: str) -> None:
     fx = search_fixture
     service = SearchService(fx.db)
@@ -138,7 +145,7 @@ def test_order_by_date_reorders_the_same_top_results(search_fixture: SearchFixtu
     assert dates == sorted(dates, reverse=True)
 
 
-@pytest.mark.parametrize("strategy", ["exact", "approximate"])
+@pytest.mark.parametrize("strategy", ["exact", "quantized", "approximate"])
 def test_max_distance_cuts_the_tail(search_fixture: SearchFixture, strategy: str) -> None:
     fx = search_fixture
     q = _queries(fx.lib, 1)[0]

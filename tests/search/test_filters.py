@@ -62,7 +62,7 @@ def _owner_names(filters: dict, fx: SearchFixture) -> list[str] | None:
 
 
 @pytest.mark.parametrize("name", list(FILTERS))
-@pytest.mark.parametrize("strategy", ["exact", "auto"])
+@pytest.mark.parametrize("strategy", ["exact", "quantized", "auto"])
 def test_filter_matches_reference(search_fixture: SearchFixture, name: str, strategy: str) -> None:
     fx = search_fixture
     filters = dict(FILTERS[name])
@@ -92,7 +92,7 @@ def test_non_admin_sees_only_own_photos(search_fixture: SearchFixture) -> None:
     fx = search_fixture
     beth = fx.user("Beth")
     v = _query_vector(fx)
-    for strategy in ("auto", "exact", "approximate"):
+    for strategy in ("auto", "exact", "quantized", "approximate"):
         page = SearchService(fx.db).search(SearchQuery(vector=v, k=100, strategy=strategy), beth)
         assert page.items and all(h.owner_id == beth["id"] for h in page.items)
         mask = reference_mask(fx.lib, SearchQuery(vector=v), owner_names=["Beth"])

@@ -31,6 +31,7 @@ class Metric(StrEnum):
 class StrategyOpt(StrEnum):
     auto = "auto"
     exact = "exact"
+    quantized = "quantized"
     approximate = "approximate"
 
 

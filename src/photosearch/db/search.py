@@ -191,7 +191,8 @@ def embedding_count(conn: psycopg.Connection) -> int:
 class Ranked:
     ids: list[UUID]
     distances: list[float]
-    scanned: int | None = None  # exact: filtered rows seen (None = not bounded)
+    scanned: int | None = None  # exact/quantized: filtered rows seen (None = not bounded)
+    code_rank: int = 0  # quantized: worst Hamming rank (within the pool) among the returned rows
 
 
 def _distance(metric: str, column: str = "s.embedding") -> sql.Composable:
@@ -234,6 +235,50 @@ def exact_search(
     else:
         scanned = None
     return Ranked([r[0] for r in rows], [float(r[1]) for r in rows], scanned)
+
+
+def quantized_search(
+    conn: psycopg.Connection,
+    vector: np.ndarray,
+    where: Where,
+    *,
+    metric: str,
+    pool: int,
+    limit: int,
+    offset: int = 0,
+    max_distance: float | None = None,
+    bound: int | None = None,
+) -> Ranked:
+    """Rank the filtered rows by the Hamming distance of their binary codes (read from a covering index,
+    not the heap), keep the best `pool`, and re-rank those by exact distance. Exact when pool >= matches.
+
+    `bound` works as in exact_search: more than bound matching rows → `scanned > bound`, result incomplete.
+    """
+    set_local(conn, {"enable_hashjoin": "off", "enable_mergejoin": "off"})
+    cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")
+    # Every CTE is MATERIALIZED: inlined, `ORDER BY distance LIMIT k` over smart_search would make the
+    # planner walk the HNSW index and drop the candidates it never reaches.
+    cutoff = sql.SQL("WHERE r.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
+    query = sql.SQL(
+        "WITH f AS MATERIALIZED (SELECT s.asset_id, s.embedding_bq <~> binary_quantize(%(q)s)::varbit AS h"
+        "  FROM {frm} WHERE {where} {cap}),"
+        " c AS MATERIALIZED (SELECT f.asset_id, row_number() OVER (ORDER BY f.h, f.asset_id) AS hr"
+        "  FROM f ORDER BY f.h, f.asset_id LIMIT %(pool)s),"
+        " r AS MATERIALIZED (SELECT s.asset_id AS id, c.hr, {dist} AS distance"
+        "  FROM c JOIN smart_search s ON s.asset_id = c.asset_id)"
+        " SELECT r.id, r.distance, (SELECT count(*) FROM f) AS scanned, r.hr FROM r {cutoff}"
+        " ORDER BY r.distance, r.id LIMIT %(lim)s OFFSET %(off)s"
+    ).format(frm=where.from_clause, where=where.clause, cap=cap, dist=_distance(metric), cutoff=cutoff)
+    params = {**where.params, "q": vector, "pool": pool, "lim": limit, "off": offset, "maxd": max_distance}
+    rows = conn.execute(query, params).fetchall()
+    if rows:
+        scanned = int(rows[0][2])
+    elif bound is not None:
+        scanned = count_matches(conn, where, bound + 1)
+    else:
+        scanned = None
+    worst = max((int(r[3]) for r in rows), default=0)
+    return Ranked([r[0] for r in rows], [float(r[1]) for r in rows], scanned, worst)
 
 
 def approximate_search(

@@ -15,25 +15,25 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-StrategyName = Literal["exact", "approximate"]
+StrategyName = Literal["exact", "quantized", "approximate"]
 
 
 @dataclass(frozen=True)
 class PlannerConfig:
     """Knobs, tuned by benchmarks/search_bench.py on synthetic CLIP-like data (512-d)."""
 
-    exact_max_rows: int = 20_000  # estimated matches at or below this → exact
-    exact_bound_factor: float = 4.0  # exact gathers at most this × exact_max_rows ids before giving up on it
+    exact_max_rows: int = 1_500  # estimated matches at or below this → exact distances on every row
+    quantized_max_rows: int = 40_000  # ... at or below this → binary codes from an index, exact re-rank
+    bound_factor: float = 4.0  # a path gathers at most this × its limit before deciding the estimate was wrong
+    quantized_pool_min: int = 1_000  # rows re-ranked exactly after the Hamming pass (far queries need ~1000)
+    quantized_pool_per_row: int = 16
     ef_search_min: int = 200  # HNSW beam; the pool below is re-sorted by exact distance
     ef_per_row: int = 8  # ef_search grows with the rows asked for: top-64 needs a wider beam than top-10
-    pool_factor: float = 1.0  # candidate pool = max(depth × pool_factor, pool_min)
+    pool_factor: float = 1.0  # HNSW candidate pool = max(depth × pool_factor, pool_min)
     pool_min: int = 40
     max_scan_tuples_min: int = 20_000
     max_scan_tuples_max: int = 200_000
     scan_mem_multiplier: int = 2
-
-    def bound(self) -> int:
-        return int(self.exact_max_rows * self.exact_bound_factor)
 
 
 class QueryPlan(BaseModel):
@@ -97,21 +97,53 @@ def choose(
 ) -> Decision:
     """Pick the strategy for a query whose filters match about `estimated` of `total` embedded assets."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
+    q_pool = min(10_000, max(cfg.quantized_pool_min, cfg.quantized_pool_per_row * depth))
     if forced == "exact":
         return Decision("exact", "forced by the query")
+    if forced == "quantized":
+        return Decision("quantized", "forced by the query", pool=q_pool)
     if forced == "approximate":
         d = approximate_settings(cfg, depth, selectivity, ef_override)
         d.reason = "forced by the query"
         return d
-    if estimated <= cfg.exact_max_rows or total <= cfg.exact_max_rows:
+
+    def bounded(limit: int) -> int | None:
+        b = int(limit * cfg.bound_factor)
+        return b if total > b else None
+
+    if estimated <= cfg.exact_max_rows or estimated <= depth:
         return Decision(
             "exact",
-            f"~{estimated} matching rows ≤ {cfg.exact_max_rows}: scanning them exactly is cheap and has recall 1.0",
-            bound=cfg.bound() if total > cfg.bound() else None,
+            f"~{estimated} matching rows ≤ {cfg.exact_max_rows}: exact distances on each (recall 1.0)",
+            bound=bounded(cfg.exact_max_rows),
+        )
+    if estimated <= cfg.quantized_max_rows:
+        return Decision(
+            "quantized",
+            f"~{estimated} matching rows ≤ {cfg.quantized_max_rows}: rank their binary codes from an index,"
+            f" re-rank the best {q_pool} exactly",
+            pool=q_pool,
+            bound=bounded(cfg.quantized_max_rows),
         )
     d = approximate_settings(cfg, depth, selectivity, ef_override)
     d.reason = (
-        f"~{estimated} matching rows ({selectivity:.1%}) > {cfg.exact_max_rows}: HNSW iterative scan,"
+        f"~{estimated} matching rows ({selectivity:.1%}) > {cfg.quantized_max_rows}: HNSW iterative scan,"
         f" pool of {d.pool} re-sorted exactly"
     )
     return d
+
+
+def escalate(cfg: PlannerConfig, previous: Decision, *, total: int, depth: int) -> Decision:
+    """The next path when `previous` found more matching rows than its bound: exact → quantized → HNSW."""
+    if previous.strategy == "exact":
+        d = choose(cfg, estimated=cfg.quantized_max_rows, total=total, depth=depth, forced="quantized")
+        b = int(cfg.quantized_max_rows * cfg.bound_factor)
+        d.bound = b if total > b else None
+        return d
+    return choose(
+        cfg,
+        estimated=max(cfg.quantized_max_rows + 1, (previous.bound or 0) + 1),
+        total=total,
+        depth=depth,
+        forced="approximate",
+    )

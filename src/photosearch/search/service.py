@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from photosearch.db import Database
 from photosearch.db import search as sq
-from photosearch.search.planner import PlannerConfig, QueryPlan, choose
+from photosearch.search.planner import Decision, PlannerConfig, QueryPlan, choose, escalate
 from photosearch.search.query import SearchError, SearchQuery
 
 # Every search transaction: no JIT (compiling costs 50-100 ms, more than the query), no parallel workers
@@ -197,6 +197,14 @@ class SearchService:
         next_page = query.page + 1 if len(items) == query.k and query.depth + query.k <= 10_000 else None
         return SearchPage(items=items, page=query.page, k=query.k, next_page=next_page, plan=plan)
 
+    @staticmethod
+    def _codes_trusted(ranked: sq.Ranked, pool: int) -> bool:
+        """The Hamming pre-ranking is trusted when every returned row sat in the first half of the pool
+        (or the pool held every matching row, which makes the re-rank exact)."""
+        if ranked.scanned is not None and ranked.scanned <= pool:
+            return True
+        return ranked.code_rank <= pool // 2
+
     def _run(
         self,
         conn: psycopg.Connection,
@@ -233,16 +241,34 @@ class SearchService:
             filters=where.conditions,
         )
         common = {"metric": query.distance, "limit": query.k, "offset": query.offset}
-        if d.strategy == "exact":
+        while d.strategy in ("exact", "quantized"):
             t = time.perf_counter()
-            ranked = sq.exact_search(conn, vec, where, bound=d.bound, max_distance=query.max_distance, **common)
-            timings["exact"] = _ms(t)
-            if d.bound is None or ranked.scanned is None or ranked.scanned <= d.bound:
-                return plan, ranked
-            # The estimate was far too low: more than `bound` rows match, so exact would be slow.
-            plan.fallback = f"more than {d.bound} rows match (estimate was {estimated}): switched to HNSW"
-            d = choose(self.config, estimated=d.bound + 1, total=total, depth=query.depth, forced="approximate")
-            plan.strategy = "approximate"
+            if d.strategy == "exact":
+                ranked = sq.exact_search(conn, vec, where, bound=d.bound, max_distance=query.max_distance, **common)
+            else:
+                ranked = sq.quantized_search(
+                    conn, vec, where, pool=d.pool or 200, bound=d.bound, max_distance=query.max_distance, **common
+                )
+                plan.pool = d.pool
+            timings[d.strategy] = _ms(t)
+            if d.bound is not None and ranked.scanned is not None and ranked.scanned > d.bound:
+                # The estimate was far too low: more than `bound` rows match, so this path would be slow.
+                previous = d.strategy
+                d = escalate(self.config, d, total=total, depth=query.depth)
+                note = f"more than {d_bound(previous, self.config)} rows match (estimate was {estimated}):"
+                note += f" {previous} → {d.strategy}"
+                plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
+                plan.strategy = d.strategy
+                continue
+            if d.strategy == "quantized" and not self._codes_trusted(ranked, d.pool or 0):
+                # A result came from deep in the Hamming ranking: the codes rank this query poorly (typical of
+                # a query far from every photo), so the pool may have missed better rows. Exact is certain.
+                note = f"binary codes ranked a result at {ranked.code_rank} of {d.pool}: re-ran exactly"
+                plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
+                d = Decision("exact", "fallback")
+                plan.strategy = "exact"
+                continue
+            return plan, ranked
         plan.ef_search, plan.pool, plan.max_scan_tuples = d.ef_search, d.pool, d.max_scan_tuples
         t = time.perf_counter()
         sq.set_local(conn, d.hnsw_settings)
@@ -259,6 +285,11 @@ class SearchService:
         plan.fallback = f"HNSW found {found} of the {query.depth} rows needed: re-ran exactly"
         plan.strategy = "exact"
         return plan, ranked
+
+
+def d_bound(strategy: str, cfg: PlannerConfig) -> int:
+    limit = cfg.exact_max_rows if strategy == "exact" else cfg.quantized_max_rows
+    return int(limit * cfg.bound_factor)
 
 
 def _ms(t0: float) -> float:

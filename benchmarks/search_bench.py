@@ -1,0 +1,295 @@
+"""Filtered kNN benchmark: photosearch's planner vs plain pgvector, across filter selectivities.
+
+    python benchmarks/search_bench.py                    # 100k rows (default)
+    python benchmarks/search_bench.py --rows 1000000     # 1M rows (load ~3 min, HNSW build several minutes)
+
+Synthetic clustered 512-d CLIP-like embeddings with realistic metadata (photosearch.search.synthetic):
+owners with skewed shares (Allen 98 %), events with one date/place/camera each, favourites, trash.
+For each selectivity level and method: completeness (share of queries returning min(k, matches) rows),
+recall@k against exact search, p50/p95 latency, QPS (one client). Prints a table, writes JSON and a PNG
+to benchmarks/results/. Runs on its own embedded PostgreSQL (default /tmp/photosearch-bench), reused
+between runs with the same --rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search_bench_levels import levels_for  # noqa: E402
+
+from photosearch.db import search as sq  # noqa: E402
+from photosearch.db.embedding import HNSW_EF_CONSTRUCTION, HNSW_M  # noqa: E402
+from photosearch.db.migrate import migrate  # noqa: E402
+from photosearch.db.pool import check_pgvector, connect_pool  # noqa: E402
+from photosearch.db.server import ServerInfo, start_embedded, stop_embedded, with_dbname  # noqa: E402
+from photosearch.search import PlannerConfig, SearchQuery, SearchService  # noqa: E402
+from photosearch.search.synthetic import make_library  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = ["photosearch", "pgvector default", "pgvector iterative", "exact"]
+
+
+def server(data_dir: Path, shared_buffers: str) -> str:
+    pgdata = data_dir / "pgdata"
+    admin = start_embedded(pgdata)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        current = conn.execute("SHOW shared_buffers").fetchone()[0]
+        if current.lower() != shared_buffers.lower():
+            conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(shared_buffers)))
+            restart = True
+        else:
+            restart = False
+    if restart:
+        stop_embedded(pgdata)
+        admin = start_embedded(pgdata)
+    return admin
+
+
+def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool) -> tuple[str, dict]:
+    name = f"bench_{rows}_{dim}_m{m}_efc{efc}"
+    dsn = with_dbname(admin, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and not fresh:
+            with psycopg.connect(dsn) as c:
+                info = c.execute("SELECT value FROM system_metadata WHERE key = 'bench'").fetchone()
+            if info:
+                print(f"reusing database {name}", flush=True)
+                return dsn, info[0]
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    check_pgvector(dsn)
+    migrate(dsn)
+    t = time.perf_counter()
+    lib = make_library(rows, dim)
+    gen_s = time.perf_counter() - t
+    with psycopg.connect(dsn) as conn:
+        register_vector(conn)
+        conn.execute(
+            "UPDATE system_metadata SET value = jsonb_build_object('model', 'synthetic', 'dim', %s::int)"
+            " WHERE key = 'embedding'",
+            (dim,),
+        )
+        conn.execute(sql.SQL("ALTER TABLE smart_search ALTER COLUMN embedding TYPE vector({})").format(dim))
+        conn.execute("ALTER TABLE smart_search ALTER COLUMN embedding SET STORAGE PLAIN")
+        t = time.perf_counter()
+        bulk_t = time.perf_counter()
+        sq.bulk_insert_synthetic(conn, lib)
+        conn.commit()
+        load_s = time.perf_counter() - bulk_t
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("SET maintenance_work_mem = '4GB'")
+        t = time.perf_counter()
+        conn.execute(
+            sql.SQL(
+                "CREATE INDEX smart_search_embedding_idx ON smart_search USING hnsw (embedding vector_cosine_ops)"
+                " WITH (m = {}, ef_construction = {})"
+            ).format(sql.Literal(m), sql.Literal(efc))
+        )
+        build_s = time.perf_counter() - t
+        sizes = conn.execute(
+            "SELECT pg_size_pretty(pg_relation_size('smart_search')),"
+            " pg_size_pretty(pg_relation_size('smart_search_embedding_idx'))"
+        ).fetchone()
+        info = {
+            "rows": rows,
+            "dim": dim,
+            "m": m,
+            "ef_construction": efc,
+            "generate_s": round(gen_s, 1),
+            "load_s": round(load_s, 1),
+            "hnsw_build_s": round(build_s, 1),
+            "table_size": sizes[0],
+            "index_size": sizes[1],
+        }
+        conn.execute("INSERT INTO system_metadata (key, value) VALUES ('bench', %s)", (json.dumps(info),))
+    print(f"loaded {rows} rows: {info}", flush=True)
+    return dsn, info
+
+
+def sample_queries(dsn: str, n: int, seed: int = 99) -> np.ndarray:
+    """Queries near the data but not on it: stored embeddings plus noise (as make_queries does)."""
+    with psycopg.connect(dsn) as conn:
+        register_vector(conn)
+        conn.execute("SELECT setseed(0.42)")
+        rows = conn.execute(
+            "SELECT embedding FROM smart_search TABLESAMPLE BERNOULLI (1) REPEATABLE (7) LIMIT %s", (n,)
+        ).fetchall()
+    base = np.stack([r[0].to_numpy() for r in rows]).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(base.shape).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    q = base + 0.7 * noise
+    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+
+
+def pgvector_query(conn: psycopg.Connection, vec: np.ndarray, where: sq.Where, k: int, settings: dict) -> list:
+    """What a pgvector user writes: filter + ORDER BY distance LIMIT k, with the given hnsw.* settings."""
+    with conn.transaction():
+        sq.set_local(conn, {"jit": "off", "max_parallel_workers_per_gather": 0, **settings})
+        query = sql.SQL("SELECT s.asset_id FROM {} WHERE {} ORDER BY s.embedding <=> %(q)s LIMIT %(k)s").format(
+            where.from_clause, where.clause
+        )
+        return [r[0] for r in conn.execute(query, {**where.params, "q": vec, "k": k})]
+
+
+def run_level(db, conn, service, admin_user, queries, level: dict, k: int, ef: int | None) -> dict:
+    base = SearchQuery(vector=[0.0] * queries.shape[1], k=k, **level["filters"])
+    scope = service.owner_scope(conn, base, admin_user)
+    where = sq.compile_filters(base, scope)
+    matches = sq.count_matches(conn, where)
+    conn.commit()
+    need = min(k, matches)
+    out: dict = {"label": level["label"], "matches": matches, "methods": {}}
+    truth: list[set] = []
+    per: dict[str, dict[str, list]] = {m: {"lat": [], "ids": [], "plans": []} for m in METHODS}
+    pg_default = {"hnsw.ef_search": ef or 40} if ef else {}
+    pg_iter = {"hnsw.iterative_scan": "relaxed_order", **({"hnsw.ef_search": ef} if ef else {})}
+    for q in queries:
+        args = {**level["filters"], "k": k}
+        for method in METHODS:
+            t = time.perf_counter()
+            if method == "photosearch":
+                page = service.search(SearchQuery(vector=q.tolist(), ef_search=None, **args), admin_user)
+                ids = [h.id for h in page.items]
+                per[method]["plans"].append(page.plan.strategy + (" (fallback)" if page.plan.fallback else ""))
+            elif method == "exact":
+                page = service.search(SearchQuery(vector=q.tolist(), strategy="exact", **args), admin_user)
+                ids = [h.id for h in page.items]
+            elif method == "pgvector default":
+                ids = pgvector_query(conn, q, where, k, pg_default)
+            else:
+                ids = pgvector_query(conn, q, where, k, pg_iter)
+            per[method]["lat"].append(time.perf_counter() - t)
+            per[method]["ids"].append(ids)
+        truth.append(set(per["exact"]["ids"][-1]))
+    for method in METHODS:
+        lat = np.array(per[method]["lat"]) * 1000
+        ids = per[method]["ids"]
+        recall = [len(set(i) & t) / max(1, len(t)) if t else 1.0 for i, t in zip(ids, truth, strict=True)]
+        complete = [len(i) == need for i in ids]
+        plans = per[method]["plans"]
+        out["methods"][method] = {
+            "completeness": float(np.mean(complete)),
+            "recall": float(np.mean(recall)),
+            "p50_ms": float(np.percentile(lat, 50)),
+            "p95_ms": float(np.percentile(lat, 95)),
+            "qps": float(1000.0 / lat.mean()),
+            **({"plans": {p: plans.count(p) for p in sorted(set(plans))}} if plans else {}),
+        }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--queries", type=int, default=40)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--m", type=int, default=HNSW_M)
+    ap.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION)
+    ap.add_argument("--data-dir", type=Path, default=Path("/tmp/photosearch-bench"))
+    ap.add_argument("--shared-buffers", default=None, help="default: enough for table + index (min 1GB)")
+    ap.add_argument("--fresh", action="store_true", help="reload even if a database for --rows exists")
+    ap.add_argument("--only", default=None, help="comma-separated level labels to run")
+    args = ap.parse_args()
+
+    sb = args.shared_buffers or f"{max(1, int(np.ceil(args.rows * args.dim * 4 * 2.6 / 2**30)))}GB"
+    admin = server(args.data_dir, sb)
+    dsn, info = load(admin, args.rows, args.dim, args.m, args.ef_construction, args.fresh)
+    db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
+    config = PlannerConfig()
+    service = SearchService(db, config=config)
+    admin_user = {"id": None, "is_admin": True}
+    queries = sample_queries(dsn, args.queries)
+    results = {"info": info, "shared_buffers": sb, "k": args.k, "planner": asdict(config), "levels": []}
+    with psycopg.connect(dsn, prepare_threshold=None) as conn:
+        register_vector(conn)
+        levels = levels_for(conn, args.rows)
+        if args.only:
+            wanted = set(args.only.split(","))
+            levels = [lv for lv in levels if lv["label"] in wanted]
+        # warm-up: touch the index and the table once
+        for q in queries[:5]:
+            service.search(SearchQuery(vector=q.tolist(), k=args.k, strategy="approximate"), admin_user)
+        for level in levels:
+            k = level.get("k", args.k)
+            res = run_level(db, conn, service, admin_user, queries, level, k, level.get("ef"))
+            res["k"] = k
+            results["levels"].append(res)
+            print_level(res)
+    db.close()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"search_{args.rows}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
+    plot(results, stem.with_suffix(".png"))
+    print_markdown(results)
+    print(f"wrote {stem}.json and {stem}.png")
+
+
+def print_level(res: dict) -> None:
+    print(f"\n{res['label']}: {res['matches']} matches, k={res['k']}", flush=True)
+    for method, r in res["methods"].items():
+        plans = f"  {r['plans']}" if "plans" in r else ""
+        print(
+            f"  {method:20s} complete {r['completeness']:6.1%}  recall {r['recall']:.3f}"
+            f"  p50 {r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  {r['qps']:6.1f} qps{plans}",
+            flush=True,
+        )
+
+
+def print_markdown(results: dict) -> None:
+    info = results["info"]
+    print(f"\n{info['rows']:,} rows × {info['dim']}-d, HNSW m={info['m']} ef_construction={info['ef_construction']}")
+    print("\n| filter | matches | method | complete | recall@k | p50 ms | p95 ms | QPS |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    for lv in results["levels"]:
+        for method, r in lv["methods"].items():
+            print(
+                f"| {lv['label']} | {lv['matches']:,} | {method} | {r['completeness']:.0%} | {r['recall']:.3f}"
+                f" | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['qps']:.0f} |"
+            )
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = [lv for lv in results["levels"] if lv["k"] == results["k"]]
+    x = np.arange(len(levels))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    for method in METHODS:
+        ax1.plot(x, [lv["methods"][method]["p50_ms"] for lv in levels], marker="o", label=method)
+        ax2.plot(x, [lv["methods"][method]["recall"] for lv in levels], marker="o", label=method)
+    for ax in (ax1, ax2):
+        ax.set_xticks(x, [lv["label"] for lv in levels], rotation=30, ha="right", fontsize=8)
+        ax.grid(alpha=0.3)
+    ax1.set_yscale("log")
+    ax1.set_ylabel("p50 latency (ms, log)")
+    ax2.set_ylabel(f"recall@{results['k']} vs exact")
+    ax2.set_ylim(0, 1.02)
+    ax1.legend(fontsize=8)
+    info = results["info"]
+    fig.suptitle(
+        f"Filtered kNN, {info['rows']:,} × {info['dim']}-d (HNSW m={info['m']}, efc={info['ef_construction']})"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
