@@ -137,8 +137,9 @@ class OnnxTower:
             return self.run(main, feeds)
 
         if self.concurrent_runs > 1 and len(chunks) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.concurrent_runs, thread_name_prefix="onnx")
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.concurrent_runs, thread_name_prefix="onnx")
             parts = list(self._pool.map(one, chunks))
         else:
             parts = [one(c) for c in chunks]
