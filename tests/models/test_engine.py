@@ -115,3 +115,18 @@ def test_preprocessor_is_picklable(tiny_clip: ClipModel, photos_dir: Path) -> No
     assert isinstance(clone, Preprocessor) and clone.config == pre.config
     img = pre.load_image(photos_dir / "formats/webp/denali.webp")
     assert np.array_equal(clone(img), pre(img))
+
+
+def test_concurrent_callers_get_consistent_results(tiny_model_dir: Path, photos_dir: Path) -> None:
+    """The API serves requests from several threads with one model: sessions are created once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = ClipModel(tiny_model_dir, threads=2)
+    paths = sorted((photos_dir / "albums" / "nature").glob("*.jpg"))[:4]
+    with ThreadPoolExecutor(4) as pool:
+        imgs = list(pool.map(lambda _: model.encode_images(paths), range(4)))
+        txts = list(pool.map(lambda i: model.encode_text(f"query {i % 2}"), range(8)))
+    for e in imgs[1:]:
+        np.testing.assert_allclose(e, imgs[0], atol=1e-6)
+    np.testing.assert_allclose(txts[0], txts[2], atol=1e-6)
+    assert not np.allclose(txts[0], txts[1])
