@@ -50,6 +50,8 @@ def _check_no_access(live: LiveServer, me: Person, other: Person) -> None:
         filters = json.dumps({"library_ids": [str(other.library["id"])]})
         r = c.post("/api/search/image", files={"file": ("q.jpg", query_photo.read_bytes())}, data={"filters": filters})
         assert r.status_code == 200 and r.json()["items"] == []
+        r = c.get("/api/assets", params={"size": 200})
+        assert r.status_code == 200 and _ids(r.json()["items"]) == own_ids
         r = c.post("/api/search/smart", json={"query": "a photo", "size": 200})
         assert r.status_code == 200 and _ids(r.json()["items"]) == own_ids
         r = c.post("/api/search/smart", json={"query": "a photo", "library_ids": [str(other.library["id"])]})

@@ -66,3 +66,17 @@ def test_library_validation(live: LiveServer) -> None:
         assert c.get("/api/libraries/not-a-uuid").status_code == 422
         assert c.get("/api/libraries/00000000-0000-0000-0000-000000000000").status_code == 404
         assert c.get("/api/jobs/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def test_timeline_pages_newest_first(live: LiveServer) -> None:
+    with live.client(live.alice) as c:
+        seen, page = [], 1
+        while page is not None:
+            r = c.get("/api/assets", params={"page": page, "size": 4})
+            assert r.status_code == 200
+            seen += r.json()["items"]
+            page = r.json()["next_page"]
+        assert len(seen) == len({i["id"] for i in seen}) == len(live.alice.assets)
+        dates = [i["local_date_time"] for i in seen]
+        assert dates == sorted(dates, reverse=True)
+        assert c.get("/api/assets", params={"size": 0}).status_code == 422

@@ -48,8 +48,10 @@ def search_text(page: Page, text: str) -> None:
 def test_search_flow(page: Page, live: LiveServer, shots: Path) -> None:
     alice = live.alice
     login(page, alice)
-    expect(page.locator("#status")).to_contain_text(f"{len(alice.assets)} photos indexed")
-    page.screenshot(path=shots / "01-home.png")
+    # Before any query: the most recent photos.
+    expect(page.locator("#status")).to_contain_text(f"Your {len(alice.assets)} most recent photos")
+    expect(cards(page)).to_have_count(len(alice.assets))
+    page.screenshot(path=shots / "01-home-recent.png")
 
     # Search by text: every indexed photo of alice ranks somewhere; all thumbnails load.
     search_text(page, "a bird of prey")

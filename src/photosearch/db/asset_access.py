@@ -50,3 +50,18 @@ def filter_options(db: Database, user_id: UUID) -> dict[str, list[str]]:
         rows = cur.fetchall()
     pick = lambda key: sorted({r[key] for r in rows if r[key]})[:200]  # noqa: E731
     return {k: pick(k) for k in ("make", "model", "country", "state", "city")}
+
+
+def recent_assets(db: Database, user_id: UUID, limit: int, offset: int) -> list[dict[str, Any]]:
+    """The user's timeline, newest first (live, unarchived, visible): what the web UI shows before a query."""
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT a.id, a.library_id, a.type, a.original_file_name, a.original_path, a.file_size,"
+            " a.file_created_at, a.local_date_time, a.width, a.height, a.is_favorite, a.is_archived, a.is_offline,"
+            " e.make, e.model, e.lens_model, e.latitude, e.longitude, e.city, e.state, e.country, e.rating,"
+            " e.description FROM assets a LEFT JOIN exif e ON e.asset_id = a.id"
+            " WHERE a.owner_id = %s AND a.deleted_at IS NULL AND NOT a.is_archived AND a.visibility = 'timeline'"
+            " ORDER BY a.local_date_time DESC, a.id LIMIT %s OFFSET %s",
+            (user_id, limit, offset),
+        )
+        return cur.fetchall()

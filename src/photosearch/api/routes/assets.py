@@ -16,7 +16,7 @@ from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError
 from photosearch.api.files import cached_file_response, media_type, safe_original_path, thumbnail_path
 from photosearch.api.schemas import AssetOut, SearchResponse, asset_out
-from photosearch.db.asset_access import asset_for_user
+from photosearch.db.asset_access import asset_for_user, recent_assets
 
 router = APIRouter(tags=["assets"])
 
@@ -26,6 +26,18 @@ def owned_asset(ctx, user: dict, asset_id: UUID) -> dict:
     if asset is None:
         raise ApiError(404, f"no asset {asset_id}")
     return asset
+
+
+@router.get("/api/assets", response_model=SearchResponse)
+def timeline(
+    user: CurrentUser,
+    ctx: Ctx,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict:
+    """The caller's photos, newest first (archived and hidden ones left out)."""
+    rows = recent_assets(ctx.db, user["id"], size + 1, (page - 1) * size)
+    return {"items": [asset_out(r) for r in rows[:size]], "next_page": page + 1 if len(rows) > size else None}
 
 
 @router.get("/api/assets/{asset_id}", response_model=AssetOut)

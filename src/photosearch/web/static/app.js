@@ -58,8 +58,10 @@
       body.append("page", String(page));
       body.append("size", String(pageSize));
       resp = await fetch("/api/search/image", { method: "POST", headers: { "x-csrf-token": csrf }, body: body });
-    } else {
+    } else if (search.kind === "like") {
       resp = await fetch(`/api/assets/${encodeURIComponent(search.id)}/similar?page=${page}&size=${pageSize}`);
+    } else {
+      resp = await fetch(`/api/assets?page=${page}&size=${pageSize}`);
     }
     let data = null;
     try { data = await resp.json(); } catch (e) { data = null; }
@@ -102,14 +104,17 @@
     const gen = generation;
     const search = current;
     const page = nextPage;
-    if (page === 1) setStatus("Searching…");
+    if (page === 1 && search.kind !== "recent") setStatus("Searching…");
     try {
       const data = await fetchPage(search, page);
       if (gen !== generation) return;
       data.items.forEach((item) => results.appendChild(card(item)));
       nextPage = data.next_page || null;
       const shown = results.children.length;
-      if (shown === 0) setStatus(explainEmpty(data, search));
+      if (search.kind === "recent") {
+        if (shown === 0) setStatus(statusEl.textContent);
+        else setStatus(`Your ${shown}${nextPage ? "+" : ""} most recent photos. Describe what you are looking for to search.`);
+      } else if (shown === 0) setStatus(explainEmpty(data, search));
       else setStatus(`${shown} photo${shown === 1 ? "" : "s"} shown${nextPage ? "; scroll for more" : ""}.`);
     } catch (err) {
       if (gen === generation) { setStatus("Search failed: " + err.message); nextPage = null; }
@@ -129,7 +134,7 @@
     current = search;
     nextPage = 1;
     results.innerHTML = "";
-    queryInfo.hidden = search.kind === "text";
+    queryInfo.hidden = search.kind === "text" || search.kind === "recent";
     queryThumb.hidden = search.kind !== "image";
     if (search.kind === "image") {
       queryThumb.src = URL.createObjectURL(search.file);
@@ -160,10 +165,12 @@
 
   document.getElementById("clear-filters").addEventListener("click", () => {
     form.querySelectorAll(".filters input, .filters select").forEach((el) => { el.value = ""; });
-    if (current && current.kind !== "like") { current.filters = {}; start(current); }
+    if (current && (current.kind === "text" || current.kind === "image")) { current.filters = {}; start(current); }
   });
   form.querySelectorAll(".filters select").forEach((el) =>
-    el.addEventListener("change", () => { if (current && current.kind !== "like") { current.filters = filters(); start(current); } }));
+    el.addEventListener("change", () => {
+      if (current && (current.kind === "text" || current.kind === "image")) { current.filters = filters(); start(current); }
+    }));
 
   function imageSearch(file) {
     if (!file) return;
@@ -209,4 +216,5 @@
   }
   if (params.get("like")) start({ kind: "like", id: params.get("like"), filters: {} });
   else if (params.get("q")) { q.value = params.get("q"); start({ kind: "text", text: q.value, filters: filters() }); }
+  else if (totalAssets > 0) start({ kind: "recent", filters: {} });
 })();
