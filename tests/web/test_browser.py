@@ -34,6 +34,11 @@ def wait_js(page: Page, expression: str, timeout_s: float = 30) -> None:
     raise AssertionError(f"timed out waiting for {expression}")
 
 
+IMAGES_LOADED = (
+    "() => Array.from(document.querySelectorAll('#results img')).every(i => i.complete && i.naturalWidth > 0)"
+)
+
+
 def cards(page: Page):
     return page.locator("#results a.card")
 
@@ -51,14 +56,13 @@ def test_search_flow(page: Page, live: LiveServer, shots: Path) -> None:
     # Before any query: the most recent photos.
     expect(page.locator("#status")).to_contain_text(f"Your {len(alice.assets)} most recent photos")
     expect(cards(page)).to_have_count(len(alice.assets))
+    wait_js(page, IMAGES_LOADED)
     page.screenshot(path=shots / "01-home-recent.png")
 
     # Search by text: every indexed photo of alice ranks somewhere; all thumbnails load.
     search_text(page, "a bird of prey")
     expect(cards(page)).to_have_count(len(alice.assets))
-    wait_js(
-        page, "() => Array.from(document.querySelectorAll('#results img')).every(i => i.complete && i.naturalWidth > 0)"
-    )
+    wait_js(page, IMAGES_LOADED)
     assert "q=a+bird+of+prey" in page.url
     page.screenshot(path=shots / "02-text-search.png")
 
