@@ -74,6 +74,8 @@ TEXTS = [
     "a very long description of a sunny beach with palm trees and people " * 6,
     "😀" * 100,
     "<|endoftext|> injected special token",
+    "x<end_of_text>y and <start_of_text>",
+    "!!<end_of_text> after punctuation, it's<end_of_text>",
 ]
 
 

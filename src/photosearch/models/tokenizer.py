@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import string
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from photosearch.models.errors import ModelError
 from photosearch.models.layout import read_json
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
+# open_clip's CLIP tokenizer recognises these two strings in the text itself (ids 49406, 49407)
+OPEN_CLIP_SPECIALS = {"<start_of_text>": 49406, "<end_of_text>": 49407}
+_CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d")
 
 
 def basic_clean(text: str) -> str:
@@ -48,6 +52,39 @@ def clean_text(text: str, mode: str) -> str:
     if mode == "canonicalize":
         return canonicalize_text(basic_clean(text))
     raise ModelError(f"unsupported tokenizer clean mode {mode!r}")
+
+
+def _kind(ch: str) -> str:
+    cat = unicodedata.category(ch)
+    return "L" if cat[0] == "L" else "N" if cat[0] == "N" else "S" if ch.isspace() else "P"
+
+
+def open_clip_pieces(text: str) -> list[str]:
+    """open_clip's pre-tokenizer regex (`<specials>|'s|'t|...|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+`,
+    leftmost alternative wins) as a scanner; only needed when a special string occurs in the text."""
+    pieces, i, n = [], 0, len(text)
+    while i < n:
+        special = next((t for t in OPEN_CLIP_SPECIALS if text.startswith(t, i)), None)
+        if special:
+            pieces.append(special)
+            i += len(special)
+            continue
+        c = next((c for c in _CONTRACTIONS if text[i : i + len(c)].lower() == c), None)
+        if c:
+            pieces.append(text[i : i + len(c)])
+            i += len(c)
+            continue
+        kind = _kind(text[i])
+        if kind == "S":
+            i += 1
+            continue
+        j = i + 1
+        if kind != "N":
+            while j < n and _kind(text[j]) == kind:
+                j += 1
+        pieces.append(text[i:j])
+        i = j
+    return pieces
 
 
 class ClipTokenizer:
@@ -86,14 +123,33 @@ class ClipTokenizer:
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """-> (ids int32 [N, context_length], lengths int [N]: tokens before padding).
         The attention mask, for towers that take one, is `arange(L) < lengths`."""
-        encs = self._tok.encode_batch([clean_text(t, self.clean) for t in texts])
+        cleaned = [clean_text(t, self.clean) for t in texts]
+        rows = [e.ids for e in self._tok.encode_batch(cleaned)]
+        if not self.hf_tokenizer:
+            for i, t in enumerate(cleaned):
+                if any(s in t for s in OPEN_CLIP_SPECIALS):
+                    rows[i] = self._encode_with_specials(t)
         ids = np.full((len(texts), self.context_length), self.pad_id, dtype=np.int32)
         lengths = np.zeros(len(texts), dtype=np.int64)
-        for i, e in enumerate(encs):
-            n = len(e.ids)
-            ids[i, :n] = e.ids
-            lengths[i] = n
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            lengths[i] = len(row)
         return ids, lengths
+
+    def _encode_with_specials(self, text: str) -> list[int]:
+        """Rare path: open_clip turns `<end_of_text>` typed in a query into the real token."""
+        sot, eot = OPEN_CLIP_SPECIALS.values()
+        body: list[int] = []
+        for piece in open_clip_pieces(text):
+            if piece in OPEN_CLIP_SPECIALS:
+                body.append(OPEN_CLIP_SPECIALS[piece])
+            else:
+                body.extend(self._tok.encode(piece, add_special_tokens=False).ids)
+        row = [sot, *body, eot]
+        if len(row) > self.context_length:
+            row = row[: self.context_length]
+            row[-1] = eot
+        return row
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         return self.encode(texts)[0]
