@@ -118,7 +118,8 @@ class OnnxTower:
     def run_batched(
         self, x: np.ndarray, extra: dict[str, np.ndarray] | None = None, max_batch: int = MAX_BATCH
     ) -> np.ndarray:
-        """Whole batch at once when the batch axis is dynamic; chunks of the fixed size otherwise."""
+        """Dynamic batch axis: `concurrent_runs` chunks of at most `max_batch`; fixed batch axis: chunks
+        of that size (the last one padded). Chunks run side by side when the tower is parallel."""
         extra = extra or {}
         fixed = self.fixed_batch
         step = fixed or max(1, min(max_batch, -(-len(x) // self.concurrent_runs)))
