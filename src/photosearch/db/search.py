@@ -151,9 +151,25 @@ def compile_filters(q: SearchQuery, owner_ids: Sequence[UUID] | None, exclude_as
 
 
 def set_local(conn: psycopg.Connection, settings: dict[str, str | int | float]) -> None:
-    """`SET LOCAL` for each setting, bound (set_config) so no value is ever spliced into SQL."""
-    for name, value in settings.items():
-        conn.execute("SELECT set_config(%s, %s, true)", (name, str(value)))
+    """`SET LOCAL` for each setting in one round trip, bound (set_config) so no value is spliced into SQL."""
+    if not settings:
+        return
+    calls = sql.SQL(", ").join(sql.SQL("set_config(%s, %s, true)") for _ in settings)
+    params = [x for name, value in settings.items() for x in (name, str(value))]
+    conn.execute(sql.SQL("SELECT {}").format(calls), params)
+
+
+def begin_search(conn: psycopg.Connection, settings: dict[str, str | int | float]) -> tuple[int, int]:
+    """Apply the transaction's settings and read (embedding dimension, embedded rows from statistics) in one
+    round trip: per-query overhead matters when the query itself takes a few milliseconds."""
+    calls = [sql.SQL("set_config(%s, %s, true)") for _ in settings]
+    params = [x for name, value in settings.items() for x in (name, str(value))]
+    query = sql.SQL(
+        "SELECT (SELECT (value->>'dim')::int FROM system_metadata WHERE key = 'embedding'),"
+        " (SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'smart_search'::regclass){}"
+    ).format(sql.SQL("").join(sql.SQL(", ") + c for c in calls))
+    row = conn.execute(query, params).fetchone()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 # ---- estimates -------------------------------------------------------------------------------------
@@ -216,8 +232,6 @@ def exact_search(
     With `bound`, at most bound+1 rows are gathered; `scanned > bound` tells the caller the estimate was
     wrong and the result is not complete (it then switches to the approximate path).
     """
-    # Joins to exif/assets go row by row (nested loop): a hash join would read every embedding instead.
-    set_local(conn, {"enable_hashjoin": "off", "enable_mergejoin": "off"})
     cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")
     cutoff = sql.SQL("WHERE f.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
     # The CTE has no ORDER BY, so the HNSW index is never used here: this path is exact.
@@ -254,7 +268,6 @@ def quantized_search(
 
     `bound` works as in exact_search: more than bound matching rows → `scanned > bound`, result incomplete.
     """
-    set_local(conn, {"enable_hashjoin": "off", "enable_mergejoin": "off"})
     cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")
     # Every CTE is MATERIALIZED: inlined, `ORDER BY distance LIMIT k` over smart_search would make the
     # planner walk the HNSW index and drop the candidates it never reaches.

@@ -22,8 +22,14 @@ from photosearch.search.planner import Decision, PlannerConfig, QueryPlan, choos
 from photosearch.search.query import SearchError, SearchQuery
 
 # Every search transaction: no JIT (compiling costs 50-100 ms, more than the query), no parallel workers
-# (the gather set-up costs more than it saves at these sizes, and cores are shared).
-BASE_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": 0}
+# (the gather set-up costs more than it saves at these sizes, and cores are shared), and joins to exif/assets
+# row by row (a hash join would read every embedding in the table).
+BASE_SETTINGS = {
+    "jit": "off",
+    "max_parallel_workers_per_gather": 0,
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
+}
 NEGATIVE_WEIGHT = 0.5
 
 
@@ -175,12 +181,12 @@ class SearchService:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         with self.db.connection() as conn, conn.transaction():
-            sq.set_local(conn, BASE_SETTINGS)
+            dim, total = sq.begin_search(conn, BASE_SETTINGS)
             scope = self.owner_scope(conn, query, user)
-            vec, exclude = self.query_vector(conn, query, scope, sq.embedding_dim(conn))
+            vec, exclude = self.query_vector(conn, query, scope, dim)
             timings["vector"] = _ms(t0)
             where = sq.compile_filters(query, scope, exclude)
-            plan, ranked = self._run(conn, query, vec, where, scope, timings)
+            plan, ranked = self._run(conn, query, vec, where, scope, total, timings)
             t = time.perf_counter()
             rows = sq.hydrate(conn, ranked.ids)
             timings["hydrate"] = _ms(t)
@@ -212,10 +218,10 @@ class SearchService:
         vec: np.ndarray,
         where: sq.Where,
         scope: list[UUID] | None,
+        total: int,
         timings: dict[str, float],
     ) -> tuple[QueryPlan, sq.Ranked]:
         t = time.perf_counter()
-        total = sq.embedding_count(conn)
         if scope is not None and len(scope) == 0:
             plan = QueryPlan(strategy="exact", reason="no owner is in scope: nothing can match", filters=0)
             return plan, sq.Ranked([], [])
