@@ -24,8 +24,8 @@ def test_a_worker_killed_mid_run(db, settings, tiny_model, make_library, tmp_pat
 
     def kill_a_worker(p: IngestProgress) -> None:
         if p.phase == "index" and p.done >= 5 and not killed:
-            me = os.getpid()
-            workers = [c for c in psutil.Process().children(recursive=True) if c.ppid() != me]
+            servers = [c for c in psutil.Process().children() if "forkserver" in " ".join(c.cmdline())]
+            workers = [w for srv in servers for w in srv.children()]
             if workers:
                 os.kill(workers[0].pid, signal.SIGKILL)
                 killed.append(workers[0].pid)

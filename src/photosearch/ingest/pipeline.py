@@ -12,10 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -30,6 +27,7 @@ from photosearch.ingest.decode import DUPLICATE, FileError, FileResult, FileTask
 from photosearch.ingest.metadata import mtime_date
 from photosearch.ingest.scan import db_path, fs_path, scan_roots
 from photosearch.ingest.thumbnails import remove_thumbnails
+from photosearch.ingest.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -321,76 +319,21 @@ def _process(
         batcher.flush()
         return
     max_in_flight = max(2 * batch_size, 4 * workers)
-    pool = _WorkerPool(workers, pre, settings.thumbs_dir)
+    pool = WorkerPool(workers, pre, settings.thumbs_dir)
+    in_flight = 0
     try:
         for task in _tasks(conn):
             pool.submit(task)
-            while pool.in_flight() >= max_in_flight:
-                for r in pool.wait_some():
-                    take(r)
-        while pool.in_flight():
-            for r in pool.wait_some():
+            in_flight += 1
+            while in_flight >= max_in_flight:
+                take(pool.get())
+                in_flight -= 1
+            while (r := pool.get(timeout=0)) is not None:  # keep batches flowing without blocking
                 take(r)
+                in_flight -= 1
+        while in_flight:
+            take(pool.get())
+            in_flight -= 1
         batcher.flush()
     finally:
         pool.close()
-
-
-class _WorkerPool:
-    """A process pool that survives a worker dying (a decoder crash or the OOM killer): the files in
-    flight get a transient error (retried next run) and a fresh pool takes over."""
-
-    def __init__(self, workers: int, pre: Any, thumbs_dir: Path) -> None:
-        self.args = (workers, pre, str(thumbs_dir))
-        self.ctx = get_context("forkserver" if "forkserver" in _start_methods() else "spawn")
-        self.pool = self._new()
-        self.futures: dict[Future, FileTask] = {}
-
-    def _new(self) -> ProcessPoolExecutor:
-        workers, pre, thumbs = self.args
-        return ProcessPoolExecutor(workers, mp_context=self.ctx, initializer=decode.init_worker, initargs=(pre, thumbs))
-
-    def submit(self, task: FileTask) -> None:
-        try:
-            fut = self.pool.submit(decode.run_task, task)
-        except BrokenProcessPool:
-            self._restart()
-            fut = self.pool.submit(decode.run_task, task)
-        self.futures[fut] = task
-
-    def in_flight(self) -> int:
-        return len(self.futures)
-
-    def wait_some(self) -> list[FileResult | FileError]:
-        done, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
-        out: list[FileResult | FileError] = []
-        broken = False
-        for fut in done:
-            task = self.futures.pop(fut)
-            try:
-                out.append(fut.result())
-            except BrokenProcessPool:
-                broken = True
-                out.append(FileError(task.path, decode.WORKER_DIED, "a worker process died while decoding"))
-            except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be pickled
-                out.append(FileError(task.path, decode.CORRUPT, f"worker failed: {type(exc).__name__}: {exc}"))
-        if broken:
-            for fut, task in list(self.futures.items()):
-                out.append(FileError(task.path, decode.WORKER_DIED, "a worker process died while decoding"))
-                del self.futures[fut]
-            self._restart()
-        return out
-
-    def _restart(self) -> None:
-        log.warning("a worker process died; starting a new pool")
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.pool = self._new()
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _start_methods() -> list[str]:
-    import multiprocessing
-
-    return multiprocessing.get_all_start_methods()
