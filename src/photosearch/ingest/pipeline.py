@@ -317,6 +317,8 @@ def _process(
         for task in _tasks(conn):
             take(decode.process_file(task, pre, settings.thumbs_dir))
         batcher.flush()
+        prog.errors = summary.errors
+        report(prog)
         return
     max_in_flight = max(2 * batch_size, 4 * workers)
     pool = WorkerPool(workers, pre, settings.thumbs_dir)
@@ -335,5 +337,7 @@ def _process(
             take(pool.get())
             in_flight -= 1
         batcher.flush()
+        prog.errors = summary.errors  # duplicates are found at the last flush
+        report(prog)
     finally:
         pool.close()
