@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from photosearch.db.assets import asset_counts, get_asset_by_path, get_embedding, list_assets
+from photosearch.db.assets import asset_counts, get_asset_by_path, get_embedding, list_assets, list_ingest_errors
 from photosearch.ingest import index_library
 from photosearch.ingest.thumbnails import thumb_paths
 
@@ -128,3 +128,17 @@ def test_thumbhash_encodes_the_average_colour(db, settings, tiny_model, make_lib
     (asset,) = list_assets(db, lib["id"])
     r, g, b, _ = average_rgba(bytes(asset["thumbhash"]))
     assert all(abs(v * 255 - want) <= 6 for v, want in zip((r, g, b), (10, 200, 30), strict=True))
+
+
+def test_missing_root_is_an_error_and_its_photos_go_offline(
+    db, settings, tiny_model, make_library, photos_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "disk"
+    copy_photos(photos_dir, root, NAMES[:1])
+    lib = make_library(root)
+    _run(db, settings, lib, tiny_model)
+    shutil.rmtree(root)  # e.g. an unmounted drive
+    s = _run(db, settings, lib, tiny_model)
+    assert s.offline == 1 and s.errors == 1
+    (err,) = list_ingest_errors(db, library_id=lib["id"])
+    assert err["path"] == str(root) and err["reason"] == "unreadable"

@@ -85,3 +85,13 @@ def test_non_utf8_and_unicode_names_round_trip(tmp_path: Path) -> None:
         assert fs_path(stored) == path
         assert os.fsencode(fs_path(stored)) in (raw, os.fsencode(tmp_path / "日本の店 🍣.jpg"))
     assert db_path("plain/ascii.jpg") == "plain/ascii.jpg"
+
+
+def test_unreadable_folder_is_reported(tmp_path: Path) -> None:
+    _write(tmp_path / "ok.jpg")
+    errors: list[tuple[str, str]] = []
+    found = list(
+        scan_roots([str(tmp_path), str(tmp_path / "missing")], on_error=lambda p, why: errors.append((p, why)))
+    )
+    assert [os.path.basename(f.path) for f in found] == ["ok.jpg"]
+    assert errors and errors[0][0] == str(tmp_path / "missing") and "cannot read folder" in errors[0][1]

@@ -125,9 +125,9 @@ def index_library(
                 chunk = []
         conn.add_scanned(chunk)
         prog.scanned += len(chunk)
-        for p, why in scan_errors:
-            conn.record_error(lib_id, p, decode.UNREADABLE, why)
         counts = conn.finish_scan(lib_id, None if roots is None else scan_paths)
+        for p, why in scan_errors:  # after the sweep, which clears errors of paths not seen
+            conn.record_error(lib_id, p, decode.UNREADABLE, why)
         summary.seen, summary.unchanged, summary.known_errors = counts.seen, counts.unchanged, counts.known_errors
         summary.offline, summary.back_online = counts.offline, counts.back_online
         summary.errors = len(scan_errors)
@@ -147,6 +147,7 @@ def index_library(
             if bulk:
                 report(IngestProgress("finish", counts.seen, counts.todo, prog.done, prog.errors))
                 with db.connection() as c:
+                    c.execute("SET LOCAL maintenance_work_mem = '256MB'")  # HNSW builds in memory if it fits
                     create_vector_index(c)
         if counts.offline and counts.swept_at is not None:
             summary.offline = conn.count_offline_since(lib_id, counts.swept_at)
