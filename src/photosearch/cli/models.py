@@ -32,10 +32,16 @@ def download_cmd(
     force: Annotated[bool, typer.Option("--force", help="Replace an installed copy.")] = False,
 ) -> None:
     """Download an immich-format model from Hugging Face into the model cache."""
-    from photosearch.models.registry import download_model
+    from photosearch.models.layout import missing_files
+    from photosearch.models.registry import download_model, model_path
 
     st = state(ctx)
     name = name or st.settings.model_name
+    dest = model_path(st.settings, name)
+    if dest.is_dir() and not missing_files(dest) and not force:
+        if not st.json:
+            console.print(f"model [bold]{name}[/bold] is already installed in {dest} (--force to fetch again)")
+            return
     path = download_model(st.settings, name, repo=repo, revision=revision, force=force, progress=not st.json)
     _done(st, name, path)
 
