@@ -204,11 +204,14 @@ def main() -> None:
     ap.add_argument("--shared-buffers", default=None, help="default: enough for table + index (min 1GB)")
     ap.add_argument("--fresh", action="store_true", help="reload even if a database for --rows exists")
     ap.add_argument("--only", default=None, help="comma-separated level labels to run")
+    ap.add_argument("--load-only", action="store_true", help="generate, load and index, then stop")
     args = ap.parse_args()
 
     sb = args.shared_buffers or f"{max(1, int(np.ceil(args.rows * args.dim * 4 * 2.6 / 2**30)))}GB"
     admin = server(args.data_dir, sb)
     dsn, info = load(admin, args.rows, args.dim, args.m, args.ef_construction, args.fresh)
+    if args.load_only:
+        return
     db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
     config = PlannerConfig()
     service = SearchService(db, config=config)

@@ -27,7 +27,7 @@ class PlannerConfig:
     bound_factor: float = 4.0  # a path gathers at most this × its limit before deciding the estimate was wrong
     quantized_pool_min: int = 1_000  # rows re-ranked exactly after the Hamming pass (far queries need ~1000)
     quantized_pool_per_row: int = 16
-    ef_search_min: int = 200  # HNSW beam; the pool below is re-sorted by exact distance
+    ef_search_min: int = 400  # HNSW beam (m16/efc64 at 100k: ef 200 recall@10 0.953, ef 400 0.990)
     ef_per_row: int = 8  # ef_search grows with the rows asked for: top-64 needs a wider beam than top-10
     pool_factor: float = 1.0  # HNSW candidate pool = max(depth × pool_factor, pool_min)
     pool_min: int = 40

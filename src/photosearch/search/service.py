@@ -31,6 +31,7 @@ BASE_SETTINGS = {
     "enable_mergejoin": "off",
 }
 NEGATIVE_WEIGHT = 0.5
+MAX_QUANTIZED_POOL = 10_000
 
 
 class SearchHit(BaseModel):
@@ -256,7 +257,7 @@ class SearchService:
                     conn, vec, where, pool=d.pool or 200, bound=d.bound, max_distance=query.max_distance, **common
                 )
                 plan.pool = d.pool
-            timings[d.strategy] = _ms(t)
+            timings[d.strategy] = timings.get(d.strategy, 0.0) + _ms(t)
             if d.bound is not None and ranked.scanned is not None and ranked.scanned > d.bound:
                 # The estimate was far too low: more than `bound` rows match, so this path would be slow.
                 previous = d.strategy
@@ -268,11 +269,17 @@ class SearchService:
                 continue
             if d.strategy == "quantized" and not self._codes_trusted(ranked, d.pool or 0):
                 # A result came from deep in the Hamming ranking: the codes rank this query poorly (typical of
-                # a query far from every photo), so the pool may have missed better rows. Exact is certain.
-                note = f"binary codes ranked a result at {ranked.code_rank} of {d.pool}: re-ran exactly"
+                # a query far from every photo), so the pool may have missed better rows. Re-rank a 4x wider
+                # pool once; if that is still not trusted, exact is certain.
+                pool = d.pool or 0
+                if pool < MAX_QUANTIZED_POOL and (ranked.scanned is None or pool < ranked.scanned):
+                    note = f"binary codes ranked a result at {ranked.code_rank} of {pool}: pool × 4"
+                    d = Decision("quantized", "wider pool", pool=min(MAX_QUANTIZED_POOL, pool * 4), bound=d.bound)
+                else:
+                    note = f"binary codes ranked a result at {ranked.code_rank} of {pool}: re-ran exactly"
+                    d = Decision("exact", "fallback")
                 plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
-                d = Decision("exact", "fallback")
-                plan.strategy = "exact"
+                plan.strategy = d.strategy
                 continue
             return plan, ranked
         plan.ef_search, plan.pool, plan.max_scan_tuples = d.ef_search, d.pool, d.max_scan_tuples
