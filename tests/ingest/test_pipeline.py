@@ -59,3 +59,20 @@ def test_bulk_first_load_builds_the_vector_index_after(
         assert vector_index_exists(conn)
         n = conn.execute("SELECT count(*) FROM smart_search").fetchone()[0]
     assert n == 14
+
+
+def test_decode_once_keeps_embeddings_faithful(db, settings, tiny_model, make_library, photos_dir, tmp_path) -> None:
+    """Draft decode + preview + box-reduce before the preprocessor: the stored embedding matches the
+    model's own full-resolution decode of the original."""
+    from photosearch.db.assets import get_embedding, list_assets
+
+    from .conftest import copy_photos
+
+    root = tmp_path / "big"
+    copy_photos(photos_dir, root, ["handwritten-notes.jpg", "IMG_2682.heic", "portrait-orientation-6.jpg"])
+    lib = make_library(root)
+    assert index_library(db, settings, lib, model=tiny_model).new == 3
+    for a in list_assets(db, lib["id"]):
+        stored = get_embedding(db, a["id"]).to_numpy()
+        reference = tiny_model.encode_images([Path(a["original_path"])])[0]
+        assert float(stored @ reference) > 0.9999, a["original_file_name"]

@@ -226,6 +226,7 @@ def _decode(
     if task.known_checksum == checksum and thumb.exists() and preview.exists():
         return result  # touched but identical: metadata refreshed, no decode, no re-embedding
     rgb = preprocessor.load_image(data, draft_to=PREVIEW_SIZE)
-    preview_img, result.thumbhash = make_thumbnails(rgb, thumbs_dir, checksum)
-    result.pixels = np.asarray(preprocessor(preview_img), dtype=np.float32)
+    model_min = getattr(preprocessor, "draft_size", 2 * PREVIEW_SIZE)
+    working, result.thumbhash = make_thumbnails(rgb, thumbs_dir, checksum, model_min)
+    result.pixels = np.asarray(preprocessor(working), dtype=np.float32)
     return result

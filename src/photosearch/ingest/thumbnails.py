@@ -28,11 +28,11 @@ def thumb_paths(thumbs_dir: Path, checksum: bytes) -> tuple[Path, Path]:
     return d / f"{h}-thumb.webp", d / f"{h}-preview.jpeg"
 
 
-def fit_short_side(img: Image.Image, size: int) -> Image.Image:
-    """Downscale so the short side is `size` (never upscale)."""
+def fit_short_side(img: Image.Image, size: int, slack: float = 1.0) -> Image.Image:
+    """Downscale so the short side is `size` (never upscale; within `slack` × size, leave as is)."""
     w, h = img.size
     short = min(w, h)
-    if short <= size:
+    if short <= size * slack:
         return img
     scale = size / short
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -52,20 +52,25 @@ def _atomic_save(img: Image.Image, path: Path, fmt: str, **params: object) -> No
         raise
 
 
-def make_thumbnails(rgb: Image.Image, thumbs_dir: Path, checksum: bytes) -> tuple[Image.Image, bytes]:
-    """Write preview and thumbnail from an RGB image; return (preview image, thumbhash).
+def make_thumbnails(
+    rgb: Image.Image, thumbs_dir: Path, checksum: bytes, model_min: int = 448
+) -> tuple[Image.Image, bytes]:
+    """Write preview and thumbnail from an RGB image; return (image for the model, thumbhash).
 
-    The returned preview is what the model embeds (immich embeds its preview too), so the big decode is
-    resized once and reused.
+    Everything is cut from the one decode: the preview (a JPEG draft decode already lands near 1440 px,
+    so within 10 % it is kept as is), then a cheap integer box-reduce of it to >= `model_min` px (the
+    preprocessor's own fidelity bound), from which both the thumbnail and the model input are made.
     """
     thumb_path, preview_path = thumb_paths(thumbs_dir, checksum)
-    preview = fit_short_side(rgb, PREVIEW_SIZE)
+    preview = fit_short_side(rgb, PREVIEW_SIZE, slack=1.1)
     if not preview_path.exists():
         _atomic_save(preview, preview_path, "JPEG", quality=PREVIEW_QUALITY, optimize=False)
-    thumb = fit_short_side(preview, THUMB_SIZE)
+    factor = min(preview.size) // max(1, model_min)
+    working = preview.reduce(factor) if factor >= 2 else preview
+    thumb = fit_short_side(working, THUMB_SIZE)
     if not thumb_path.exists():
         _atomic_save(thumb, thumb_path, "WEBP", quality=THUMB_QUALITY, method=0)
-    return preview, thumbhash_of(thumb)
+    return working, thumbhash_of(thumb)
 
 
 def remove_thumbnails(thumbs_dir: Path, checksum: bytes) -> None:
