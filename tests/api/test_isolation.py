@@ -118,3 +118,29 @@ def test_duplicates_find_the_near_copy(live: LiveServer) -> None:
             names = [{a["original_file_name"] for a in g["assets"]} for g in groups]
             assert any({original, copy} <= group for group in names), names
             assert c.get("/api/duplicates", params={"max_distance": 3}).status_code == 422
+
+
+def test_favorite_and_archive_only_by_the_owner(live: LiveServer) -> None:
+    asset = str(live.bob.assets[0]["id"])
+    with live.client(live.bob) as bob, live.client(live.alice) as alice:
+        assert alice.put(f"/api/assets/{asset}", json={"is_favorite": True}).status_code == 404
+        assert bob.put(f"/api/assets/{asset}", json={"is_favorite": "yes please"}).status_code == 422
+        assert bob.put(f"/api/assets/{asset}", json={"owner_id": str(live.alice.user["id"])}).status_code == 422
+        try:
+            r = bob.put(f"/api/assets/{asset}", json={"is_favorite": True})
+            assert r.status_code == 200 and r.json()["is_favorite"] is True
+            favs = bob.post("/api/search/smart", json={"query": "x", "is_favorite": True}).json()["items"]
+            assert [i["id"] for i in favs] == [asset]
+            assert bob.put(f"/api/assets/{asset}", json={"is_archived": True}).json()["is_archived"] is True
+            # Archived photos leave the timeline and the default search, and come back on request.
+            assert asset not in {i["id"] for i in bob.get("/api/assets").json()["items"]}
+            default = bob.post("/api/search/smart", json={"query": "x", "size": 200}).json()["items"]
+            assert asset not in {i["id"] for i in default}
+            only = bob.post("/api/search/smart", json={"query": "x", "is_archived": True}).json()["items"]
+            assert [i["id"] for i in only] == [asset]
+        finally:
+            bob.put(f"/api/assets/{asset}", json={"is_favorite": False, "is_archived": False})
+    with live.login(live.bob) as (c, csrf):  # with a session cookie, a PUT needs the CSRF token
+        assert c.put(f"/api/assets/{asset}", json={"is_favorite": True}).status_code == 403
+        r = c.put(f"/api/assets/{asset}", json={"is_favorite": False}, headers={"x-csrf-token": csrf})
+        assert r.status_code == 200

@@ -203,3 +203,24 @@ def test_pages_are_labelled(page: Page, live: LiveServer) -> None:
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.goto(f"/photos/{live.alice.assets[0]['id']}")
     assert page.evaluate(UNLABELLED_JS) == [] and page.evaluate(NO_ALT_JS) == []
+
+
+def test_favorite_from_the_photo_page(page: Page, live: LiveServer, shots: Path) -> None:
+    bob = live.bob
+    asset = bob.assets[0]
+    login(page, bob)
+    page.goto(f"/photos/{asset['id']}")
+    toggle = page.get_by_role("button", name="★ Favorite")
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#photo-status")).to_contain_text("Favorite: on")
+    page.screenshot(path=shots / "11-favorite.png")
+    try:
+        page.goto("/?q=anything&is_favorite=true")
+        expect(cards(page)).to_have_count(1)
+        expect(cards(page).first).to_have_attribute("aria-label", asset["original_file_name"])
+    finally:
+        page.goto(f"/photos/{asset['id']}")
+        page.get_by_role("button", name="★ Favorite").click()
+        expect(page.get_by_role("button", name="★ Favorite")).to_have_attribute("aria-pressed", "false")

@@ -65,3 +65,17 @@ def recent_assets(db: Database, user_id: UUID, limit: int, offset: int) -> list[
             (user_id, limit, offset),
         )
         return cur.fetchall()
+
+
+def update_asset_flags(
+    db: Database, asset_id: UUID, user_id: UUID, *, is_favorite: bool | None = None, is_archived: bool | None = None
+) -> bool:
+    """Set favorite/archived on the user's own asset; False when it is not theirs (or gone)."""
+    with db.cursor() as cur:
+        cur.execute(
+            "UPDATE assets SET is_favorite = coalesce(%(fav)s, is_favorite),"
+            " is_archived = coalesce(%(arch)s, is_archived), updated_at = now()"
+            " WHERE id = %(id)s AND owner_id = %(owner)s AND deleted_at IS NULL",
+            {"fav": is_favorite, "arch": is_archived, "id": asset_id, "owner": user_id},
+        )
+        return cur.rowcount == 1

@@ -11,12 +11,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
 
 from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError
 from photosearch.api.files import cached_file_response, media_type, safe_original_path, thumbnail_path
 from photosearch.api.schemas import AssetOut, SearchResponse, asset_out
-from photosearch.db.asset_access import asset_for_user, recent_assets
+from photosearch.db.asset_access import asset_for_user, recent_assets, update_asset_flags
 
 router = APIRouter(tags=["assets"])
 
@@ -42,6 +43,21 @@ def timeline(
 
 @router.get("/api/assets/{asset_id}", response_model=AssetOut)
 def get_asset(asset_id: UUID, user: CurrentUser, ctx: Ctx) -> dict:
+    return asset_out(owned_asset(ctx, user, asset_id))
+
+
+class AssetUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    is_favorite: bool | None = None
+    is_archived: bool | None = None
+
+
+@router.put("/api/assets/{asset_id}", response_model=AssetOut)
+def update_asset(asset_id: UUID, body: AssetUpdate, user: CurrentUser, ctx: Ctx) -> dict:
+    """Mark as favorite / archive (or undo). Only the owner can; the file on disk is never touched."""
+    if not update_asset_flags(ctx.db, asset_id, user["id"], is_favorite=body.is_favorite, is_archived=body.is_archived):
+        raise ApiError(404, f"no asset {asset_id}")
     return asset_out(owned_asset(ctx, user, asset_id))
 
 
