@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-N_FILES = 160
+N_FILES = 120
 
 
 def _make_photos(root: Path, n: int, seed: int = 7, prefix: str = "img") -> None:
