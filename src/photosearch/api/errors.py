@@ -49,7 +49,16 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def _known_errors() -> list[tuple[type[BaseException], int]]:
-    errs: list[tuple[type[BaseException], int]] = [(NotFound, 404), (Conflict, 409), (DatabaseError, 503)]
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    errs: list[tuple[type[BaseException], int]] = [
+        (NotFound, 404),
+        (Conflict, 409),
+        (DatabaseError, 503),
+        (PoolTimeout, 503),  # every connection busy for 30 s: overloaded, try again
+        (psycopg.OperationalError, 503),  # the database went away
+    ]
     try:
         from photosearch.search.query import SearchError
 
