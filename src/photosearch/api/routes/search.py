@@ -138,8 +138,12 @@ async def image_search(
     data = await read_image_upload(file, ctx.max_upload_bytes)
     try:
         parsed = SearchFilters.model_validate(json.loads(filters)) if filters else SearchFilters()
-    except (ValueError, ValidationError) as exc:
-        raise ApiError(422, f"filters: not a valid JSON object of search filters ({exc.__class__.__name__})") from exc
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        raise ApiError(422, f"filters.{loc}: {err.get('msg')}" if loc else f"filters: {err.get('msg')}") from exc
+    except ValueError as exc:  # json.JSONDecodeError, or a nesting too deep to parse
+        raise ApiError(422, "filters: not valid JSON (expected an object of search filters)") from exc
 
     def work() -> dict:
         model = ctx.model()
