@@ -13,7 +13,7 @@ from tests.search.conftest import SearchFixture, brute_force
 from tests.search.reference import reference_mask
 
 # Small thresholds so the 4,000-row library exercises every path under "auto".
-SMALL = PlannerConfig(exact_max_rows=20, quantized_max_rows=300)
+SMALL = PlannerConfig(exact_max_rows=20, quantized_max_rows=300, quantized_pool_min=30, quantized_pool_per_row=3)
 
 
 def _window(lib, count: int, start: int = 1000) -> dict:
@@ -45,7 +45,8 @@ def _queries(lib, n: int = 6) -> np.ndarray:
 @pytest.mark.parametrize("k", [10, 64])
 def test_complete_and_accurate_at_every_selectivity(search_fixture: SearchFixture, strategy: str, k: int) -> None:
     fx = search_fixture
-    service = SearchService(fx.db, config=SMALL)
+    # "auto" with small thresholds walks every path; a forced strategy runs with the shipped pool sizes.
+    service = SearchService(fx.db, config=SMALL if strategy == "auto" else PlannerConfig())
     for label, filters in _selectivities(fx.lib).items():
         recalls = []
         for q in _queries(fx.lib):
@@ -95,7 +96,14 @@ def test_seed_scenario_64_nearest_not_by_allen(search_fixture: SearchFixture, st
 
 def test_approximate_falls_back_to_exact_when_the_scan_runs_dry(search_fixture: SearchFixture) -> None:
     fx = search_fixture
-    cfg = PlannerConfig(exact_max_rows=0, quantized_max_rows=0, max_scan_tuples_min=50, max_scan_tuples_max=50)
+    cfg = PlannerConfig(
+        exact_max_rows=0,
+        quantized_max_rows=0,
+        quantized_pool_min=0,
+        quantized_pool_per_row=0,
+        max_scan_tuples_min=50,
+        max_scan_tuples_max=50,
+    )
     window = _window(fx.lib, 3, start=500)
     q = _queries(fx.lib, 1)[0]
     page = SearchService(fx.db, config=cfg).search(SearchQuery(vector=q.tolist(), k=10, **window), fx.admin)

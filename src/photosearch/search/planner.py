@@ -26,7 +26,7 @@ class PlannerConfig:
     quantized_max_rows: int = 40_000  # ... at or below this → binary codes from an index, exact re-rank
     bound_factor: float = 4.0  # a path gathers at most this × its limit before deciding the estimate was wrong
     quantized_pool_min: int = 1_000  # rows re-ranked exactly after the Hamming pass (far queries need ~1000)
-    quantized_pool_per_row: int = 16
+    quantized_pool_per_row: int = 32  # top-64 needs a wider pool than top-10 (its 64th row ranks deeper)
     ef_search_min: int = 400  # HNSW beam (m16/efc64 at 100k: ef 200 recall@10 0.953, ef 400 0.990)
     ef_per_row: int = 8  # ef_search grows with the rows asked for: top-64 needs a wider beam than top-10
     pool_factor: float = 1.0  # HNSW candidate pool = max(depth × pool_factor, pool_min)
@@ -111,11 +111,12 @@ def choose(
         b = int(limit * cfg.bound_factor)
         return b if total > b else None
 
-    if estimated <= cfg.exact_max_rows or estimated <= depth:
+    if estimated <= max(cfg.exact_max_rows, q_pool):  # (a pool that large would re-rank every row anyway)
+        limit = max(cfg.exact_max_rows, q_pool)
         return Decision(
             "exact",
-            f"~{estimated} matching rows ≤ {cfg.exact_max_rows}: exact distances on each (recall 1.0)",
-            bound=bounded(cfg.exact_max_rows),
+            f"~{estimated} matching rows ≤ {limit}: exact distances on each (recall 1.0)",
+            bound=bounded(limit),
         )
     if estimated <= cfg.quantized_max_rows:
         return Decision(

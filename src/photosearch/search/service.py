@@ -260,9 +260,9 @@ class SearchService:
             timings[d.strategy] = timings.get(d.strategy, 0.0) + _ms(t)
             if d.bound is not None and ranked.scanned is not None and ranked.scanned > d.bound:
                 # The estimate was far too low: more than `bound` rows match, so this path would be slow.
-                previous = d.strategy
+                previous, limit = d.strategy, d.bound
                 d = escalate(self.config, d, total=total, depth=query.depth)
-                note = f"more than {d_bound(previous, self.config)} rows match (estimate was {estimated}):"
+                note = f"more than {limit} rows match (estimate was {estimated}):"
                 note += f" {previous} → {d.strategy}"
                 plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
                 plan.strategy = d.strategy
@@ -298,11 +298,6 @@ class SearchService:
         plan.fallback = f"HNSW found {found} of the {query.depth} rows needed: re-ran exactly"
         plan.strategy = "exact"
         return plan, ranked
-
-
-def d_bound(strategy: str, cfg: PlannerConfig) -> int:
-    limit = cfg.exact_max_rows if strategy == "exact" else cfg.quantized_max_rows
-    return int(limit * cfg.bound_factor)
 
 
 def _ms(t0: float) -> float:
