@@ -24,13 +24,12 @@ import json
 import os
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -129,23 +128,28 @@ def bench_model(model, n: int, batch: int) -> int:
     return done
 
 
-def _decode_one(args):
-    from photosearch.ingest.decode import FileTask, run_task
-
-    return run_task(FileTask(str(args), 0, 0)).__class__.__name__
-
-
 def bench_decode(files: list[Path], pre, workers: int, thumbs: Path) -> tuple[float, float]:
-    """(wall, cpu) seconds for the worker stage alone over `files` (pool already started)."""
-    from photosearch.ingest.decode import init_worker
+    """(wall, cpu) seconds for the worker stage alone over `files`, on the pipeline's own worker pool."""
+    from photosearch.ingest.decode import FileResult, FileTask
+    from photosearch.ingest.workers import WorkerPool
 
-    shutil.rmtree(thumbs, ignore_errors=True)
-    ctx = get_context("forkserver")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(pre, str(thumbs))) as pool:
-        list(pool.map(_decode_one, files[: workers * 2]))  # start the workers before timing
+    pool = WorkerPool(workers, pre, thumbs)
+    try:
+        for f in files[: workers * 2]:  # start the workers before timing
+            pool.submit(FileTask(str(f), 0, 0))
+        for _ in range(workers * 2):
+            pool.get()
         shutil.rmtree(thumbs, ignore_errors=True)
-        kinds, wall, cpu = timed(lambda: list(pool.map(_decode_one, files, chunksize=1)))
-    assert all(k == "FileResult" for k in kinds), kinds
+
+        def run() -> list:
+            for f in files:
+                pool.submit(FileTask(str(f), 0, 0))
+            return [pool.get() for _ in files]
+
+        results, wall, cpu = timed(run)
+    finally:
+        pool.close()
+    assert all(isinstance(r, FileResult) for r in results), results[:3]
     return wall, cpu
 
 
@@ -218,6 +222,7 @@ def main() -> None:
     ap.add_argument("--copy-rows", type=int, default=100_000)
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "photosearch-ingest-bench")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: stop the embedded server
 
     sys.path.insert(0, str(ROOT / "src"))
     from photosearch.config import Settings, physical_cores
