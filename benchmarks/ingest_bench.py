@@ -220,6 +220,7 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=240, help="number of small (0.48 MP) photos")
     ap.add_argument("--large", type=int, default=48, help="number of 12 MP photos")
     ap.add_argument("--copy-rows", type=int, default=100_000)
+    ap.add_argument("--workers", type=int, default=None, help="decode processes (default: all cores)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "photosearch-ingest-bench")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: stop the embedded server
@@ -235,10 +236,11 @@ def main() -> None:
         sys.exit(f"no model at {args.models_dir / args.model}: see this script's docstring")
     cores = physical_cores()
     work = args.workdir
-    sets = {
-        "small": make_photos(work / "small", args.small, (800, 600), 1),
-        "12MP": make_photos(work / "large", args.large, (4000, 3000), 2),
-    }
+    sets = {}
+    if args.small:
+        sets["small"] = make_photos(work / "small", args.small, (800, 600), 1)
+    if args.large:
+        sets["12MP"] = make_photos(work / "large", args.large, (4000, 3000), 2)
     pgdata = work / "pgdata"
     shutil.rmtree(pgdata, ignore_errors=True)
     dsn = start_embedded(pgdata)
@@ -246,7 +248,12 @@ def main() -> None:
     migrate(dsn)
     db = connect_pool(ServerInfo(dsn=dsn, embedded=True, pgdata=pgdata), max_size=4)
     settings = Settings(
-        data_dir=work / "data", database_url=dsn, models_dir=args.models_dir, model_name=args.model, threads=cores
+        data_dir=work / "data",
+        database_url=dsn,
+        models_dir=args.models_dir,
+        model_name=args.model,
+        threads=cores,
+        ingest_workers=args.workers,
     )
     workers = settings.ingest_workers or os.cpu_count() or 1
     model = load_clip(settings)
