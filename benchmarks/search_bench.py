@@ -205,6 +205,7 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="reload even if a database for --rows exists")
     ap.add_argument("--only", default=None, help="comma-separated level labels to run")
     ap.add_argument("--load-only", action="store_true", help="generate, load and index, then stop")
+    ap.add_argument("--tag", default="", help="suffix for the result files")
     args = ap.parse_args()
 
     sb = args.shared_buffers or f"{max(1, int(np.ceil(args.rows * args.dim * 4 * 2.6 / 2**30)))}GB"
@@ -235,7 +236,7 @@ def main() -> None:
             print_level(res)
     db.close()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"search_{args.rows}"
+    stem = RESULTS / f"search_{args.rows}{args.tag}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
     plot(results, stem.with_suffix(".png"))
     print_markdown(results)
