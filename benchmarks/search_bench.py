@@ -32,6 +32,7 @@ from photosearch.db import search as sq  # noqa: E402
 from photosearch.db.embedding import HNSW_EF_CONSTRUCTION, HNSW_M  # noqa: E402
 from photosearch.db.migrate import migrate  # noqa: E402
 from photosearch.db.pool import check_pgvector, connect_pool  # noqa: E402
+from photosearch.db.search_synthetic import bulk_insert_synthetic  # noqa: E402
 from photosearch.db.server import ServerInfo, start_embedded, stop_embedded, with_dbname  # noqa: E402
 from photosearch.search import PlannerConfig, SearchQuery, SearchService  # noqa: E402
 from photosearch.search.synthetic import make_library  # noqa: E402
@@ -85,7 +86,7 @@ def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool) -> tupl
         conn.execute("ALTER TABLE smart_search ALTER COLUMN embedding SET STORAGE PLAIN")
         t = time.perf_counter()
         bulk_t = time.perf_counter()
-        sq.bulk_insert_synthetic(conn, lib)
+        bulk_insert_synthetic(conn, lib)
         conn.commit()
         load_s = time.perf_counter() - bulk_t
     with psycopg.connect(dsn, autocommit=True) as conn:

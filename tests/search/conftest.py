@@ -1,5 +1,5 @@
 """One synthetic library per test module (read-only tests share it): 4,000 clustered 256-d embeddings with
-owners, dates, cameras, places and flags, inserted through `photosearch.db.search.bulk_insert_synthetic`."""
+owners, dates, cameras, places and flags, inserted through `photosearch.db.search_synthetic.bulk_insert_synthetic`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from photosearch.db.accounts import create_user
 from photosearch.db.embedding import create_vector_index, ensure_embedding_model
 from photosearch.db.migrate import migrate
 from photosearch.db.pool import Database, check_pgvector, connect_pool
-from photosearch.db.search import bulk_insert_synthetic
+from photosearch.db.search_synthetic import bulk_insert_synthetic
 from photosearch.db.server import ServerInfo, with_dbname
 from photosearch.search.synthetic import SyntheticLibrary, make_library
 

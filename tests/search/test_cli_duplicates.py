@@ -13,7 +13,7 @@ from photosearch.config import Settings
 from photosearch.db import Database
 from photosearch.db.accounts import create_user
 from photosearch.db.embedding import ensure_embedding_model
-from photosearch.db.search import bulk_insert_synthetic
+from photosearch.db.search_synthetic import bulk_insert_synthetic
 from photosearch.models import load_clip
 from photosearch.search import SearchQuery, SearchService
 from photosearch.search import duplicates as dup
