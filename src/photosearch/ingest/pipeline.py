@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 SCAN_CHUNK = 2000
 TODO_PAGE = 512
 INLINE_MAX = 8  # fewer files than this: no process pool (spawning workers costs more than it saves)
+MIN_EMBED_BATCH = 8  # the model waits for no more than this while results trickle in (pipeline fill/drain)
 BULK_MIN = 1000  # at least this many files to embed into a (nearly) empty table: build HNSW afterwards
 
 
@@ -324,18 +325,24 @@ def _process(
     max_in_flight = max(2 * batch_size, 4 * workers)
     pool = WorkerPool(workers, pre, settings.thumbs_dir)
     in_flight = 0
+
+    def next_result() -> FileResult | FileError:
+        r = pool.get(timeout=0)
+        if r is None:
+            if batcher.pending() >= MIN_EMBED_BATCH:
+                batcher.flush()  # nothing ready: embed what is here while the workers decode
+            r = pool.get()
+        return r
+
     try:
         for task in _tasks(conn):
             pool.submit(task)
             in_flight += 1
             while in_flight >= max_in_flight:
-                take(pool.get())
-                in_flight -= 1
-            while (r := pool.get(timeout=0)) is not None:  # keep batches flowing without blocking
-                take(r)
+                take(next_result())
                 in_flight -= 1
         while in_flight:
-            take(pool.get())
+            take(next_result())
             in_flight -= 1
         batcher.flush()
         prog.errors = summary.errors  # duplicates are found at the last flush
