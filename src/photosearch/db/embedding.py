@@ -13,7 +13,10 @@ from photosearch.db.pool import Database
 from photosearch.db.server import DatabaseError
 
 VECTOR_INDEX = "smart_search_embedding_idx"
-HNSW_M = 16
+# m=24 (pgvector's default is 16): at 1M clustered 512-d rows, m=16 left regions of the graph unreachable
+# (unfiltered recall@10 0.930 even at ef_search 1000); m=24 gave 0.990 for a 21 % longer build and the same
+# index size (README "Search benchmark").
+HNSW_M = 24
 HNSW_EF_CONSTRUCTION = 64
 
 
