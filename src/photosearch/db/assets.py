@@ -17,6 +17,7 @@ from uuid import UUID
 
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from photosearch.db.pool import Database
@@ -353,3 +354,9 @@ def asset_counts(db: Database, library_id: UUID) -> dict[str, int]:
             {"lib": library_id},
         )
         return cur.fetchone()
+
+
+def refresh_planner_statistics(conn: psycopg.Connection) -> None:
+    """ANALYZE the tables the search planner estimates from; autovacuum may take minutes to notice a bulk load."""
+    for table in ("assets", "exif", "smart_search"):
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))

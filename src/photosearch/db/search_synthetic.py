@@ -9,6 +9,8 @@ from uuid import UUID
 import numpy as np
 import psycopg
 
+from photosearch.db.assets import refresh_planner_statistics
+
 
 def bulk_insert_synthetic(conn: psycopg.Connection, lib: Any, *, root: str = "/synthetic") -> dict[str, UUID]:
     """Insert a `photosearch.search.synthetic.SyntheticLibrary` with COPY: users, one library per owner,
@@ -100,7 +102,5 @@ def bulk_insert_synthetic(conn: psycopg.Connection, lib: Any, *, root: str = "/s
                         added if lib.deleted[i] else None,
                     )
                 )  # fmt: skip
-    conn.execute("ANALYZE assets")
-    conn.execute("ANALYZE exif")
-    conn.execute("ANALYZE smart_search")
+    refresh_planner_statistics(conn)
     return owners

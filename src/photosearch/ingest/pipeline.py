@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 import numpy as np
 
 from photosearch.config import Settings
-from photosearch.db.assets import IngestConnection
+from photosearch.db.assets import IngestConnection, refresh_planner_statistics
 from photosearch.db.pool import Database
 from photosearch.ingest import decode
 from photosearch.ingest.decode import DUPLICATE, FileError, FileResult, FileTask
@@ -35,6 +35,7 @@ SCAN_CHUNK = 2000
 TODO_PAGE = 512
 INLINE_MAX = 8  # fewer files than this: no process pool (spawning workers costs more than it saves)
 MIN_EMBED_BATCH = 8  # the model waits for no more than this while results trickle in (pipeline fill/drain)
+STATS_REFRESH_FRACTION = 0.1  # re-ANALYZE when a run changed at least this share of the library
 BULK_MIN = 1000  # at least this many files to embed into a (nearly) empty table: build HNSW afterwards
 
 
@@ -150,6 +151,10 @@ def index_library(
                 with db.connection() as c:
                     c.execute("SET LOCAL maintenance_work_mem = '256MB'")  # HNSW builds in memory if it fits
                     create_vector_index(c)
+        changed = summary.new + summary.updated + summary.moved
+        if changed and changed >= STATS_REFRESH_FRACTION * max(conn.embedded_count(), 1):
+            with db.connection() as c:
+                refresh_planner_statistics(c)  # the search planner's estimates come from these statistics
         if counts.offline and counts.swept_at is not None:
             summary.offline = conn.count_offline_since(lib_id, counts.swept_at)
         if settings.trash_offline_after_days is not None:
