@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     )
     pool_max_size: int = 8
 
+    pg_shared_buffers: str | None = Field(
+        default=None, description="Embedded server's shared_buffers; default 1/8 of RAM within 128MB..2GB"
+    )
+    pg_maintenance_work_mem: str = Field(default="512MB", description="Memory for HNSW index builds")
+
     model_name: str = DEFAULT_MODEL
     model_repo: str | None = Field(default=None, description="Hugging Face repo; default immich-app/<model_name>")
     models_dir: Path | None = None
@@ -103,6 +108,18 @@ class Settings(BaseSettings):
     @cached_property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    def embedded_tuning(self) -> dict[str, str]:
+        """Memory settings for the embedded server: PostgreSQL's 128 MB default starves a large vector index."""
+        import psutil
+
+        ram_mb = psutil.virtual_memory().total // 2**20
+        shared = self.pg_shared_buffers or f"{min(max(ram_mb // 8, 128), 2048)}MB"
+        return {
+            "shared_buffers": shared,
+            "effective_cache_size": f"{max(ram_mb // 2, 256)}MB",
+            "maintenance_work_mem": self.pg_maintenance_work_mem,
+        }
 
     def ensure_dirs(self) -> None:
         for d in (self.data_dir, self.thumbs_dir, self.model_cache_dir, self.logs_dir):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import psutil
+import psycopg
 import pytest
 
 
@@ -29,6 +30,7 @@ def fresh_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOSEARCH_")}
     env["PHOTOSEARCH_DATA_DIR"] = str(tmp_path / "data")
     env["PHOTOSEARCH_CONFIG"] = str(tmp_path / "config.toml")
+    env["PHOTOSEARCH_PG_SHARED_BUFFERS"] = "192MB"
     yield env
     run_cli(env, "db", "stop", check=False)
 
@@ -53,6 +55,12 @@ def test_db_status_on_fresh_machine_starts_embedded_server(fresh_env: dict[str, 
     # the server stays up between CLI calls and is reused
     pid = _postmaster_pid(fresh_env)
     run_cli(fresh_env, "db", "status")
+    assert _postmaster_pid(fresh_env) == pid
+    # memory tuning applied at first start (one restart), not PostgreSQL's 128 MB default
+    dsn = run_cli(fresh_env, "db", "shell-url").stdout.strip()
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SHOW shared_buffers").fetchone()[0] == "192MB"
+        assert conn.execute("SHOW maintenance_work_mem").fetchone()[0] == "512MB"
     assert _postmaster_pid(fresh_env) == pid
     text = run_cli(fresh_env, "db", "status").stdout
     assert "pgvector" in text and "0.8" in text and fresh_env["PHOTOSEARCH_DATA_DIR"] in text

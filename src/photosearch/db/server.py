@@ -89,11 +89,13 @@ def _reap_orphans(pgdata: Path) -> None:
         pidfile.unlink(missing_ok=True)
 
 
-def start_embedded(pgdata: Path) -> str:
+def start_embedded(pgdata: Path, tuning: dict[str, str] | None = None) -> str:
     """Start (or attach to) the embedded server; return a DSN for the `postgres` database.
 
     Crash recovery and start-up run under one inter-process lock: otherwise a second process could take a
     server that is still booting (or running initdb) for the leftovers of a crash and kill it.
+    `tuning` (memory settings) is applied only by the process that starts the server, so a running server
+    is never restarted under other clients' feet.
     """
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     pgserver = _pgserver()
@@ -102,8 +104,12 @@ def start_embedded(pgdata: Path) -> str:
         for attempt in range(3):
             _reap_orphans(pgdata)
             try:
-                srv = pgserver.get_server(pgdata, cleanup_mode=None)
-                return srv.get_uri()
+                was_running = _is_postmaster_alive(pgdata)
+                uri = pgserver.get_server(pgdata, cleanup_mode=None).get_uri()
+                if tuning and not was_running and _apply_tuning(uri, tuning):
+                    stop_embedded(pgdata)  # memory settings need a restart; only ever after a fresh start
+                    uri = pgserver.get_server(pgdata, cleanup_mode=None).get_uri()
+                return uri
             except Exception as exc:  # noqa: BLE001 - pgserver raises bare subprocess errors
                 last = exc
                 log.warning("embedded postgres failed to start (attempt %d): %s", attempt + 1, exc)
@@ -112,6 +118,27 @@ def start_embedded(pgdata: Path) -> str:
     logfile = pgdata / "log"
     tail = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
     raise DatabaseError(f"could not start the embedded PostgreSQL in {pgdata}: {last}\n{tail}")
+
+
+def _apply_tuning(admin_dsn: str, tuning: dict[str, str]) -> bool:
+    """ALTER SYSTEM the memory settings that differ; return whether a restart is needed for them."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        changed = False
+        for name, value in tuning.items():
+            same = conn.execute(
+                "SELECT pg_size_bytes(current_setting(%s)) = pg_size_bytes(%s)", (name, value)
+            ).fetchone()[0]
+            if not same:
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+                changed = True
+        if not changed:
+            return False
+        conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.2)  # the reload is asynchronous
+        return bool(conn.execute("SELECT bool_or(pending_restart) FROM pg_settings").fetchone()[0])
 
 
 def _forget(pgdata: Path) -> None:
@@ -154,7 +181,7 @@ def resolve_server(settings: Settings) -> ServerInfo:
     if settings.database_url:
         return ServerInfo(dsn=settings.database_url, embedded=False, pgdata=None)
     settings.ensure_dirs()
-    admin = start_embedded(settings.pgdata_dir)
+    admin = start_embedded(settings.pgdata_dir, settings.embedded_tuning())
     _ensure_database(admin, DEFAULT_DBNAME)
     return ServerInfo(dsn=with_dbname(admin, DEFAULT_DBNAME), embedded=True, pgdata=settings.pgdata_dir)
 
