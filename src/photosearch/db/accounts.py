@@ -124,17 +124,6 @@ def revoke_api_key(db: Database, user_id: UUID, key_id: str) -> None:
             raise NotFound(f"no active API key {key_id!r}")
 
 
-def user_for_api_key(db: Database, secret: str) -> dict | None:
-    with db.cursor() as cur:
-        cur.execute(
-            "UPDATE api_keys k SET last_used_at = now() FROM users u"
-            " WHERE k.key_hash = %s AND k.revoked_at IS NULL AND u.id = k.user_id"
-            " RETURNING u.id, u.name, u.email, u.is_admin",
-            (hash_api_key(secret),),
-        )
-        return cur.fetchone()
-
-
 # ---- libraries ---------------------------------------------------------------------------------
 
 
