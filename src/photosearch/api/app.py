@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,7 +24,8 @@ from photosearch.db.pool import Database
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 JSON_BODY_LIMIT = 1024 * 1024  # every body except image uploads is a small JSON document
 
-# The web UI loads nothing from elsewhere; /docs keeps FastAPI's defaults (Swagger UI from its CDN).
+# Nothing loads from elsewhere: Swagger UI for /docs is vendored under static/swagger (its inline bootstrap
+# script is why /docs gets no CSP).
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -115,6 +118,8 @@ def create_app(
         description="Semantic photo search: find photos by text, by example image or by metadata. "
         "Authenticate with an API key in the `x-api-key` header (`photosearch users key create`).",
         lifespan=lifespan,
+        docs_url=None,  # served below from vendored files: FastAPI's default pulls Swagger UI from a CDN
+        redoc_url=None,
     )
     app.state.ctx = ctx
     install_error_handlers(app)
@@ -124,4 +129,15 @@ def create_app(
     for module in (server, auth, libraries, jobs, assets, search, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="photosearch API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
     return app
