@@ -292,20 +292,6 @@ _ASSET_SELECT = (
 )
 
 
-def get_asset(db: Database, asset_id: UUID | str, owner_id: UUID | None = None) -> dict | None:
-    """One asset with its EXIF fields, or None. With `owner_id`, only that user's asset is visible."""
-    try:
-        aid = UUID(str(asset_id))
-    except ValueError:
-        return None
-    with db.cursor() as cur:
-        cur.execute(
-            _ASSET_SELECT + " WHERE a.id = %s AND (%s::uuid IS NULL OR a.owner_id = %s::uuid)",
-            (aid, owner_id, owner_id),
-        )
-        return cur.fetchone()
-
-
 def get_asset_by_path(db: Database, library_id: UUID, path: str) -> dict | None:
     """`path` as stored (see `photosearch.ingest.scan.db_path`)."""
     with db.cursor() as cur:
