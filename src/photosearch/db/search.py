@@ -215,6 +215,14 @@ def _distance(metric: str, column: str = "s.embedding") -> sql.Composable:
     return sql.SQL("{} {} %(q)s").format(sql.SQL(column), sql.SQL(OPERATORS[metric]))
 
 
+def _scanned(conn: psycopg.Connection, rows: list, where: Where, bound: int | None) -> int | None:
+    """Filtered rows a bounded exact/quantized query saw: carried in column 2 of every row, or counted
+    separately when the page came back empty (e.g. everything beyond `max_distance`)."""
+    if rows:
+        return int(rows[0][2])
+    return count_matches(conn, where, bound + 1) if bound is not None else None
+
+
 def exact_search(
     conn: psycopg.Connection,
     vector: np.ndarray,
@@ -242,13 +250,7 @@ def exact_search(
     ).format(frm=where.from_clause, where=where.clause, cap=cap, dist=_distance(metric), cutoff=cutoff)
     params = {**where.params, "q": vector, "lim": limit, "off": offset, "maxd": max_distance}
     rows = conn.execute(query, params).fetchall()
-    if rows:
-        scanned = int(rows[0][2])
-    elif bound is not None:
-        scanned = count_matches(conn, where, bound + 1)
-    else:
-        scanned = None
-    return Ranked([r[0] for r in rows], [float(r[1]) for r in rows], scanned)
+    return Ranked([r[0] for r in rows], [float(r[1]) for r in rows], _scanned(conn, rows, where, bound))
 
 
 def quantized_search(
@@ -284,14 +286,8 @@ def quantized_search(
     ).format(frm=where.from_clause, where=where.clause, cap=cap, dist=_distance(metric), cutoff=cutoff)
     params = {**where.params, "q": vector, "pool": pool, "lim": limit, "off": offset, "maxd": max_distance}
     rows = conn.execute(query, params).fetchall()
-    if rows:
-        scanned = int(rows[0][2])
-    elif bound is not None:
-        scanned = count_matches(conn, where, bound + 1)
-    else:
-        scanned = None
     worst = max((int(r[3]) for r in rows), default=0)
-    return Ranked([r[0] for r in rows], [float(r[1]) for r in rows], scanned, worst)
+    return Ranked([r[0] for r in rows], [float(r[1]) for r in rows], _scanned(conn, rows, where, bound), worst)
 
 
 def approximate_search(
