@@ -35,6 +35,7 @@ from photosearch.db.pool import check_pgvector, connect_pool  # noqa: E402
 from photosearch.db.search_synthetic import bulk_insert_synthetic  # noqa: E402
 from photosearch.db.server import ServerInfo, start_embedded, stop_embedded, with_dbname  # noqa: E402
 from photosearch.search import PlannerConfig, SearchQuery, SearchService  # noqa: E402
+from photosearch.search.lists import train_lists  # noqa: E402
 from photosearch.search.synthetic import make_library  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -63,6 +64,7 @@ def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool) -> tupl
     with psycopg.connect(admin, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists and not fresh:
+            migrate(dsn)  # a database from an older photosearch gets the newer search schema
             with psycopg.connect(dsn) as c:
                 info = c.execute("SELECT value FROM system_metadata WHERE key = 'bench'").fetchone()
             if info:
@@ -207,6 +209,10 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated level labels to run")
     ap.add_argument("--load-only", action="store_true", help="generate, load and index, then stop")
     ap.add_argument("--tag", default="", help="suffix for the result files")
+    ap.add_argument("--retrain", action="store_true", help="train the search lists again")
+    ap.add_argument(
+        "--planner", action="append", default=[], help="PlannerConfig override, e.g. quantized_pool_min=500"
+    )
     args = ap.parse_args()
 
     sb = args.shared_buffers or f"{max(1, int(np.ceil(args.rows * args.dim * 4 * 2.6 / 2**30)))}GB"
@@ -215,7 +221,10 @@ def main() -> None:
     if args.load_only:
         return
     db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
-    config = PlannerConfig()
+    trained = train_lists(db, force=args.retrain)
+    print(f"search lists: {trained}", flush=True)
+    info["search_lists"] = {"lists": trained.lists, "train_s": round(trained.seconds, 1), "skipped": trained.skipped}
+    config = PlannerConfig(**{k: type(getattr(PlannerConfig, k))(v) for k, v in (o.split("=") for o in args.planner)})
     service = SearchService(db, config=config)
     admin_user = {"id": None, "is_admin": True}
     queries = sample_queries(dsn, args.queries)
@@ -226,9 +235,10 @@ def main() -> None:
         if args.only:
             wanted = set(args.only.split(","))
             levels = [lv for lv in levels if lv["label"] in wanted]
-        # warm-up: touch the index and the table once
-        for q in queries[:5]:
-            service.search(SearchQuery(vector=q.tolist(), k=args.k, strategy="approximate"), admin_user)
+        # warm-up: bring the HNSW graph, the codes index and the rows the queries touch into shared buffers
+        for q in queries:
+            for strategy in ("approximate", "quantized"):
+                service.search(SearchQuery(vector=q.tolist(), k=args.k, strategy=strategy), admin_user)
         for level in levels:
             k = level.get("k", args.k)
             res = run_level(db, conn, service, admin_user, queries, level, k, level.get("ef"))

@@ -18,6 +18,7 @@ from photosearch.db.migrate import migrate
 from photosearch.db.pool import Database, check_pgvector, connect_pool
 from photosearch.db.search_synthetic import bulk_insert_synthetic
 from photosearch.db.server import ServerInfo, with_dbname
+from photosearch.search.lists import train_lists
 from photosearch.search.synthetic import SyntheticLibrary, make_library
 
 N_ROWS = 4000
@@ -38,8 +39,9 @@ class SearchFixture:
         return {"id": self.owners[name], "is_admin": False, "name": name}
 
 
-@pytest.fixture(scope="module")
-def search_fixture(pg_admin_dsn: str) -> Iterator[SearchFixture]:
+@pytest.fixture(scope="module", params=["plain", "lists"])
+def search_fixture(pg_admin_dsn: str, request: pytest.FixtureRequest) -> Iterator[SearchFixture]:
+    """The library twice: without search lists (small libraries), and with 63 trained lists (large ones)."""
     name = f"s_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -55,6 +57,8 @@ def search_fixture(pg_admin_dsn: str) -> Iterator[SearchFixture]:
         conn.commit()
         create_vector_index(conn)
         conn.commit()
+    if request.param == "lists":
+        train_lists(db, min_rows=0)
     admin = create_user(db, "root", "root@example.org", is_admin=True)
     try:
         yield SearchFixture(db=db, lib=lib, owners=owners, admin=admin)

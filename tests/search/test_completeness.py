@@ -13,7 +13,13 @@ from tests.search.conftest import SearchFixture, brute_force
 from tests.search.reference import reference_mask
 
 # Small thresholds so the 4,000-row library exercises every path under "auto".
-SMALL = PlannerConfig(exact_max_rows=20, quantized_max_rows=300, quantized_pool_min=30, quantized_pool_per_row=3)
+SMALL = PlannerConfig(
+    exact_max_rows=20,
+    quantized_max_rows=300,
+    hnsw_min_selectivity=0.05,
+    quantized_pool_min=30,
+    quantized_pool_per_row=3,
+)
 
 
 def _window(lib, count: int, start: int = 1000) -> dict:
@@ -103,6 +109,7 @@ def test_approximate_falls_back_to_exact_when_the_scan_runs_dry(search_fixture: 
         quantized_pool_per_row=0,
         max_scan_tuples_min=50,
         max_scan_tuples_max=50,
+        hnsw_min_selectivity=0.0,
     )
     window = _window(fx.lib, 3, start=500)
     q = _queries(fx.lib, 1)[0]

@@ -344,5 +344,5 @@ def asset_counts(db: Database, library_id: UUID) -> dict[str, int]:
 
 def refresh_planner_statistics(conn: psycopg.Connection) -> None:
     """ANALYZE the tables the search planner estimates from; autovacuum may take minutes to notice a bulk load."""
-    for table in ("assets", "exif", "smart_search"):
+    for table in ("assets", "exif", "smart_search", "search_ivf"):
         conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))

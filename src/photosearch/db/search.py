@@ -7,6 +7,7 @@ planner settings are applied with `set_config(..., is_local => true)` inside the
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,31 +29,34 @@ EARTH_KM = 6371.0088
 
 @dataclass
 class Where:
-    """A compiled filter over `smart_search s` (which carries copies of the common asset columns, migration
-    011), joining `assets a` / `exif e` only when a filter needs them. Named parameters."""
+    """A compiled filter, named parameters. Over `smart_search s` (which carries copies of the common asset
+    columns, migration 011) joining `assets a` / `exif e` only when a filter needs them; or, for the quantized
+    path, over `search_ivf c` (migration 013), which also carries the EXIF filter columns."""
 
     clause: sql.Composable
     params: dict[str, Any] = field(default_factory=dict)
     needs_assets: bool = False
     needs_exif: bool = False
     conditions: int = 0
+    codes: bool = False
 
     @property
     def from_clause(self) -> sql.Composable:
-        parts = ["smart_search s"]
+        parts = ["search_ivf c" if self.codes else "smart_search s"]
         if self.needs_assets:
-            parts.append("JOIN assets a ON a.id = s.asset_id")
+            parts.append("JOIN assets a ON a.id = {}.asset_id".format("c" if self.codes else "s"))
         if self.needs_exif:
             parts.append("LEFT JOIN exif e ON e.asset_id = s.asset_id")
         return sql.SQL(" ".join(parts))
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, codes: bool) -> None:
         self.parts: list[sql.Composable] = []
         self.params: dict[str, Any] = {}
         self.needs_exif = False
         self.needs_assets = False
+        self.codes = codes
 
     def p(self, value: Any) -> sql.Placeholder:
         name = f"p{len(self.params)}"
@@ -60,9 +64,15 @@ class _Builder:
         return sql.Placeholder(name)
 
     def add(self, template: str, *values: Any, exif: bool = False, assets: bool = False) -> None:
+        if self.codes:  # search_ivf holds the smart_search and exif columns under the same names
+            template = _S_OR_E.sub("c.", template)
+            exif = False
         self.parts.append(sql.SQL(template).format(*(self.p(v) for v in values)))
         self.needs_exif |= exif
         self.needs_assets |= assets
+
+
+_S_OR_E = re.compile(r"\b[se]\.")
 
 
 def like_pattern(text: str) -> str:
@@ -70,9 +80,12 @@ def like_pattern(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def compile_filters(q: SearchQuery, owner_ids: Sequence[UUID] | None, exclude_asset: UUID | None = None) -> Where:
-    """Turn the query's filters into a WHERE clause. `owner_ids=None` means every owner (admin, no filter)."""
-    b = _Builder()
+def compile_filters(
+    q: SearchQuery, owner_ids: Sequence[UUID] | None, exclude_asset: UUID | None = None, *, codes: bool = False
+) -> Where:
+    """Turn the query's filters into a WHERE clause. `owner_ids=None` means every owner (admin, no filter).
+    `codes=True` compiles the same filters over search_ivf (the quantized path)."""
+    b = _Builder(codes)
     if owner_ids is not None:
         b.add("s.owner_id = ANY({})", list(owner_ids))
     if q.library_ids:
@@ -143,7 +156,12 @@ def compile_filters(q: SearchQuery, owner_ids: Sequence[UUID] | None, exclude_as
         b.add("s.asset_id <> {}", exclude_asset)
     clause = sql.SQL(" AND ").join(b.parts) if b.parts else sql.SQL("true")
     return Where(
-        clause=clause, params=b.params, needs_assets=b.needs_assets, needs_exif=b.needs_exif, conditions=len(b.parts)
+        clause=clause,
+        params=b.params,
+        needs_assets=b.needs_assets,
+        needs_exif=b.needs_exif,
+        conditions=len(b.parts),
+        codes=codes,
     )
 
 
@@ -159,17 +177,42 @@ def set_local(conn: psycopg.Connection, settings: dict[str, str | int | float]) 
     conn.execute(sql.SQL("SELECT {}").format(calls), params)
 
 
-def begin_search(conn: psycopg.Connection, settings: dict[str, str | int | float]) -> tuple[int, int]:
-    """Apply the transaction's settings and read (embedding dimension, embedded rows from statistics) in one
-    round trip: per-query overhead matters when the query itself takes a few milliseconds."""
+@dataclass(frozen=True)
+class SearchContext:
+    """What every search reads first: embedding dimension, embedded rows (statistics), search lists."""
+
+    dim: int
+    total: int
+    lists: int  # trained search lists, 1 = none
+    lists_version: str | None  # changes whenever the lists are re-trained (keys the centroid cache)
+
+
+def begin_search(conn: psycopg.Connection, settings: dict[str, str | int | float]) -> SearchContext:
+    """Apply the transaction's settings and read the SearchContext in one round trip: per-query overhead
+    matters when the query itself takes a few milliseconds."""
     calls = [sql.SQL("set_config(%s, %s, true)") for _ in settings]
     params = [x for name, value in settings.items() for x in (name, str(value))]
     query = sql.SQL(
         "SELECT (SELECT (value->>'dim')::int FROM system_metadata WHERE key = 'embedding'),"
-        " (SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'smart_search'::regclass){}"
+        " (SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'smart_search'::regclass),"
+        " (SELECT value FROM system_metadata WHERE key = 'search_lists'){}"
     ).format(sql.SQL("").join(sql.SQL(", ") + c for c in calls))
     row = conn.execute(query, params).fetchone()
-    return int(row[0] or 0), int(row[1] or 0)
+    lists = row[2] or {}
+    return SearchContext(
+        dim=int(row[0] or 0),
+        total=int(row[1] or 0),
+        lists=int(lists.get("lists") or 1),
+        lists_version=lists.get("trained_at"),
+    )
+
+
+def centroids(conn: psycopg.Connection) -> np.ndarray:
+    """The search lists' centroids, row i = list i (an empty array before training)."""
+    rows = conn.execute("SELECT centroid FROM search_centroids ORDER BY list_id").fetchall()
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([np.asarray(r[0].to_numpy(), dtype=np.float32) for r in rows])
 
 
 # ---- estimates -------------------------------------------------------------------------------------
@@ -208,7 +251,6 @@ class Ranked:
     ids: list[UUID]
     distances: list[float]
     scanned: int | None = None  # exact/quantized: filtered rows seen (None = not bounded)
-    code_rank: int = 0  # quantized: worst Hamming rank (within the pool) among the returned rows
 
 
 def _distance(metric: str, column: str = "s.embedding") -> sql.Composable:
@@ -261,33 +303,64 @@ def quantized_search(
     metric: str,
     pool: int,
     limit: int,
+    lists: Sequence[int] | None = None,
     offset: int = 0,
     max_distance: float | None = None,
     bound: int | None = None,
 ) -> Ranked:
-    """Rank the filtered rows by the Hamming distance of their binary codes (read from a covering index,
-    not the heap), keep the best `pool`, and re-rank those by exact distance. Exact when pool >= matches.
+    """Rank the filtered rows of the search `lists` given (every row when None) by their half-precision
+    vectors in search_ivf (migration 013), then re-score the best `pool` at full precision. Exact up to
+    float16 rounding (which only reorders near-ties, and the pool re-score puts those back) when every list
+    is probed.
 
-    `bound` works as in exact_search: more than bound matching rows → `scanned > bound`, result incomplete.
+    `where` must be compiled with `codes=True`. `bound` works as in exact_search: more than bound candidate
+    rows → `scanned > bound`, result incomplete.
     """
     cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")
+    in_lists = sql.SQL("c.list_id = ANY(%(lists)s::int2[]) AND ") if lists is not None else sql.SQL("")
     # Every CTE is MATERIALIZED: inlined, `ORDER BY distance LIMIT k` over smart_search would make the
     # planner walk the HNSW index and drop the candidates it never reaches.
     cutoff = sql.SQL("WHERE r.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
     query = sql.SQL(
-        "WITH f AS MATERIALIZED (SELECT s.asset_id, s.embedding_bq <~> binary_quantize(%(q)s)::varbit AS h"
-        "  FROM {frm} WHERE {where} {cap}),"
-        " c AS MATERIALIZED (SELECT f.asset_id, row_number() OVER (ORDER BY f.h, f.asset_id) AS hr"
-        "  FROM f ORDER BY f.h, f.asset_id LIMIT %(pool)s),"
-        " r AS MATERIALIZED (SELECT s.asset_id AS id, c.hr, {dist} AS distance"
-        "  FROM c JOIN smart_search s ON s.asset_id = c.asset_id)"
-        " SELECT r.id, r.distance, (SELECT count(*) FROM f) AS scanned, r.hr FROM r {cutoff}"
+        "WITH f AS MATERIALIZED (SELECT c.asset_id, c.embedding {op} %(q)s::halfvec AS d"
+        "  FROM {frm} WHERE {lists}{where} {cap}),"
+        " p AS MATERIALIZED (SELECT f.asset_id FROM f ORDER BY f.d, f.asset_id LIMIT %(pool)s),"
+        " r AS MATERIALIZED (SELECT s.asset_id AS id, {dist} AS distance"
+        "  FROM p JOIN smart_search s ON s.asset_id = p.asset_id)"
+        " SELECT r.id, r.distance, (SELECT count(*) FROM f) AS scanned FROM r {cutoff}"
         " ORDER BY r.distance, r.id LIMIT %(lim)s OFFSET %(off)s"
-    ).format(frm=where.from_clause, where=where.clause, cap=cap, dist=_distance(metric), cutoff=cutoff)
-    params = {**where.params, "q": vector, "pool": pool, "lim": limit, "off": offset, "maxd": max_distance}
+    ).format(
+        op=sql.SQL(OPERATORS[metric]),
+        frm=where.from_clause,
+        lists=in_lists,
+        where=where.clause,
+        cap=cap,
+        dist=_distance(metric),
+        cutoff=cutoff,
+    )
+    params = {
+        **where.params,
+        "q": vector,
+        "pool": pool,
+        "lists": list(lists) if lists is not None else None,
+        "lim": limit,
+        "off": offset,
+        "maxd": max_distance,
+    }
     rows = conn.execute(query, params).fetchall()
-    worst = max((int(r[3]) for r in rows), default=0)
-    return Ranked([r[0] for r in rows], [float(r[1]) for r in rows], _scanned(conn, rows, where, bound), worst)
+    scanned = int(rows[0][2]) if rows else _count_candidates(conn, where, in_lists, params, bound)
+    return Ranked([r[0] for r in rows], [float(r[1]) for r in rows], scanned)
+
+
+def _count_candidates(
+    conn: psycopg.Connection, where: Where, lists: sql.Composable, params: dict, bound: int | None
+) -> int:
+    """Candidate rows of a quantized query whose page came back empty (e.g. all beyond `max_distance`)."""
+    cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")
+    query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {}{} {}) m").format(
+        where.from_clause, lists, where.clause, cap
+    )
+    return int(conn.execute(query, params).fetchone()[0])
 
 
 def approximate_search(

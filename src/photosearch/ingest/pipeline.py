@@ -28,6 +28,7 @@ from photosearch.ingest.metadata import mtime_date
 from photosearch.ingest.scan import db_path, fs_path, scan_roots
 from photosearch.ingest.thumbnails import remove_thumbnails
 from photosearch.ingest.workers import WorkerPool
+from photosearch.search.lists import train_lists
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class IngestSummary:
     known_errors: int = 0  # unchanged files that failed before: skipped
     embedded: int = 0
     bulk_index_rebuild: bool = False
+    search_lists: bool = False  # the search lists were (re)trained at the end of the run
     elapsed: float = 0.0
     error_reasons: dict[str, int] = field(default_factory=dict)
 
@@ -155,6 +157,7 @@ def index_library(
         if changed and changed >= STATS_REFRESH_FRACTION * max(conn.embedded_count(), 1):
             with db.connection() as c:
                 refresh_planner_statistics(c)  # the search planner's estimates come from these statistics
+            summary.search_lists = train_lists(db).skipped is None  # no-op unless the library doubled or halved
         if counts.offline and counts.swept_at is not None:
             summary.offline = conn.count_offline_since(lib_id, counts.swept_at)
         if settings.trash_offline_after_days is not None:

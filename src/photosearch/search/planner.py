@@ -1,10 +1,13 @@
-"""Choose, per query, between exact search over the filtered rows and an approximate HNSW scan.
+"""Choose, per query, between exact search over the filtered rows, an inverted-file probe of the search lists
+nearest the query, and an approximate HNSW scan.
 
-Cost model (measured, see README "Search benchmark"): exact costs ~1 µs per matching row (B-tree/bitmap
-filter, then one distance per row); the HNSW scan costs roughly the same whatever the filter as long as
-enough matching rows sit near the query, and degrades as 1/selectivity. So: few matches → exact (recall
-1.0 by construction), many → HNSW with iterative scan, a wide candidate pool re-sorted exactly, and a
-fallback to exact whenever the scan returns fewer rows than the page needs. Both paths are complete.
+Cost model (measured at 1M rows, see README "Search benchmark"): every row PostgreSQL touches costs ~0.2 µs
+in an index and ~1-5 µs when its vector is read from the heap. Exact reads every matching row's vector: right
+for a few thousand. The quantized path reads the filtered rows of the lists nearest the query (~2,000 rows) as
+half-precision vectors from a table clustered by list and re-scores the top few at full precision: right for
+0.1-50 % of the library. The HNSW scan costs about the same whatever the filter while most rows match, and
+degrades as 1/selectivity: right for broad filters. Every path falls back (wider probe, exact) when it returns
+fewer rows than the page needs, so all of them are complete.
 """
 
 from __future__ import annotations
@@ -23,10 +26,14 @@ class PlannerConfig:
     """Knobs, tuned by benchmarks/search_bench.py on synthetic CLIP-like data (512-d)."""
 
     exact_max_rows: int = 1_500  # estimated matches at or below this → exact distances on every row
-    quantized_max_rows: int = 40_000  # ... at or below this → binary codes from an index, exact re-rank
+    quantized_max_rows: int = 40_000  # no lists trained: at or below this → half-precision scan of every match
+    hnsw_min_selectivity: float = 0.5  # lists trained: below this share of rows → probe the nearest lists
+    probe_share: float = 0.02  # probe at least this share of the lists (1M, 1,000 lists: 20 → recall@10 1.0)
+    probes_min: int = 8
+    candidates_target: int = 2_000  # probe enough lists to see about this many matching rows
     bound_factor: float = 4.0  # a path gathers at most this × its limit before deciding the estimate was wrong
-    quantized_pool_min: int = 1_000  # rows re-ranked exactly after the Hamming pass (far queries need ~1000)
-    quantized_pool_per_row: int = 32  # top-64 needs a wider pool than top-10 (its 64th row ranks deeper)
+    quantized_pool_min: int = 20  # rows re-scored at full precision after the half-precision ranking
+    quantized_pool_per_row: int = 2  # (float16 only swaps near-ties: twice the page is plenty)
     ef_search_min: int = 400  # HNSW beam (m16/efc64 at 100k: ef 200 recall@10 0.953, ef 400 0.990)
     ef_per_row: int = 8  # ef_search grows with the rows asked for: top-64 needs a wider beam than top-10
     ef_search_filtered: int = 1000  # a filter (< 50 % of rows) skips most of the beam (1M, ~10 %: 0.98 → 0.99)
@@ -48,6 +55,8 @@ class QueryPlan(BaseModel):
     filters: int = 0
     ef_search: int | None = None
     pool: int | None = None
+    probes: int | None = None
+    lists: int | None = None
     max_scan_tuples: int | None = None
     fallback: str | None = None
     rows: int = 0
@@ -62,6 +71,7 @@ class Decision:
     pool: int | None = None
     max_scan_tuples: int | None = None
     bound: int | None = None
+    probes: int | None = None  # quantized: lists probed (None = every row, no lists)
     hnsw_settings: dict[str, str | int] = field(default_factory=dict)
 
 
@@ -89,22 +99,35 @@ def approximate_settings(cfg: PlannerConfig, depth: int, selectivity: float, ef_
     )
 
 
+def probes_for(cfg: PlannerConfig, estimated: int, lists: int, pool: int) -> int | None:
+    """Lists to probe so the quantized path sees about `candidates_target` matching rows (None = all rows)."""
+    if lists <= 1:
+        return None
+    want = max(cfg.candidates_target, pool)
+    probes = max(math.ceil(lists * want / max(estimated, 1)), cfg.probes_min, math.ceil(cfg.probe_share * lists))
+    return None if probes >= lists else probes
+
+
 def choose(
     cfg: PlannerConfig,
     *,
     estimated: int,
     total: int,
     depth: int,
+    lists: int = 1,
     forced: str = "auto",
     ef_override: int | None = None,
 ) -> Decision:
-    """Pick the strategy for a query whose filters match about `estimated` of `total` embedded assets."""
+    """Pick the strategy for a query whose filters match about `estimated` of `total` embedded assets, in a
+    library split into `lists` search lists (1 = not trained)."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
-    q_pool = min(10_000, max(cfg.quantized_pool_min, cfg.quantized_pool_per_row * depth))
+    q_pool = min(10_000, max(cfg.quantized_pool_min, cfg.quantized_pool_per_row * depth, depth))
     if forced == "exact":
         return Decision("exact", "forced by the query")
     if forced == "quantized":
-        return Decision("quantized", "forced by the query", pool=q_pool)
+        return Decision(
+            "quantized", "forced by the query", pool=q_pool, probes=probes_for(cfg, estimated, lists, q_pool)
+        )
     if forced == "approximate":
         d = approximate_settings(cfg, depth, selectivity, ef_override)
         d.reason = "forced by the query"
@@ -114,34 +137,44 @@ def choose(
         b = int(limit * cfg.bound_factor)
         return b if total > b else None
 
-    if estimated <= max(cfg.exact_max_rows, q_pool):  # (a pool that large would re-rank every row anyway)
-        limit = max(cfg.exact_max_rows, q_pool)
+    if estimated <= cfg.exact_max_rows:
         return Decision(
             "exact",
-            f"~{estimated} matching rows ≤ {limit}: exact distances on each (recall 1.0)",
-            bound=bounded(limit),
+            f"~{estimated} matching rows ≤ {cfg.exact_max_rows}: exact distances on each (recall 1.0)",
+            bound=bounded(cfg.exact_max_rows),
         )
-    if estimated <= cfg.quantized_max_rows:
+    if lists > 1 and selectivity < cfg.hnsw_min_selectivity:
+        probes = probes_for(cfg, estimated, lists, q_pool)
+        seen = estimated * (probes or lists) // lists
         return Decision(
             "quantized",
-            f"~{estimated} matching rows ≤ {cfg.quantized_max_rows}: rank their binary codes from an index,"
-            f" re-rank the best {q_pool} exactly",
+            f"~{estimated} matching rows ({selectivity:.1%}): rank the ~{seen} in the {probes or lists} of"
+            f" {lists} search lists nearest the query by half-precision distance, re-score the best {q_pool}",
+            pool=q_pool,
+            probes=probes,
+            bound=bounded(max(seen, cfg.candidates_target, q_pool)),
+        )
+    if lists <= 1 and estimated <= cfg.quantized_max_rows:
+        return Decision(
+            "quantized",
+            f"~{estimated} matching rows ≤ {cfg.quantized_max_rows}: rank them by half-precision distance,"
+            f" re-score the best {q_pool} at full precision",
             pool=q_pool,
             bound=bounded(cfg.quantized_max_rows),
         )
     d = approximate_settings(cfg, depth, selectivity, ef_override)
     d.reason = (
-        f"~{estimated} matching rows ({selectivity:.1%}) > {cfg.quantized_max_rows}: HNSW iterative scan,"
-        f" pool of {d.pool} re-sorted exactly"
+        f"~{estimated} matching rows ({selectivity:.1%}): HNSW iterative scan, pool of {d.pool} re-sorted exactly"
     )
     return d
 
 
-def escalate(cfg: PlannerConfig, previous: Decision, *, total: int, depth: int) -> Decision:
+def escalate(cfg: PlannerConfig, previous: Decision, *, total: int, depth: int, lists: int = 1) -> Decision:
     """The next path when `previous` found more matching rows than its bound: exact → quantized → HNSW."""
     if previous.strategy == "exact":
-        d = choose(cfg, estimated=cfg.quantized_max_rows, total=total, depth=depth, forced="quantized")
-        b = int(cfg.quantized_max_rows * cfg.bound_factor)
+        estimated = max(cfg.quantized_max_rows, (previous.bound or 0) + 1)
+        d = choose(cfg, estimated=estimated, total=total, depth=depth, lists=lists, forced="quantized")
+        b = int(max(cfg.quantized_max_rows, cfg.candidates_target) * cfg.bound_factor)
         d.bound = b if total > b else None
         return d
     return choose(
@@ -149,5 +182,6 @@ def escalate(cfg: PlannerConfig, previous: Decision, *, total: int, depth: int) 
         estimated=max(cfg.quantized_max_rows + 1, (previous.bound or 0) + 1),
         total=total,
         depth=depth,
+        lists=lists,
         forced="approximate",
     )

@@ -31,7 +31,6 @@ BASE_SETTINGS = {
     "enable_mergejoin": "off",
 }
 NEGATIVE_WEIGHT = 0.5
-MAX_QUANTIZED_POOL = 10_000
 
 
 class SearchHit(BaseModel):
@@ -95,6 +94,7 @@ class SearchService:
         self.db = db
         self.model_loader = model_loader
         self.config = config or PlannerConfig()
+        self._centroids: tuple[str | None, np.ndarray] | None = None
 
     # -- query vector ---------------------------------------------------------------------------
 
@@ -182,12 +182,13 @@ class SearchService:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         with self.db.connection() as conn, conn.transaction():
-            dim, total = sq.begin_search(conn, BASE_SETTINGS)
+            ctx = sq.begin_search(conn, BASE_SETTINGS)
             scope = self.owner_scope(conn, query, user)
-            vec, exclude = self.query_vector(conn, query, scope, dim)
+            vec, exclude = self.query_vector(conn, query, scope, ctx.dim)
             timings["vector"] = _ms(t0)
             where = sq.compile_filters(query, scope, exclude)
-            plan, ranked = self._run(conn, query, vec, where, scope, total, timings)
+            codes = sq.compile_filters(query, scope, exclude, codes=True)
+            plan, ranked = self._run(conn, query, vec, (where, codes), scope, ctx, timings)
             t = time.perf_counter()
             rows = sq.hydrate(conn, ranked.ids)
             timings["hydrate"] = _ms(t)
@@ -204,24 +205,35 @@ class SearchService:
         next_page = query.page + 1 if len(items) == query.k and query.depth + query.k <= 10_000 else None
         return SearchPage(items=items, page=query.page, k=query.k, next_page=next_page, plan=plan)
 
-    @staticmethod
-    def _codes_trusted(ranked: sq.Ranked, pool: int) -> bool:
-        """The Hamming pre-ranking is trusted when every returned row sat in the first half of the pool
-        (or the pool held every matching row, which makes the re-rank exact)."""
-        if ranked.scanned is not None and ranked.scanned <= pool:
-            return True
-        return ranked.code_rank <= pool // 2
+    def _nearest_lists(
+        self, conn: psycopg.Connection, ctx: sq.SearchContext, vec: np.ndarray, probes: int | None
+    ) -> list[int] | None:
+        """The `probes` lists whose centroids are nearest the query (None = all rows). Centroids are cached
+        per training (1,000 x 512 floats: reading them costs more than the search they serve)."""
+        if probes is None or ctx.lists <= 1:
+            return None
+        cached = self._centroids
+        if cached is None or cached[0] != ctx.lists_version:
+            cached = self._centroids = (ctx.lists_version, sq.centroids(conn))
+        c = cached[1]
+        if len(c) <= probes:
+            return None
+        return np.argpartition(-(c @ vec), probes - 1)[:probes].astype(int).tolist()
 
     def _run(
         self,
         conn: psycopg.Connection,
         query: SearchQuery,
         vec: np.ndarray,
-        where: sq.Where,
+        wheres: tuple[sq.Where, sq.Where],
         scope: list[UUID] | None,
-        total: int,
+        ctx: sq.SearchContext,
         timings: dict[str, float],
     ) -> tuple[QueryPlan, sq.Ranked]:
+        """Plan, run, and fall back until the page is complete. `wheres` = the filters over smart_search and
+        over search_ivf."""
+        where, codes = wheres
+        total, lists = ctx.total, ctx.lists
         t = time.perf_counter()
         if scope is not None and len(scope) == 0:
             plan = QueryPlan(strategy="exact", reason="no owner is in scope: nothing can match", filters=0)
@@ -236,6 +248,7 @@ class SearchService:
             estimated=estimated,
             total=total,
             depth=query.depth,
+            lists=lists,
             forced=query.strategy,
             ef_override=query.ef_search,
         )
@@ -246,6 +259,7 @@ class SearchService:
             estimate_method=method,
             total_embeddings=total,
             filters=where.conditions,
+            lists=lists if lists > 1 else None,
         )
         common = {"metric": query.distance, "limit": query.k, "offset": query.offset}
         while d.strategy in ("exact", "quantized"):
@@ -254,32 +268,33 @@ class SearchService:
                 ranked = sq.exact_search(conn, vec, where, bound=d.bound, max_distance=query.max_distance, **common)
             else:
                 ranked = sq.quantized_search(
-                    conn, vec, where, pool=d.pool or 200, bound=d.bound, max_distance=query.max_distance, **common
+                    conn,
+                    vec,
+                    codes,
+                    pool=d.pool or 200,
+                    lists=self._nearest_lists(conn, ctx, vec, d.probes),
+                    bound=d.bound,
+                    max_distance=query.max_distance,
+                    **common,
                 )
-                plan.pool = d.pool
+                plan.pool, plan.probes = d.pool, d.probes
             timings[d.strategy] = timings.get(d.strategy, 0.0) + _ms(t)
             if d.bound is not None and ranked.scanned is not None and ranked.scanned > d.bound:
                 # The estimate was far too low: more than `bound` rows match, so this path would be slow.
                 previous, limit = d.strategy, d.bound
-                d = escalate(self.config, d, total=total, depth=query.depth)
+                d = escalate(self.config, d, total=total, depth=query.depth, lists=lists)
                 note = f"more than {limit} rows match (estimate was {estimated}):"
                 note += f" {previous} → {d.strategy}"
                 plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
                 plan.strategy = d.strategy
                 continue
-            if d.strategy == "quantized" and not self._codes_trusted(ranked, d.pool or 0):
-                # A result came from deep in the Hamming ranking: the codes rank this query poorly (typical of
-                # a query far from every photo), so the pool may have missed better rows. Re-rank a 4x wider
-                # pool once; if that is still not trusted, exact is certain.
-                pool = d.pool or 0
-                if pool < MAX_QUANTIZED_POOL and (ranked.scanned is None or pool < ranked.scanned):
-                    note = f"binary codes ranked a result at {ranked.code_rank} of {pool}: pool × 4"
-                    d = Decision("quantized", "wider pool", pool=min(MAX_QUANTIZED_POOL, pool * 4), bound=d.bound)
-                else:
-                    note = f"binary codes ranked a result at {ranked.code_rank} of {pool}: re-ran exactly"
-                    d = Decision("exact", "fallback")
+            if d.strategy == "quantized" and d.probes is not None and len(ranked.ids) < query.k:
+                # The probed lists held too few matching rows (a filter concentrated in far lists): probe 4x more,
+                # up to every list, which is complete.
+                probes = d.probes * 4 if d.probes * 4 < lists else None
+                note = f"{ranked.scanned} candidates in {d.probes} lists: probed {probes or 'all'}"
+                d = Decision("quantized", "wider probe", pool=d.pool, probes=probes, bound=None)
                 plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
-                plan.strategy = d.strategy
                 continue
             return plan, ranked
         plan.ef_search, plan.pool, plan.max_scan_tuples = d.ef_search, d.pool, d.max_scan_tuples
