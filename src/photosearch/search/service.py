@@ -182,12 +182,12 @@ class SearchService:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         with self.db.connection() as conn, conn.transaction():
-            dim, total = sq.begin_search(conn, BASE_SETTINGS)
+            dim, total, index_type = sq.begin_search(conn, BASE_SETTINGS)
             scope = self.owner_scope(conn, query, user)
             vec, exclude = self.query_vector(conn, query, scope, dim)
             timings["vector"] = _ms(t0)
             where = sq.compile_filters(query, scope, exclude)
-            plan, ranked = self._run(conn, query, vec, where, scope, total, timings)
+            plan, ranked = self._run(conn, query, vec, where, scope, total, timings, index_type)
             t = time.perf_counter()
             rows = sq.hydrate(conn, ranked.ids)
             timings["hydrate"] = _ms(t)
@@ -221,6 +221,7 @@ class SearchService:
         scope: list[UUID] | None,
         total: int,
         timings: dict[str, float],
+        index_type: str = "vector",
     ) -> tuple[QueryPlan, sq.Ranked]:
         t = time.perf_counter()
         if scope is not None and len(scope) == 0:
@@ -286,7 +287,13 @@ class SearchService:
         t = time.perf_counter()
         sq.set_local(conn, d.hnsw_settings)
         ranked, found = sq.approximate_search(
-            conn, vec, where, pool=d.pool or query.depth, max_distance=query.max_distance, **common
+            conn,
+            vec,
+            where,
+            pool=d.pool or query.depth,
+            max_distance=query.max_distance,
+            index_type=index_type,
+            **common,
         )
         timings["approximate"] = _ms(t)
         if found >= query.depth:
