@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,3 +249,36 @@ def test_new_database_takes_the_configured_type_and_an_existing_one_keeps_its_ow
             assert built_index_type(conn) == "halfvec"
     with open_database(settings("vector")) as db, db.connection() as conn:
         assert get_vector_index_type(conn) == ("halfvec", 16)  # changing it is the explicit CLI rebuild
+
+
+def test_searches_keep_working_while_the_index_is_rebuilt(db: Database) -> None:
+    """The new index is built beside the old one: a search while it is built (before the swap) is not blocked
+    and uses the old, committed type; after the commit the new type is in force."""
+    ensure_embedding_model(db, "synthetic", 32)
+    lib = make_library(400, 32, seed=4, event_size=20)
+    with db.connection() as conn:
+        bulk_insert_synthetic(conn, lib)
+        conn.commit()
+    admin = create_user(db, "root", "root@example.org", is_admin=True)
+    service = SearchService(db)
+    q = _queries(lib, 1)[0]
+    results: list = []
+
+    def search() -> None:
+        page = service.search(SearchQuery(vector=q.tolist(), k=5, strategy="approximate"), admin)
+        results.append([h.id for h in page.items])
+
+    def during_build() -> None:
+        worker = threading.Thread(target=search)
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "a search waited for the index build"
+        with db.connection() as other:
+            assert get_vector_index_type(other) == ("vector", 32)
+
+    assert change_vector_index_type(db, "halfvec", on_built=during_build)["rebuilt"]
+    with db.connection() as conn:
+        assert get_vector_index_type(conn) == ("halfvec", 32) and built_index_type(conn) == "halfvec"
+    search()
+    assert len(results) == 2
+    assert results[0] == results[1] == brute_force(lib, ~lib.deleted, q, 5)

@@ -116,8 +116,10 @@ def db_vector_index(
         result = change_vector_index_type(db, index_type)
     else:
         note = f"building the {index_type} HNSW index over {status['embeddings']:,} embeddings"
-        with console.status(note + " (searches keep using the old index until it is done)…"):
-            result = change_vector_index_type(db, index_type)
+        with console.status(note + " (searches keep using the old index until it is done)…") as progress:
+            result = change_vector_index_type(
+                db, index_type, on_built=lambda: progress.update("built; swapping it in for the old index…")
+            )
     result["embeddings"] = status["embeddings"]
     if st.json:
         output(st, result)

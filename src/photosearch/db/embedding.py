@@ -11,6 +11,7 @@ half the memory, and the stored vectors stay full precision for exact search and
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Literal, get_args
 
 import psycopg
@@ -110,13 +111,16 @@ def create_vector_index(conn: psycopg.Connection) -> None:
     conn.execute(_index_sql(VECTOR_INDEX, index_type, dim))
 
 
-def set_vector_index_type(conn: psycopg.Connection, index_type: str) -> bool:
+def set_vector_index_type(
+    conn: psycopg.Connection, index_type: str, on_built: Callable[[], None] | None = None
+) -> bool:
     """Record `index_type` for this installation and rebuild the index if it exists as another type.
     Returns True when the index was rebuilt. Call inside a transaction. With no index (a new database, or a
     bulk ingest that dropped it), only the choice is recorded: the next `create_vector_index` follows it.
 
     The new index is built beside the old one and swapped in at the end, so searches keep using the old
     index during the build (minutes at 1M rows; writers wait) and a failed build leaves everything as it was.
+    `on_built` runs between the build and the swap (progress reporting).
     """
     _checked(index_type)
     conn.execute("LOCK TABLE smart_search IN SHARE MODE")  # no writes while the index is rebuilt
@@ -129,10 +133,11 @@ def set_vector_index_type(conn: psycopg.Connection, index_type: str) -> bool:
     built = built_index_type(conn)
     if built is None or built == index_type:
         return False
-    swap = VECTOR_INDEX + "_new"
-    keep_embeddings_inline(conn)
+    swap = VECTOR_INDEX + "_new"  # no keep_embeddings_inline here: its ALTER TABLE would block every search
     conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(swap)))
     conn.execute(_index_sql(swap, index_type, dim, if_not_exists=False))
+    if on_built is not None:
+        on_built()
     drop_vector_index(conn)
     conn.execute(sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier(swap), sql.Identifier(VECTOR_INDEX)))
     return True
@@ -166,13 +171,13 @@ def vector_index_status(db: Database) -> dict:
     }
 
 
-def change_vector_index_type(db: Database, index_type: str) -> dict:
+def change_vector_index_type(db: Database, index_type: str, on_built: Callable[[], None] | None = None) -> dict:
     """`set_vector_index_type` in its own transaction, with what happened (for the CLI)."""
     t0 = time.perf_counter()
     with db.connection() as conn, conn.transaction():
         before = built_index_type(conn)
         previous, dim = get_vector_index_type(conn)
-        rebuilt = set_vector_index_type(conn, index_type)
+        rebuilt = set_vector_index_type(conn, index_type, on_built)
     return {
         "index_type": index_type,
         "previous": previous,
