@@ -2,13 +2,14 @@
 
     python benchmarks/search_bench.py                    # 100k rows (default)
     python benchmarks/search_bench.py --rows 1000000     # 1M rows (load ~3 min, HNSW build several minutes)
+    python benchmarks/search_bench.py --index-type halfvec --tag _halfvec   # HNSW on embedding::halfvec(dim)
 
 Synthetic clustered 512-d CLIP-like embeddings with realistic metadata (photosearch.search.synthetic):
 owners with skewed shares (Allen 98 %), events with one date/place/camera each, favourites, trash.
 For each selectivity level and method: completeness (share of queries returning min(k, matches) rows),
 recall@k against exact search, p50/p95 latency, QPS (one client). Prints a table, writes JSON and a PNG
 to benchmarks/results/. Runs on its own embedded PostgreSQL (default /tmp/photosearch-bench), reused
-between runs with the same --rows.
+between runs with the same --rows (and --index-type: a halfvec database is named ..._halfvec, so both coexist).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_bench_levels import levels_for  # noqa: E402
 
 from photosearch.db import search as sq  # noqa: E402
-from photosearch.db.embedding import HNSW_EF_CONSTRUCTION, HNSW_M  # noqa: E402
+from photosearch.db.embedding import HNSW_EF_CONSTRUCTION, HNSW_M, INDEX_TYPES, hnsw_order  # noqa: E402
 from photosearch.db.migrate import migrate  # noqa: E402
 from photosearch.db.pool import check_pgvector, connect_pool  # noqa: E402
 from photosearch.db.search_synthetic import bulk_insert_synthetic  # noqa: E402
@@ -58,8 +59,8 @@ def server(data_dir: Path, shared_buffers: str) -> str:
     return admin
 
 
-def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool) -> tuple[str, dict]:
-    name = f"bench_{rows}_{dim}_m{m}_efc{efc}"
+def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool, index_type: str) -> tuple[str, dict]:
+    name = f"bench_{rows}_{dim}_m{m}_efc{efc}" + ("" if index_type == "vector" else f"_{index_type}")
     dsn = with_dbname(admin, name)
     with psycopg.connect(admin, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
@@ -80,9 +81,9 @@ def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool) -> tupl
     with psycopg.connect(dsn) as conn:
         register_vector(conn)
         conn.execute(
-            "UPDATE system_metadata SET value = jsonb_build_object('model', 'synthetic', 'dim', %s::int)"
-            " WHERE key = 'embedding'",
-            (dim,),
+            "UPDATE system_metadata SET value = jsonb_build_object('model', 'synthetic', 'dim', %s::int,"
+            " 'index_type', %s::text) WHERE key = 'embedding'",
+            (dim, index_type),
         )
         conn.execute(sql.SQL("ALTER TABLE smart_search ALTER COLUMN embedding TYPE vector({})").format(dim))
         conn.execute("ALTER TABLE smart_search ALTER COLUMN embedding SET STORAGE PLAIN")
@@ -95,20 +96,25 @@ def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool) -> tupl
         conn.execute("VACUUM ANALYZE")
         conn.execute("SET maintenance_work_mem = '4GB'")
         t = time.perf_counter()
+        column = sql.SQL("embedding vector_cosine_ops")
+        if index_type == "halfvec":  # the same expression index as photosearch.db.embedding builds
+            column = sql.SQL("(embedding::halfvec({})) halfvec_cosine_ops").format(sql.Literal(dim))
         conn.execute(
             sql.SQL(
-                "CREATE INDEX smart_search_embedding_idx ON smart_search USING hnsw (embedding vector_cosine_ops)"
+                "CREATE INDEX smart_search_embedding_idx ON smart_search USING hnsw ({})"
                 " WITH (m = {}, ef_construction = {})"
-            ).format(sql.Literal(m), sql.Literal(efc))
+            ).format(column, sql.Literal(m), sql.Literal(efc))
         )
         build_s = time.perf_counter() - t
         sizes = conn.execute(
             "SELECT pg_size_pretty(pg_relation_size('smart_search')),"
-            " pg_size_pretty(pg_relation_size('smart_search_embedding_idx'))"
+            " pg_size_pretty(pg_relation_size('smart_search_embedding_idx')),"
+            " pg_relation_size('smart_search_embedding_idx')"
         ).fetchone()
         info = {
             "rows": rows,
             "dim": dim,
+            "index_type": index_type,
             "m": m,
             "ef_construction": efc,
             "generate_s": round(gen_s, 1),
@@ -116,6 +122,7 @@ def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool) -> tupl
             "hnsw_build_s": round(build_s, 1),
             "table_size": sizes[0],
             "index_size": sizes[1],
+            "index_bytes": sizes[2],
         }
         conn.execute("INSERT INTO system_metadata (key, value) VALUES ('bench', %s)", (json.dumps(info),))
     print(f"loaded {rows} rows: {info}", flush=True)
@@ -138,17 +145,22 @@ def sample_queries(dsn: str, n: int, seed: int = 99) -> np.ndarray:
     return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
 
 
-def pgvector_query(conn: psycopg.Connection, vec: np.ndarray, where: sq.Where, k: int, settings: dict) -> list:
-    """What a pgvector user writes: filter + ORDER BY distance LIMIT k, with the given hnsw.* settings."""
+def pgvector_query(
+    conn: psycopg.Connection, vec: np.ndarray, where: sq.Where, k: int, settings: dict, index_type: str
+) -> list:
+    """What a pgvector user writes: filter + ORDER BY distance LIMIT k, with the given hnsw.* settings (and
+    the index's own expression, `embedding::halfvec(dim)`, with a halfvec index)."""
     with conn.transaction():
         sq.set_local(conn, {"jit": "off", "max_parallel_workers_per_gather": 0, **settings})
-        query = sql.SQL("SELECT s.asset_id FROM {} WHERE {} ORDER BY s.embedding <=> %(q)s LIMIT %(k)s").format(
-            where.from_clause, where.clause
+        query = sql.SQL("SELECT s.asset_id FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
+            where.from_clause, where.clause, hnsw_order(index_type, len(vec))
         )
         return [r[0] for r in conn.execute(query, {**where.params, "q": vec, "k": k})]
 
 
-def run_level(db, conn, service, admin_user, queries, level: dict, k: int, ef: int | None) -> dict:
+def run_level(
+    db, conn, service, admin_user, queries, level: dict, k: int, ef: int | None, index_type: str = "vector"
+) -> dict:
     base = SearchQuery(vector=[0.0] * queries.shape[1], k=k, **level["filters"])
     scope = service.owner_scope(conn, base, admin_user)
     where = sq.compile_filters(base, scope)
@@ -172,9 +184,9 @@ def run_level(db, conn, service, admin_user, queries, level: dict, k: int, ef: i
                 page = service.search(SearchQuery(vector=q.tolist(), strategy="exact", **args), admin_user)
                 ids = [h.id for h in page.items]
             elif method == "pgvector default":
-                ids = pgvector_query(conn, q, where, k, pg_default)
+                ids = pgvector_query(conn, q, where, k, pg_default, index_type)
             else:
-                ids = pgvector_query(conn, q, where, k, pg_iter)
+                ids = pgvector_query(conn, q, where, k, pg_iter, index_type)
             per[method]["lat"].append(time.perf_counter() - t)
             per[method]["ids"].append(ids)
         truth.append(set(per["exact"]["ids"][-1]))
@@ -213,11 +225,13 @@ def main() -> None:
     ap.add_argument(
         "--planner", action="append", default=[], help="PlannerConfig override, e.g. quantized_pool_min=500"
     )
+    ap.add_argument("--index-type", choices=INDEX_TYPES, default="vector", help="HNSW over vector or halfvec")
     args = ap.parse_args()
 
     sb = args.shared_buffers or f"{max(1, int(np.ceil(args.rows * args.dim * 4 * 2.6 / 2**30)))}GB"
     admin = server(args.data_dir, sb)
-    dsn, info = load(admin, args.rows, args.dim, args.m, args.ef_construction, args.fresh)
+    dsn, info = load(admin, args.rows, args.dim, args.m, args.ef_construction, args.fresh, args.index_type)
+    index_type = info.get("index_type", "vector")
     if args.load_only:
         return
     db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
@@ -241,7 +255,7 @@ def main() -> None:
                 service.search(SearchQuery(vector=q.tolist(), k=args.k, strategy=strategy), admin_user)
         for level in levels:
             k = level.get("k", args.k)
-            res = run_level(db, conn, service, admin_user, queries, level, k, level.get("ef"))
+            res = run_level(db, conn, service, admin_user, queries, level, k, level.get("ef"), index_type)
             res["k"] = k
             results["levels"].append(res)
             print_level(res)
@@ -267,7 +281,10 @@ def print_level(res: dict) -> None:
 
 def print_markdown(results: dict) -> None:
     info = results["info"]
-    print(f"\n{info['rows']:,} rows × {info['dim']}-d, HNSW m={info['m']} ef_construction={info['ef_construction']}")
+    print(
+        f"\n{info['rows']:,} rows × {info['dim']}-d, HNSW ({info.get('index_type', 'vector')}) m={info['m']}"
+        f" ef_construction={info['ef_construction']}: index {info['index_size']}, built in {info['hnsw_build_s']} s"
+    )
     print("\n| filter | matches | method | complete | recall@k | p50 ms | p95 ms | QPS |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for lv in results["levels"]:
@@ -300,7 +317,8 @@ def plot(results: dict, path: Path) -> None:
     ax1.legend(fontsize=8)
     info = results["info"]
     fig.suptitle(
-        f"Filtered kNN, {info['rows']:,} × {info['dim']}-d (HNSW m={info['m']}, efc={info['ef_construction']})"
+        f"Filtered kNN, {info['rows']:,} × {info['dim']}-d (HNSW {info.get('index_type', 'vector')},"
+        f" m={info['m']}, efc={info['ef_construction']}, index {info['index_size']})"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)

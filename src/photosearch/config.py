@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -62,6 +63,11 @@ class Settings(BaseSettings):
         default=None, description="Embedded server's shared_buffers; default 1/8 of RAM within 128MB..2GB"
     )
     pg_maintenance_work_mem: str = Field(default="512MB", description="Memory for HNSW index builds")
+    vector_index_type: Literal["vector", "halfvec"] = Field(
+        default="vector",
+        description="HNSW index over full-precision vectors, or over halfvec (half the memory, recall cost in"
+        " README). Applies to a new database; change an existing one with `photosearch db vector-index`",
+    )
 
     model_name: str = DEFAULT_MODEL
     model_repo: str | None = Field(default=None, description="Hugging Face repo; default immich-app/<model_name>")

@@ -29,7 +29,7 @@ def _insert_asset_with_embedding(db: Database, dim: int) -> None:
 
 def test_switch_dimension_on_empty_database_is_free(db: Database) -> None:
     assert ensure_embedding_model(db, "tiny", 64) is True
-    assert embedding_info(db) == {"model": "tiny", "dim": 64}
+    assert embedding_info(db) == {"model": "tiny", "dim": 64, "index_type": "vector"}
     assert ensure_embedding_model(db, "tiny", 64) is False
     with db.connection() as conn:
         assert vector_index_exists(conn)
@@ -45,7 +45,7 @@ def test_switch_with_data_requires_reembed(db: Database) -> None:
     _insert_asset_with_embedding(db, 64)
     with pytest.raises(DatabaseError, match=r"models use other --reembed"):
         ensure_embedding_model(db, "other", 32)
-    assert embedding_info(db) == {"model": "tiny", "dim": 64}  # nothing changed
+    assert embedding_info(db) == {"model": "tiny", "dim": 64, "index_type": "vector"}  # nothing changed
     assert ensure_embedding_model(db, "other", 32, reembed=True) is True
     with db.connection() as conn:
         assert conn.execute("SELECT count(*) FROM smart_search").fetchone()[0] == 0

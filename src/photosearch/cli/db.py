@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from photosearch.cli._common import console, output, state
+from photosearch.cli._common import CliError, console, output, state
 
 db_app = typer.Typer(
-    help="Database server: status, start/stop of the embedded server, migrations.", no_args_is_help=True
+    help="Database server: status, start/stop of the embedded server, migrations, vector index type.",
+    no_args_is_help=True,
 )
 
 
@@ -29,6 +30,7 @@ def db_status(ctx: typer.Context) -> None:
         "schema_version": info["schema_version"],
         "embedding_model": emb.get("model"),
         "embedding_dim": emb.get("dim"),
+        "vector_index_type": emb.get("index_type", "vector"),
         "users": info["users"],
         "libraries": info["libraries"],
         "assets": info["assets"],
@@ -65,6 +67,9 @@ def db_migrate(ctx: typer.Context) -> None:
     server = resolve_server(st.settings)
     check_pgvector(server.dsn)
     applied = migrate(server.dsn)
+    from photosearch.db.embedding import adopt_index_type_on_create
+
+    adopt_index_type_on_create(server.dsn, [m.version for m in applied], st.settings.vector_index_type)
     rows = [{"version": m.version, "name": m.name} for m in applied]
     if st.json:
         output(st, rows)
@@ -108,3 +113,45 @@ def db_shell_url(ctx: typer.Context) -> None:
     st = state(ctx)
     dsn = resolve_server(st.settings).dsn
     output(st, {"dsn": dsn}) if st.json else typer.echo(dsn)
+
+
+@db_app.command("vector-index")
+def db_vector_index(
+    ctx: typer.Context,
+    index_type: str | None = typer.Argument(
+        None, help="vector (full precision) or halfvec (half the memory); omit to show the current type"
+    ),
+) -> None:
+    """Show or change the HNSW index type of this installation (rebuilds the index: minutes at 1M photos).
+
+    halfvec indexes `embedding::halfvec(dim)`: half the index memory for a small recall cost (README
+    "Search"); stored embeddings stay full precision, so exact search and the final ranking are unchanged.
+    The setting PHOTOSEARCH_VECTOR_INDEX_TYPE only chooses the type of a new database.
+    """
+    from photosearch.db.embedding import INDEX_TYPES, change_vector_index_type, vector_index_status
+
+    st = state(ctx)
+    db = st.db()
+    status = vector_index_status(db)
+    if index_type is None:
+        output(st, {**status, "setting": st.settings.vector_index_type}, title="vector index")
+        return
+    if index_type not in INDEX_TYPES:
+        raise CliError(f"unknown index type {index_type!r}: choose one of {', '.join(INDEX_TYPES)}")
+    if st.json or status["built_as"] in (None, index_type):
+        result = change_vector_index_type(db, index_type)
+    else:
+        note = f"building the {index_type} HNSW index over {status['embeddings']:,} embeddings"
+        with console.status(note + " (searches keep using the old index until it is done)…") as progress:
+            result = change_vector_index_type(
+                db, index_type, on_built=lambda: progress.update("built; swapping it in for the old index…")
+            )
+    result["embeddings"] = status["embeddings"]
+    if st.json:
+        output(st, result)
+    elif result["rebuilt"]:
+        console.print(f"vector index is now {index_type}: rebuilt in {result['seconds']} s")
+    elif result["previous_index"] is None:
+        console.print(f"vector index type set to {index_type}: the index is built as {index_type} when created")
+    else:
+        console.print(f"vector index is already {index_type}")

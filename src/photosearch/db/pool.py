@@ -126,5 +126,8 @@ def open_database(settings: Settings, *, run_migrations: bool = True) -> Databas
     server = resolve_server(settings)
     check_pgvector(server.dsn)
     if run_migrations:
-        migrate(server.dsn)
+        applied = migrate(server.dsn)
+        from photosearch.db.embedding import adopt_index_type_on_create  # imports this module
+
+        adopt_index_type_on_create(server.dsn, [m.version for m in applied], settings.vector_index_type)
     return connect_pool(server, max_size=settings.pool_max_size)

@@ -18,6 +18,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from photosearch.db.embedding import get_vector_index_type, hnsw_order
+
 if TYPE_CHECKING:
     from photosearch.search.query import SearchQuery
 
@@ -185,6 +187,7 @@ class SearchContext:
     total: int
     lists: int  # trained search lists, 1 = none
     lists_version: str | None  # changes whenever the lists are re-trained (keys the centroid cache)
+    index_type: str = "vector"  # the HNSW index: over vector or halfvec (db.embedding.hnsw_order)
 
 
 def begin_search(conn: psycopg.Connection, settings: dict[str, str | int | float]) -> SearchContext:
@@ -195,7 +198,8 @@ def begin_search(conn: psycopg.Connection, settings: dict[str, str | int | float
     query = sql.SQL(
         "SELECT (SELECT (value->>'dim')::int FROM system_metadata WHERE key = 'embedding'),"
         " (SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'smart_search'::regclass),"
-        " (SELECT value FROM system_metadata WHERE key = 'search_lists'){}"
+        " (SELECT value FROM system_metadata WHERE key = 'search_lists'),"
+        " (SELECT value->>'index_type' FROM system_metadata WHERE key = 'embedding'){}"
     ).format(sql.SQL("").join(sql.SQL(", ") + c for c in calls))
     row = conn.execute(query, params).fetchone()
     lists = row[2] or {}
@@ -204,6 +208,7 @@ def begin_search(conn: psycopg.Connection, settings: dict[str, str | int | float
         total=int(row[1] or 0),
         lists=int(lists.get("lists") or 1),
         lists_version=lists.get("trained_at"),
+        index_type=str(row[3] or "vector"),
     )
 
 
@@ -373,19 +378,23 @@ def approximate_search(
     limit: int,
     offset: int = 0,
     max_distance: float | None = None,
+    index_type: str = "vector",
 ) -> tuple[Ranked, int]:
     """HNSW candidates (the filter applied during the iterative scan), re-sorted by exact distance.
 
     Returns (page, pool rows found). The caller sets hnsw.* first; fewer pool rows than needed means the
     scan gave up (max_scan_tuples) or the filter matches few rows: the caller falls back to exact.
+    `index_type` (from begin_search) picks the index's own ORDER BY expression; with "halfvec" the candidates
+    come in half-precision order and the re-sort by the full-precision distance makes the page exact.
     """
     cutoff = sql.SQL("WHERE c.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
+    order = hnsw_order(index_type, len(vector))
     query = sql.SQL(
         "SELECT c.id, c.distance, count(*) OVER () AS found FROM ("
         "  SELECT s.asset_id AS id, {dist} AS distance FROM {frm}"
-        "  WHERE {where} ORDER BY s.embedding <=> %(q)s LIMIT %(pool)s"
+        "  WHERE {where} ORDER BY {order} LIMIT %(pool)s"
         ") c {cutoff} ORDER BY c.distance, c.id LIMIT %(lim)s OFFSET %(off)s"
-    ).format(frm=where.from_clause, where=where.clause, dist=_distance(metric), cutoff=cutoff)
+    ).format(frm=where.from_clause, where=where.clause, dist=_distance(metric), cutoff=cutoff, order=order)
     params = {**where.params, "q": vector, "pool": pool, "lim": limit, "off": offset, "maxd": max_distance}
     rows = conn.execute(query, params).fetchall()
     found = int(rows[0][2]) if rows else 0
@@ -394,9 +403,8 @@ def approximate_search(
         found = int(
             conn.execute(
                 sql.SQL(
-                    "SELECT count(*) FROM (SELECT 1 FROM {frm}"
-                    " WHERE {where} ORDER BY s.embedding <=> %(q)s LIMIT %(pool)s) c"
-                ).format(frm=where.from_clause, where=where.clause),
+                    "SELECT count(*) FROM (SELECT 1 FROM {frm} WHERE {where} ORDER BY {order} LIMIT %(pool)s) c"
+                ).format(frm=where.from_clause, where=where.clause, order=order),
                 params,
             ).fetchone()[0]
         )
@@ -498,15 +506,17 @@ def near_duplicate_pairs(
 ) -> list[tuple[UUID, UUID, float]]:
     """Pairs (a < b) of one owner's assets within `max_distance` (cosine), via each asset's HNSW neighbours.
 
-    The caller sets hnsw.* (iterative scan, so the owner filter cannot starve the neighbour lists)."""
-    rows = conn.execute(
+    The caller sets hnsw.* (iterative scan, so the owner filter cannot starve the neighbour lists). The
+    neighbours are walked in the index's own order (halfvec or vector); `distance` is full precision."""
+    order = hnsw_order(*get_vector_index_type(conn), column="s2.embedding", param="s.embedding")
+    query = sql.SQL(
         "SELECT s.asset_id, n.asset_id, n.distance FROM smart_search s CROSS JOIN LATERAL ("
         "  SELECT s2.asset_id, s2.embedding <=> s.embedding AS distance FROM smart_search s2"
         "  WHERE s2.owner_id = %(owner)s AND s2.deleted_at IS NULL AND s2.asset_id <> s.asset_id"
-        "  ORDER BY s2.embedding <=> s.embedding LIMIT %(nb)s"
-        " ) n WHERE s.owner_id = %(owner)s AND s.deleted_at IS NULL AND n.distance <= %(maxd)s",
-        {"owner": owner_id, "nb": neighbours, "maxd": max_distance},
-    ).fetchall()
+        "  ORDER BY {order} LIMIT %(nb)s"
+        " ) n WHERE s.owner_id = %(owner)s AND s.deleted_at IS NULL AND n.distance <= %(maxd)s"
+    ).format(order=order)
+    rows = conn.execute(query, {"owner": owner_id, "nb": neighbours, "maxd": max_distance}).fetchall()
     return [(min(r[0], r[1]), max(r[0], r[1]), float(r[2])) for r in rows]
 
 

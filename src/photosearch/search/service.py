@@ -301,7 +301,13 @@ class SearchService:
         t = time.perf_counter()
         sq.set_local(conn, d.hnsw_settings)
         ranked, found = sq.approximate_search(
-            conn, vec, where, pool=d.pool or query.depth, max_distance=query.max_distance, **common
+            conn,
+            vec,
+            where,
+            pool=d.pool or query.depth,
+            max_distance=query.max_distance,
+            index_type=ctx.index_type,
+            **common,
         )
         timings["approximate"] = _ms(t)
         if found >= query.depth:
