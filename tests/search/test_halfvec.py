@@ -105,8 +105,8 @@ def test_index_is_the_halfvec_expression_and_the_search_query_uses_it(halfvec_fi
         # The shared ORDER BY expression matches the index; the plain vector one no longer does.
         assert f"Index Scan using {VECTOR_INDEX}" in _plan(conn, hnsw_order("halfvec", DIM), q)
         assert VECTOR_INDEX not in _plan(conn, hnsw_order("vector", DIM), q)
-        dim, _, index_type = sq.begin_search(conn, {"jit": "off"})
-        assert (dim, index_type) == (DIM, "halfvec")
+        ctx = sq.begin_search(conn, {"jit": "off"})
+        assert (ctx.dim, ctx.index_type) == (DIM, "halfvec")
 
 
 def _approximate_scans_index(fx: SearchFixture, query: SearchQuery, scope: list | None) -> None:
@@ -114,12 +114,12 @@ def _approximate_scans_index(fx: SearchFixture, query: SearchQuery, scope: list 
     sorted by the full-precision distance."""
     q = np.asarray(query.vector, dtype=np.float32)
     with fx.db.connection() as conn, conn.transaction():
-        dim, total, index_type = sq.begin_search(conn, BASE_SETTINGS)
-        d = choose(PlannerConfig(), estimated=total, total=total, depth=query.depth, forced="approximate")
+        ctx = sq.begin_search(conn, BASE_SETTINGS)
+        d = choose(PlannerConfig(), estimated=ctx.total, total=ctx.total, depth=query.depth, forced="approximate")
         sq.set_local(conn, d.hnsw_settings)
         where = sq.compile_filters(query, scope)
         ranked, found = sq.approximate_search(
-            conn, q, where, metric="cosine", pool=d.pool or 10, limit=query.k, index_type=index_type
+            conn, q, where, metric="cosine", pool=d.pool or 10, limit=query.k, index_type=ctx.index_type
         )
         scans = conn.execute("SELECT pg_stat_get_xact_numscans(to_regclass(%s))", (VECTOR_INDEX,)).fetchone()[0]
     assert scans >= 1, "the approximate query did not use the halfvec index"
