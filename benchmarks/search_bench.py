@@ -219,7 +219,7 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=Path("/tmp/photosearch-bench"))
     ap.add_argument("--shared-buffers", default=None, help="default: enough for table + index (min 1GB)")
     ap.add_argument("--fresh", action="store_true", help="reload even if a database for --rows exists")
-    ap.add_argument("--only", default=None, help="comma-separated level labels to run")
+    ap.add_argument("--only", default=None, help="level labels to run, separated by |")
     ap.add_argument("--load-only", action="store_true", help="generate, load and index, then stop")
     ap.add_argument("--tag", default="", help="suffix for the result files")
     ap.add_argument("--retrain", action="store_true", help="train the search lists again")
@@ -248,7 +248,7 @@ def main() -> None:
         register_vector(conn)
         levels = levels_for(conn, args.rows)
         if args.only:
-            wanted = set(args.only.split(","))
+            wanted = set(args.only.split("|"))
             levels = [lv for lv in levels if lv["label"] in wanted]
         # warm-up: bring the HNSW graph, the codes index and the rows the queries touch into shared buffers
         for q in queries:

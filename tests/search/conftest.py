@@ -42,6 +42,16 @@ class SearchFixture:
 @pytest.fixture(scope="module", params=["plain", "lists"])
 def search_fixture(pg_admin_dsn: str, request: pytest.FixtureRequest) -> Iterator[SearchFixture]:
     """The library twice: without search lists (small libraries), and with 63 trained lists (large ones)."""
+    yield from _library_fixture(pg_admin_dsn, lists=request.param == "lists")
+
+
+@pytest.fixture(scope="module")
+def lists_fixture(pg_admin_dsn: str) -> Iterator[SearchFixture]:
+    """The library with trained search lists only."""
+    yield from _library_fixture(pg_admin_dsn, lists=True)
+
+
+def _library_fixture(pg_admin_dsn: str, *, lists: bool) -> Iterator[SearchFixture]:
     name = f"s_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -57,7 +67,7 @@ def search_fixture(pg_admin_dsn: str, request: pytest.FixtureRequest) -> Iterato
         conn.commit()
         create_vector_index(conn)
         conn.commit()
-    if request.param == "lists":
+    if lists:
         train_lists(db, min_rows=0)
     admin = create_user(db, "root", "root@example.org", is_admin=True)
     try:

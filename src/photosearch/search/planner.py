@@ -31,6 +31,7 @@ class PlannerConfig:
     probe_share: float = 0.02  # probe at least this share of the lists (1M, 1,000 lists: 20 → recall@10 1.0)
     probes_min: int = 8
     candidates_target: int = 2_000  # probe enough lists to see about this many matching rows
+    probe_all_share: float = 0.25  # a probe of this share of the lists or more reads every matching row instead
     bound_factor: float = 4.0  # a path gathers at most this × its limit before deciding the estimate was wrong
     quantized_pool_min: int = 20  # rows re-scored at full precision after the half-precision ranking
     quantized_pool_per_row: int = 2  # (float16 only swaps near-ties: twice the page is plenty)
@@ -105,7 +106,8 @@ def probes_for(cfg: PlannerConfig, estimated: int, lists: int, pool: int) -> int
         return None
     want = max(cfg.candidates_target, pool)
     probes = max(math.ceil(lists * want / max(estimated, 1)), cfg.probes_min, math.ceil(cfg.probe_share * lists))
-    return None if probes >= lists else probes
+    # Probing most lists costs a B-tree descent per list (and per owner) for little saving: read every match.
+    return None if probes >= lists * cfg.probe_all_share else probes
 
 
 def choose(

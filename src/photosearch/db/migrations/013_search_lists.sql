@@ -97,8 +97,10 @@ FROM smart_search s LEFT JOIN exif e ON e.asset_id = s.asset_id;
 -- The probe: lists first, then owner and date (the filters nearly every query has; PostgreSQL 18 skip-scans
 -- the columns a query leaves out). Training CLUSTERs the table on this index.
 CREATE INDEX search_ivf_list_idx ON search_ivf (list_id, owner_id, local_date_time);
--- Favourites (a few % of a library, and a common filter) get their own probe index.
-CREATE INDEX search_ivf_favorite_idx ON search_ivf (list_id, owner_id, local_date_time) WHERE is_favorite;
+-- When a filter matches so few rows that the probe would cover most lists, the path skips the lists and reads
+-- every match (the planner's probes_for): by owner and date, or favourites (a few % of a library, a common filter).
+CREATE INDEX search_ivf_owner_idx ON search_ivf (owner_id, local_date_time);
+CREATE INDEX search_ivf_favorite_idx ON search_ivf (owner_id, local_date_time) WHERE is_favorite;
 -- EXIF filters concentrate in a few lists (a city's photos look alike), so their probe often has to widen;
 -- with the list second in the key it reads only the matching rows of each probed list, however many it takes.
 CREATE INDEX search_ivf_city_idx ON search_ivf (city, list_id) WHERE city IS NOT NULL;

@@ -1,0 +1,155 @@
+"""Search lists (migration 013, search/lists.py): training, the triggers that keep search_ivf in sync, the
+probe's fallback when a filter's rows sit in far lists, and `photosearch db optimize`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from photosearch.config import Settings
+from photosearch.db import Database
+from photosearch.db import search as sq
+from photosearch.db.embedding import ensure_embedding_model
+from photosearch.db.search_synthetic import bulk_insert_synthetic
+from photosearch.search import PlannerConfig, SearchQuery, SearchService
+from photosearch.search.lists import kmeans, list_count, needs_training, train_lists
+from photosearch.search.synthetic import make_library
+from tests.search.conftest import SearchFixture
+from tests.search.reference import reference_mask
+
+DIM = 32
+
+
+def _ivf(db: Database) -> dict:
+    with db.connection() as conn:
+        rows = conn.execute("SELECT asset_id, list_id, city, is_favorite FROM search_ivf").fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def _library(db: Database, n: int = 600, seed: int = 3):
+    ensure_embedding_model(db, "synthetic", DIM)
+    lib = make_library(n, DIM, seed=seed, event_size=20)
+    with db.connection() as conn:
+        owners = bulk_insert_synthetic(conn, lib)
+    return lib, owners
+
+
+def test_training_assigns_every_row_its_nearest_list_and_triggers_keep_up(db: Database) -> None:
+    lib, owners = _library(db)
+    assert set(v[0] for v in _ivf(db).values()) == {0}  # before training: one list
+    result = train_lists(db, lists=8, min_rows=0)
+    assert result.skipped is None and result.lists == 8
+    with db.connection() as conn:
+        centroids = sq.centroids(conn)
+    assert centroids.shape == (8, DIM)
+    ivf = _ivf(db)
+    nearest = np.argmax(lib.embeddings @ centroids.T, axis=1)
+    assert [ivf[i][0] for i in lib.ids] == nearest.tolist()
+
+    # A photo indexed after training: the trigger files it under its nearest list, EXIF and flag changes follow.
+    rng = np.random.default_rng(5)
+    vec = rng.standard_normal(DIM).astype(np.float32)
+    vec /= np.linalg.norm(vec)
+    with db.connection() as conn:
+        owner = owners[lib.owner_names[0]]
+        lib_id = conn.execute("SELECT id FROM libraries WHERE owner_id = %s", (owner,)).fetchone()[0]
+        asset = conn.execute(
+            "INSERT INTO assets (owner_id, library_id, original_path, original_file_name, checksum, file_size,"
+            " file_created_at, file_modified_at, local_date_time) VALUES (%s, %s, '/n/new.jpg', 'new.jpg', '\\x02',"
+            " 1, now(), now(), now()) RETURNING id",
+            (owner, lib_id),
+        ).fetchone()[0]
+        conn.execute("INSERT INTO smart_search (asset_id, embedding) VALUES (%s, %s)", (asset, vec))
+    assert _ivf(db)[asset] == (int(np.argmax(centroids @ vec)), None, False)
+    with db.connection() as conn:
+        conn.execute("INSERT INTO exif (asset_id, city) VALUES (%s, 'Nowhere-on-Sea')", (asset,))
+        conn.execute("UPDATE assets SET is_favorite = true WHERE id = %s", (asset,))
+    assert _ivf(db)[asset][1:] == ("Nowhere-on-Sea", True)
+    service = SearchService(db)
+    admin = {"id": None, "is_admin": True}
+    for strategy in ("quantized", "exact"):
+        page = service.search(SearchQuery(vector=vec.tolist(), city="Nowhere-on-Sea", strategy=strategy), admin)
+        assert [h.id for h in page.items] == [asset]
+    with db.connection() as conn:
+        conn.execute("DELETE FROM assets WHERE id = %s", (asset,))
+    assert asset not in _ivf(db)
+
+
+def test_training_policy() -> None:
+    assert list_count(1_000_000) == 1000 and list_count(100) == 16 and list_count(10**9) == 4096
+    assert needs_training(5_000, None) is None  # small libraries rank every filtered row
+    assert "no lists" in (needs_training(50_000, None) or "")
+    info = {"lists": 224, "trained_rows": 50_000}
+    assert needs_training(90_000, info) is None
+    assert "changed" in (needs_training(100_000, info) or "")
+    assert "changed" in (needs_training(25_000, info) or "")
+
+
+def test_kmeans_separates_clear_clusters() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, 16, dtype=np.float32)
+    x = np.repeat(centres, 50, axis=0) + 0.05 * rng.standard_normal((200, 16)).astype(np.float32)
+    c = kmeans(x, 4, seed=1)
+    assert np.allclose(np.linalg.norm(c, axis=1), 1.0, atol=1e-5)
+    assert sorted(np.argmax(c @ centres.T, axis=1).tolist()) == [0, 1, 2, 3]
+
+
+def test_a_filter_in_far_lists_widens_the_probe_and_stays_complete(lists_fixture: SearchFixture) -> None:
+    fx = lists_fixture
+    # Probe one list for ~10 candidates: a city whose photos sit in lists far from the query has too few there.
+    cfg = PlannerConfig(exact_max_rows=0, candidates_target=10, probes_min=1, probe_share=0.0)
+    service = SearchService(fx.db, config=cfg)
+    widened = 0
+    for i in range(0, 400, 40):
+        q = fx.lib.embeddings[i]
+        for city in ("Kyoto", "Berlin", "Zürich"):
+            query = SearchQuery(vector=q.tolist(), k=10, city=city)
+            page = service.search(query, fx.admin)
+            mask = reference_mask(fx.lib, query)
+            assert len(page.items) == min(10, int(mask.sum()))
+            assert page.plan.strategy == "quantized" and page.plan.lists and page.plan.lists > 1
+            allowed = {fx.lib.ids[j] for j in np.nonzero(mask)[0]}
+            assert {h.id for h in page.items} <= allowed  # (recall at the shipped probe sizes: test_completeness)
+            assert [h.distance for h in page.items] == sorted(h.distance for h in page.items)
+            widened += "probed" in (page.plan.fallback or "")
+    assert widened > 0
+
+
+def test_db_optimize_trains_the_lists(db: Database, settings: Settings, cli_env: dict) -> None:
+    _library(db, n=300)
+
+    def run(*args: str) -> dict:
+        proc = subprocess.run(
+            [sys.executable, "-m", "photosearch", "--json", "db", "optimize", *args],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    skipped = run()
+    assert skipped["trained"] is False and "not needed" in skipped["note"]
+    trained = run("--force", "--lists", "6")
+    assert trained["trained"] is True and trained["lists"] == 6 and trained["embeddings"] == 300
+    assert len({v[0] for v in _ivf(db).values()}) == 6
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
+def test_quantized_scores_at_full_precision(lists_fixture: SearchFixture, metric: str) -> None:
+    fx = lists_fixture
+    q = fx.lib.embeddings[7]
+    service = SearchService(fx.db, config=PlannerConfig(candidates_target=200))  # probe 8 of the 63 lists
+    probe = service.search(SearchQuery(vector=q.tolist(), k=20, distance=metric, strategy="quantized"), fx.admin)
+    exact = service.search(SearchQuery(vector=q.tolist(), k=20, distance=metric, strategy="exact"), fx.admin)
+    assert probe.plan.probes is not None
+    shared = {h.id: h.distance for h in exact.items}
+    assert len(shared.keys() & {h.id for h in probe.items}) >= 18
+    for h in probe.items:
+        if h.id in shared:
+            assert h.distance == pytest.approx(shared[h.id], abs=1e-6)
