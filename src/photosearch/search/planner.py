@@ -35,7 +35,7 @@ class PlannerConfig:
     bound_factor: float = 4.0  # a path gathers at most this × its limit before deciding the estimate was wrong
     quantized_pool_min: int = 20  # rows re-scored at full precision after the half-precision ranking
     quantized_pool_per_row: int = 2  # (float16 only swaps near-ties: twice the page is plenty)
-    ef_search_min: int = 160  # HNSW beam (1M, m=24: ef 80 recall@10 0.890, ef 100 0.995; 160 for small graphs)
+    ef_search_min: int = 200  # HNSW beam (1M, m=24: ef 80 recall@10 0.890, ef 100 0.995; small graphs need more)
     ef_per_row: int = 8  # ef_search grows with the rows asked for: top-64 needs a wider beam than top-10
     ef_search_filtered: int = 1000  # a filter (< 50 % of rows) skips most of the beam (1M, ~10 %: 0.98 → 0.99)
     pool_factor: float = 1.0  # HNSW candidate pool = max(depth × pool_factor, pool_min)

@@ -190,7 +190,7 @@ class SearchService:
             codes = sq.compile_filters(query, scope, exclude, codes=True)
             plan, ranked = self._run(conn, query, vec, (where, codes), scope, ctx, timings)
             t = time.perf_counter()
-            rows = sq.hydrate(conn, ranked.ids)
+            rows = ranked.hits if ranked.hits is not None else sq.hydrate(conn, ranked.ids)
             timings["hydrate"] = _ms(t)
         items = [
             SearchHit(**rows[i], distance=d, score=score_of(query.distance, d))
