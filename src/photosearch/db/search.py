@@ -188,11 +188,15 @@ class SearchContext:
     lists: int  # trained search lists, 1 = none
     lists_version: str | None  # changes whenever the lists are re-trained (keys the centroid cache)
     index_type: str = "vector"  # the HNSW index: over vector or halfvec (db.embedding.hnsw_order)
+    estimated: int | None = None  # the planner's row estimate for the filters, when begin_search was given them
 
 
-def begin_search(conn: psycopg.Connection, settings: dict[str, str | int | float]) -> SearchContext:
-    """Apply the transaction's settings and read the SearchContext in one round trip: per-query overhead
-    matters when the query itself takes a few milliseconds."""
+def begin_search(
+    conn: psycopg.Connection, settings: dict[str, str | int | float], estimate: Where | None = None
+) -> SearchContext:
+    """Apply the transaction's settings, read the SearchContext and (given filters) the planner's estimate of
+    their matches, in one round trip (a pipeline): per-query overhead matters when the query itself takes a
+    few milliseconds, and each round trip to a sleeping backend costs ~0.5 ms here."""
     calls = [sql.SQL("set_config(%s, %s, true)") for _ in settings]
     params = [x for name, value in settings.items() for x in (name, str(value))]
     query = sql.SQL(
@@ -201,7 +205,10 @@ def begin_search(conn: psycopg.Connection, settings: dict[str, str | int | float
         " (SELECT value FROM system_metadata WHERE key = 'search_lists'),"
         " (SELECT value->>'index_type' FROM system_metadata WHERE key = 'embedding'){}"
     ).format(sql.SQL("").join(sql.SQL(", ") + c for c in calls))
-    row = conn.execute(query, params, prepare=True).fetchone()  # same text every time: plan it once
+    with conn.pipeline():
+        cur = conn.execute(query, params, prepare=True)  # same text every time: plan it once
+        est = conn.execute(_explain(estimate), estimate.params) if estimate is not None else None
+    row = cur.fetchone()
     lists = row[2] or {}
     return SearchContext(
         dim=int(row[0] or 0),
@@ -209,6 +216,7 @@ def begin_search(conn: psycopg.Connection, settings: dict[str, str | int | float
         lists=int(lists.get("lists") or 1),
         lists_version=lists.get("trained_at"),
         index_type=str(row[3] or "vector"),
+        estimated=_plan_rows(est.fetchone()[0]) if est is not None else None,
     )
 
 
@@ -225,8 +233,14 @@ def centroids(conn: psycopg.Connection) -> np.ndarray:
 
 def estimate_matches(conn: psycopg.Connection, where: Where) -> int:
     """The planner's row estimate for the filter (statistics only, no scan: ~0.2 ms)."""
-    query = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(where.from_clause, where.clause)
-    plan = conn.execute(query, where.params).fetchone()[0]
+    return _plan_rows(conn.execute(_explain(where), where.params).fetchone()[0])
+
+
+def _explain(where: Where) -> sql.Composable:
+    return sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(where.from_clause, where.clause)
+
+
+def _plan_rows(plan: Any) -> int:
     if isinstance(plan, str):
         plan = json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])

@@ -104,9 +104,10 @@ class SearchService:
         return self.model_loader()
 
     def query_vector(
-        self, conn: psycopg.Connection, query: SearchQuery, scope: list[UUID] | None, dim: int
+        self, conn: psycopg.Connection, query: SearchQuery, scope: list[UUID] | None
     ) -> tuple[np.ndarray, UUID | None]:
-        """The vector to search with, and the asset to exclude (for "more like this")."""
+        """The vector to search with (unit length), and the asset to exclude (for "more like this"). The caller
+        checks its dimension against the stored embeddings."""
         exclude = None
         if query.text is not None:
             model = self._model()
@@ -138,8 +139,8 @@ class SearchService:
             vec, exclude = found[1], query.like_asset_id
         else:
             vec = np.asarray(query.vector, dtype=np.float32)
-        if vec.ndim != 1 or vec.shape[0] != dim:
-            raise SearchError(f"the query vector has {vec.shape[-1]} dimensions; the stored embeddings have {dim}")
+        if vec.ndim != 1:
+            raise SearchError("the query vector must be one-dimensional")
         if not np.all(np.isfinite(vec)):
             raise SearchError("the query vector contains NaN or infinite values")
         norm = float(np.linalg.norm(vec))
@@ -182,12 +183,20 @@ class SearchService:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         with self.db.connection() as conn, conn.transaction():
-            ctx = sq.begin_search(conn, BASE_SETTINGS)
             scope = self.owner_scope(conn, query, user)
-            vec, exclude = self.query_vector(conn, query, scope, ctx.dim)
+            vec, exclude = self.query_vector(conn, query, scope)
             timings["vector"] = _ms(t0)
+            t = time.perf_counter()
             where = sq.compile_filters(query, scope, exclude)
             codes = sq.compile_filters(query, scope, exclude, codes=True)
+            # Estimate on search_ivf (one table, EXIF columns included) unless a filter needs `assets`.
+            estimate = (where if codes.needs_assets else codes) if where.conditions else None
+            ctx = sq.begin_search(conn, BASE_SETTINGS, estimate)
+            timings["estimate"] = _ms(t)
+            if vec.shape[0] != ctx.dim:
+                raise SearchError(
+                    f"the query vector has {vec.shape[0]} dimensions; the stored embeddings have {ctx.dim}"
+                )
             plan, ranked = self._run(conn, query, vec, (where, codes), scope, ctx, timings)
             t = time.perf_counter()
             rows = ranked.hits if ranked.hits is not None else sq.hydrate(conn, ranked.ids)
@@ -234,15 +243,13 @@ class SearchService:
         over search_ivf."""
         where, codes = wheres
         total, lists = ctx.total, ctx.lists
-        t = time.perf_counter()
         if scope is not None and len(scope) == 0:
             plan = QueryPlan(strategy="exact", reason="no owner is in scope: nothing can match", filters=0)
             return plan, sq.Ranked([], [])
-        if where.conditions == 0:
+        if ctx.estimated is None:
             estimated, method = total, "table statistics"
         else:
-            estimated, method = sq.estimate_matches(conn, where), "planner statistics (EXPLAIN)"
-        timings["estimate"] = _ms(t)
+            estimated, method = ctx.estimated, "planner statistics (EXPLAIN)"
         d = choose(
             self.config,
             estimated=estimated,
