@@ -135,7 +135,10 @@ def sample_queries(dsn: str, n: int, seed: int = 99) -> np.ndarray:
         register_vector(conn)
         conn.execute("SELECT setseed(0.42)")
         rows = conn.execute(
-            "SELECT embedding FROM smart_search TABLESAMPLE BERNOULLI (1) REPEATABLE (7) LIMIT %s", (n,)
+            # ORDER BY: with synchronized scans a sample scan may start mid-table, and LIMIT alone would then
+            # pick different rows (and a different query set) in every run.
+            "SELECT embedding FROM smart_search TABLESAMPLE BERNOULLI (1) REPEATABLE (7) ORDER BY asset_id LIMIT %s",
+            (n,),
         ).fetchall()
     base = np.stack([r[0].to_numpy() for r in rows]).astype(np.float32)
     rng = np.random.default_rng(seed)
