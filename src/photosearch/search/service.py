@@ -258,6 +258,7 @@ class SearchService:
             lists=lists,
             forced=query.strategy,
             ef_override=query.ef_search,
+            joins_exif=where.needs_exif and not codes.needs_assets,
         )
         plan = QueryPlan(
             strategy=d.strategy,
