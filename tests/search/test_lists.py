@@ -18,7 +18,7 @@ from photosearch.db.search_synthetic import bulk_insert_synthetic
 from photosearch.search import PlannerConfig, SearchQuery, SearchService
 from photosearch.search.lists import kmeans, list_count, needs_training, train_lists
 from photosearch.search.synthetic import make_library
-from tests.search.conftest import SearchFixture
+from tests.search.conftest import SearchFixture, brute_force
 from tests.search.reference import reference_mask
 
 DIM = 32
@@ -153,3 +153,17 @@ def test_quantized_scores_at_full_precision(lists_fixture: SearchFixture, metric
     for h in probe.items:
         if h.id in shared:
             assert h.distance == pytest.approx(shared[h.id], abs=1e-6)
+
+
+def test_hnsw_results_are_merged_with_the_nearest_lists(lists_fixture: SearchFixture) -> None:
+    fx = lists_fixture
+    service = SearchService(fx.db)
+    for i in (3, 333, 2222):
+        q = fx.lib.embeddings[i]
+        query = SearchQuery(vector=q.tolist(), k=10, with_deleted=True)
+        page = service.search(query, fx.admin)
+        assert page.plan.strategy == "approximate" and "merged with the rows of the 3" in page.plan.reason
+        assert page.plan.probes == 3 and page.plan.ef_search == PlannerConfig().ef_search_rescued
+        expected = brute_force(fx.lib, reference_mask(fx.lib, query), q, 10)
+        assert len({h.id for h in page.items} & set(expected)) >= 9
+        assert [h.distance for h in page.items] == sorted(h.distance for h in page.items)
