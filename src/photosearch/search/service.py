@@ -198,9 +198,12 @@ class SearchService:
                     f"the query vector has {vec.shape[0]} dimensions; the stored embeddings have {ctx.dim}"
                 )
             plan, ranked = self._run(conn, query, vec, (where, codes), scope, ctx, timings)
-            t = time.perf_counter()
-            rows = ranked.hits if ranked.hits is not None else sq.hydrate(conn, ranked.ids)
-            timings["hydrate"] = _ms(t)
+            if ranked.hits is not None:  # the kNN statement returned them
+                rows = ranked.hits
+            else:
+                t = time.perf_counter()
+                rows = sq.hydrate(conn, ranked.ids)
+                timings["hydrate"] = _ms(t)
         items = [
             SearchHit(**rows[i], distance=d, score=score_of(query.distance, d))
             for i, d in zip(ranked.ids, ranked.distances, strict=True)
