@@ -200,22 +200,21 @@ def begin_search(
     calls = [sql.SQL("set_config(%s, %s, true)") for _ in settings]
     params = [x for name, value in settings.items() for x in (name, str(value))]
     query = sql.SQL(
-        "SELECT (SELECT (value->>'dim')::int FROM system_metadata WHERE key = 'embedding'),"
+        "SELECT (SELECT value FROM system_metadata WHERE key = 'embedding'),"
         " (SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'smart_search'::regclass),"
-        " (SELECT value FROM system_metadata WHERE key = 'search_lists'),"
-        " (SELECT value->>'index_type' FROM system_metadata WHERE key = 'embedding'){}"
+        " (SELECT value FROM system_metadata WHERE key = 'search_lists'){}"
     ).format(sql.SQL("").join(sql.SQL(", ") + c for c in calls))
     with conn.pipeline():
         cur = conn.execute(query, params, prepare=True)  # same text every time: plan it once
         est = conn.execute(_explain(estimate), estimate.params) if estimate is not None else None
     row = cur.fetchone()
-    lists = row[2] or {}
+    embedding, lists = row[0] or {}, row[2] or {}
     return SearchContext(
-        dim=int(row[0] or 0),
+        dim=int(embedding.get("dim") or 0),
         total=int(row[1] or 0),
         lists=int(lists.get("lists") or 1),
         lists_version=lists.get("trained_at"),
-        index_type=str(row[3] or "vector"),
+        index_type=str(embedding.get("index_type") or "vector"),
         estimated=_plan_rows(est.fetchone()[0]) if est is not None else None,
     )
 
@@ -231,12 +230,8 @@ def centroids(conn: psycopg.Connection) -> np.ndarray:
 # ---- estimates -------------------------------------------------------------------------------------
 
 
-def estimate_matches(conn: psycopg.Connection, where: Where) -> int:
-    """The planner's row estimate for the filter (statistics only, no scan: ~0.2 ms)."""
-    return _plan_rows(conn.execute(_explain(where), where.params).fetchone()[0])
-
-
 def _explain(where: Where) -> sql.Composable:
+    """The planner's row estimate for the filter (statistics only, no scan: ~0.2 ms), read by _plan_rows."""
     return sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}").format(where.from_clause, where.clause)
 
 
@@ -246,20 +241,21 @@ def _plan_rows(plan: Any) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def count_matches(conn: psycopg.Connection, where: Where, limit: int | None = None) -> int:
-    """Matching assets that have an embedding, counted up to `limit` (a bounded count stops early)."""
-    inner = sql.SQL("SELECT 1 FROM {} WHERE {}").format(where.from_clause, where.clause)
+def count_matches(
+    conn: psycopg.Connection, where: Where, limit: int | None = None, *, lists: Sequence[int] | None = None
+) -> int:
+    """Matching assets that have an embedding, counted up to `limit` (a bounded count stops early); with
+    `lists` (a search_ivf `where`), only those in the given search lists."""
+    inner = sql.SQL("SELECT 1 FROM {} WHERE {}{}").format(where.from_clause, _in_lists(lists), where.clause)
     if limit is not None:
         inner = sql.SQL("{} LIMIT {}").format(inner, sql.Literal(int(limit)))
-    return int(conn.execute(sql.SQL("SELECT count(*) FROM ({}) m").format(inner), where.params).fetchone()[0])
+    params = {**where.params, "lists": list(lists) if lists is not None else None}
+    return int(conn.execute(sql.SQL("SELECT count(*) FROM ({}) m").format(inner), params).fetchone()[0])
 
 
-def embedding_count(conn: psycopg.Connection) -> int:
-    """Rows in smart_search from the statistics (exact count would scan)."""
-    row = conn.execute(
-        "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'smart_search'::regclass"
-    ).fetchone()
-    return int(row[0]) if row else 0
+def _in_lists(lists: Sequence[int] | None) -> sql.Composable:
+    """The search-list condition (with its trailing AND) of a search_ivf query; nothing for every list."""
+    return sql.SQL("c.list_id = ANY(%(lists)s::int2[]) AND ") if lists is not None else sql.SQL("")
 
 
 # ---- the kNN queries -------------------------------------------------------------------------------
@@ -270,7 +266,7 @@ class Ranked:
     ids: list[UUID]
     distances: list[float]
     scanned: int | None = None  # exact/quantized: filtered rows seen (None = not bounded)
-    hits: dict[UUID, dict] | None = None  # the page's asset/EXIF fields, fetched in the same statement
+    hits: dict[UUID, dict] = field(default_factory=dict)  # the page's asset/EXIF fields, from the same statement
 
 
 def _distance(metric: str, column: str = "s.embedding") -> sql.Composable:
@@ -352,7 +348,6 @@ def quantized_search(
     rows → `scanned > bound`, result incomplete.
     """
     cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")
-    in_lists = sql.SQL("c.list_id = ANY(%(lists)s::int2[]) AND ") if lists is not None else sql.SQL("")
     # Every CTE is MATERIALIZED: inlined, `ORDER BY distance LIMIT k` over smart_search would make the
     # planner walk the HNSW index and drop the candidates it never reaches.
     cutoff = sql.SQL("WHERE r.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
@@ -367,7 +362,7 @@ def quantized_search(
     ).format(
         op=sql.SQL(OPERATORS[metric]),
         frm=where.from_clause,
-        lists=in_lists,
+        lists=_in_lists(lists),
         where=where.clause,
         cap=cap,
         dist=_distance(metric),
@@ -383,19 +378,10 @@ def quantized_search(
         "maxd": max_distance,
     }
     rows = conn.execute(_with_hits(query), params).fetchall()
-    scanned = int(rows[0][2]) if rows else _count_candidates(conn, where, in_lists, params, bound)
+    # An empty page (e.g. all beyond `max_distance`) hides the candidate count: count them separately.
+    cap = bound + 1 if bound is not None else None
+    scanned = int(rows[0][2]) if rows else count_matches(conn, where, cap, lists=lists)
     return _ranked(rows, 3, scanned=scanned)
-
-
-def _count_candidates(
-    conn: psycopg.Connection, where: Where, lists: sql.Composable, params: dict, bound: int | None
-) -> int:
-    """Candidate rows of a quantized query whose page came back empty (e.g. all beyond `max_distance`)."""
-    cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")
-    query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} WHERE {}{} {}) m").format(
-        where.from_clause, lists, where.clause, cap
-    )
-    return int(conn.execute(query, params).fetchone()[0])
 
 
 def approximate_search(

@@ -198,16 +198,10 @@ class SearchService:
                     f"the query vector has {vec.shape[0]} dimensions; the stored embeddings have {ctx.dim}"
                 )
             plan, ranked = self._run(conn, query, vec, (where, codes), scope, ctx, timings)
-            if ranked.hits is not None:  # the kNN statement returned them
-                rows = ranked.hits
-            else:
-                t = time.perf_counter()
-                rows = sq.hydrate(conn, ranked.ids)
-                timings["hydrate"] = _ms(t)
-        items = [
-            SearchHit(**rows[i], distance=d, score=score_of(query.distance, d))
+        items = [  # every path returns the hits' asset/EXIF fields with the ranking
+            SearchHit(**ranked.hits[i], distance=d, score=score_of(query.distance, d))
             for i, d in zip(ranked.ids, ranked.distances, strict=True)
-            if i in rows
+            if i in ranked.hits
         ]
         if query.order == "date":
             items.sort(key=lambda h: h.local_date_time, reverse=True)
@@ -355,7 +349,7 @@ def _merge(a: sq.Ranked, b: sq.Ranked, offset: int, k: int) -> sq.Ranked:
     """The page [offset, offset+k) of the union of two top-(offset+k) rankings of the same query."""
     best = dict(zip(b.ids, b.distances, strict=True))
     best.update(zip(a.ids, a.distances, strict=True))
-    hits = {**(b.hits or {}), **(a.hits or {})}
+    hits = {**b.hits, **a.hits}
     order = sorted(best, key=lambda i: (best[i], i))[offset : offset + k]
     return sq.Ranked(order, [best[i] for i in order], hits={i: hits[i] for i in order if i in hits})
 
