@@ -3,8 +3,12 @@ owners, dates, cameras, places and flags, inserted through `photosearch.db.searc
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,30 +56,59 @@ def lists_fixture(pg_admin_dsn: str) -> Iterator[SearchFixture]:
 
 
 def _library_fixture(pg_admin_dsn: str, *, lists: bool) -> Iterator[SearchFixture]:
-    name = f"s_{uuid.uuid4().hex[:12]}"
+    with synthetic_database(pg_admin_dsn, "s") as (dsn, _):
+        db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=4)
+        lib = make_library(N_ROWS, DIM, seed=7, event_size=40)
+        lib.file_names[: len(TRICKY_NAMES)] = TRICKY_NAMES
+        owners = insert_library(db, lib)
+        with db.connection() as conn:
+            create_vector_index(conn)
+        if lists:
+            train_lists(db, min_rows=0)
+        admin = create_user(db, "root", "root@example.org", is_admin=True)
+        try:
+            yield SearchFixture(db=db, lib=lib, owners=owners, admin=admin)
+        finally:
+            db.close()
+
+
+@contextmanager
+def synthetic_database(pg_admin_dsn: str, prefix: str) -> Iterator[tuple[str, str]]:
+    """A fresh, migrated database for a module's shared library: (dsn, name), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = with_dbname(pg_admin_dsn, name)
-    check_pgvector(dsn)
-    migrate(dsn)
-    db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=4)
-    ensure_embedding_model(db, "synthetic", DIM)
-    lib = make_library(N_ROWS, DIM, seed=7, event_size=40)
-    lib.file_names[: len(TRICKY_NAMES)] = TRICKY_NAMES
+    try:
+        dsn = with_dbname(pg_admin_dsn, name)
+        check_pgvector(dsn)
+        migrate(dsn)
+        yield dsn, name
+    finally:
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def insert_library(db: Database, lib: SyntheticLibrary) -> dict[str, uuid.UUID]:
+    """Make the database ready for `lib`'s dimension and COPY it in; returns {owner name: user id}."""
+    ensure_embedding_model(db, "synthetic", lib.embeddings.shape[1])
     with db.connection() as conn:
         owners = bulk_insert_synthetic(conn, lib)
         conn.commit()
-        create_vector_index(conn)
-        conn.commit()
-    if lists:
-        train_lists(db, min_rows=0)
-    admin = create_user(db, "root", "root@example.org", is_admin=True)
-    try:
-        yield SearchFixture(db=db, lib=lib, owners=owners, admin=admin)
-    finally:
-        db.close()
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return owners
+
+
+def run_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """The real `photosearch` CLI in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "photosearch", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def cli_json(env: dict, *args: str) -> dict:
+    """`photosearch --json ARGS`, which must succeed; its parsed output."""
+    proc = run_cli(env, "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def brute_force(lib: SyntheticLibrary, mask: np.ndarray, q: np.ndarray, k: int, exclude: int | None = None) -> list:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from photosearch.models import load_clip
 from photosearch.search import SearchQuery, SearchService
 from photosearch.search import duplicates as dup
 from photosearch.search.synthetic import make_library, normalise
+from tests.search.conftest import run_cli
 
 TINY_DIM = 32
 
@@ -38,12 +37,6 @@ def _library(db: Database, settings: Settings, n: int = 300):
         owners = bulk_insert_synthetic(conn, lib)
         conn.commit()
     return lib, owners
-
-
-def _run(cli_env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "photosearch", *args], env=cli_env, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_text_and_image_queries_use_the_clip_towers(db: Database, settings: Settings, photos_dir) -> None:
@@ -69,19 +62,19 @@ def test_text_and_image_queries_use_the_clip_towers(db: Database, settings: Sett
 
 def test_cli_search_json_explain_and_like(db: Database, settings: Settings, cli_env: dict) -> None:
     lib, owners = _library(db, settings)
-    res = _run(cli_env, "--json", "search", "a photo of a dog", "--owner", "allen@example.org", "-k", "5")
+    res = run_cli(cli_env, "--json", "search", "a photo of a dog", "--owner", "allen@example.org", "-k", "5")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert len(data["items"]) == 5 and data["plan"]["strategy"] in ("exact", "approximate")
     assert {i["owner_id"] for i in data["items"]} == {str(owners["Allen"])}
-    res = _run(cli_env, "search", "--like", str(lib.ids[0]), "--owner", "Allen", "-k", "3", "--explain")
+    res = run_cli(cli_env, "search", "--like", str(lib.ids[0]), "--owner", "Allen", "-k", "3", "--explain")
     assert res.returncode == 0, res.stderr
     assert "strategy" in res.stdout and "reason" in res.stdout and lib.file_names[1] in res.stdout
-    res = _run(cli_env, "search", "--like", "not-a-uuid")
+    res = run_cli(cli_env, "search", "--like", "not-a-uuid")
     assert res.returncode == 1 and "UUID" in res.stderr
-    res = _run(cli_env, "search", "x", "--bbox", "1,2,3")
+    res = run_cli(cli_env, "search", "x", "--bbox", "1,2,3")
     assert res.returncode == 1 and "--bbox needs 4" in res.stderr
-    res = _run(cli_env, "search", "x", "--city", "O'Fallon'; DROP TABLE assets;--", "--owner", "Allen")
+    res = run_cli(cli_env, "search", "x", "--city", "O'Fallon'; DROP TABLE assets;--", "--owner", "Allen")
     assert res.returncode == 0 and "no matching photos" in res.stdout
 
 
@@ -107,9 +100,9 @@ def test_duplicates_through_the_hnsw_index(db: Database, settings: Settings, mon
 
 def test_cli_duplicates(db: Database, settings: Settings, cli_env: dict) -> None:
     lib, owners = _library(db, settings)
-    res = _run(cli_env, "--json", "duplicates", "--owner", "Allen")
+    res = run_cli(cli_env, "--json", "duplicates", "--owner", "Allen")
     assert res.returncode == 0, res.stderr
     groups = json.loads(res.stdout)["groups"]
     assert len(groups) == 1 and {a["id"] for a in groups[0]["assets"]} == {str(i) for i in lib.ids[:3]}
-    res = _run(cli_env, "duplicates", "--owner", "Allen")
+    res = run_cli(cli_env, "duplicates", "--owner", "Allen")
     assert res.returncode == 0 and "1 groups" in res.stdout

@@ -4,11 +4,9 @@ across a model switch, and accurate (recall@10 >= 0.98 against numpy) with the f
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,15 +28,13 @@ from photosearch.db.embedding import (
     get_vector_index_type,
     hnsw_order,
 )
-from photosearch.db.migrate import migrate
-from photosearch.db.pool import check_pgvector, connect_pool
-from photosearch.db.search_synthetic import bulk_insert_synthetic
-from photosearch.db.server import DatabaseError, ServerInfo, with_dbname
+from photosearch.db.pool import connect_pool
+from photosearch.db.server import DatabaseError, ServerInfo
 from photosearch.search import SearchQuery, SearchService
 from photosearch.search.planner import PlannerConfig, choose
 from photosearch.search.service import BASE_SETTINGS
 from photosearch.search.synthetic import make_library
-from tests.search.conftest import SearchFixture, brute_force
+from tests.search.conftest import SearchFixture, brute_force, cli_json, insert_library, synthetic_database
 from tests.search.reference import reference_mask
 
 N_ROWS = 3000
@@ -48,33 +44,23 @@ DIM = 128
 @pytest.fixture(scope="module")
 def halfvec_fixture(pg_admin_dsn: str) -> Iterator[SearchFixture]:
     """A clustered synthetic library whose index was built as vector, then switched to halfvec."""
-    name = f"h_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = with_dbname(pg_admin_dsn, name)
-    check_pgvector(dsn)
-    migrate(dsn)
-    build = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=1)
-    ensure_embedding_model(build, "synthetic", DIM)
-    lib = make_library(N_ROWS, DIM, seed=5, event_size=40)
-    with build.connection() as conn:
-        owners = bulk_insert_synthetic(conn, lib)
-        conn.commit()
-    result = change_vector_index_type(build, "halfvec")
-    assert result["rebuilt"] and result["previous"] == "vector"
-    # At 3,000 rows sorting the table costs less than an HNSW walk with ef_search 400, so the planner would
-    # answer exactly; without seq scans it must take the index, provided the ORDER BY matches its expression.
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} SET enable_seqscan = off").format(sql.Identifier(name)))
-    build.close()
-    db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=4)
-    admin = create_user(db, "root", "root@example.org", is_admin=True)
-    try:
-        yield SearchFixture(db=db, lib=lib, owners=owners, admin=admin)
-    finally:
-        db.close()
+    with synthetic_database(pg_admin_dsn, "h") as (dsn, name):
+        build = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=1)
+        lib = make_library(N_ROWS, DIM, seed=5, event_size=40)
+        owners = insert_library(build, lib)
+        result = change_vector_index_type(build, "halfvec")
+        assert result["rebuilt"] and result["previous"] == "vector"
+        # At 3,000 rows sorting the table costs less than an HNSW walk with ef_search 400, so the planner would
+        # answer exactly; without seq scans it must take the index, provided the ORDER BY matches its expression.
         with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("ALTER DATABASE {} SET enable_seqscan = off").format(sql.Identifier(name)))
+        build.close()
+        db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=4)
+        admin = create_user(db, "root", "root@example.org", is_admin=True)
+        try:
+            yield SearchFixture(db=db, lib=lib, owners=owners, admin=admin)
+        finally:
+            db.close()
 
 
 def _queries(lib, n: int, seed: int = 13) -> np.ndarray:
@@ -175,23 +161,12 @@ def test_near_duplicates_walk_the_halfvec_index(halfvec_fixture: SearchFixture) 
 
 
 def _cli(env: dict, *args: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "photosearch", "--json", "db", "vector-index", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return cli_json(env, "db", "vector-index", *args)
 
 
 def test_cli_switches_vector_halfvec_vector_and_keeps_results(db: Database, cli_env: dict) -> None:
-    ensure_embedding_model(db, "synthetic", 64)
     lib = make_library(800, 64, seed=9, event_size=40)
-    with db.connection() as conn:
-        bulk_insert_synthetic(conn, lib)
-        conn.commit()
+    insert_library(db, lib)
     admin = create_user(db, "root", "root@example.org", is_admin=True)
     service = SearchService(db)
     queries = _queries(lib, 8)
@@ -254,11 +229,8 @@ def test_new_database_takes_the_configured_type_and_an_existing_one_keeps_its_ow
 def test_searches_keep_working_while_the_index_is_rebuilt(db: Database) -> None:
     """The new index is built beside the old one: a search while it is built (before the swap) is not blocked
     and uses the old, committed type; after the commit the new type is in force."""
-    ensure_embedding_model(db, "synthetic", 32)
     lib = make_library(400, 32, seed=4, event_size=20)
-    with db.connection() as conn:
-        bulk_insert_synthetic(conn, lib)
-        conn.commit()
+    insert_library(db, lib)
     admin = create_user(db, "root", "root@example.org", is_admin=True)
     service = SearchService(db)
     q = _queries(lib, 1)[0]

@@ -3,22 +3,16 @@ probe's fallback when a filter's rows sit in far lists, and `photosearch db opti
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from photosearch.config import Settings
 from photosearch.db import Database
 from photosearch.db import search as sq
-from photosearch.db.embedding import ensure_embedding_model
-from photosearch.db.search_synthetic import bulk_insert_synthetic
 from photosearch.search import PlannerConfig, SearchQuery, SearchService
 from photosearch.search.lists import kmeans, list_count, needs_training, train_lists
 from photosearch.search.synthetic import make_library
-from tests.search.conftest import SearchFixture, brute_force
+from tests.search.conftest import SearchFixture, brute_force, cli_json, insert_library
 from tests.search.reference import reference_mask
 
 DIM = 32
@@ -31,11 +25,8 @@ def _ivf(db: Database) -> dict:
 
 
 def _library(db: Database, n: int = 600, seed: int = 3):
-    ensure_embedding_model(db, "synthetic", DIM)
     lib = make_library(n, DIM, seed=seed, event_size=20)
-    with db.connection() as conn:
-        owners = bulk_insert_synthetic(conn, lib)
-    return lib, owners
+    return lib, insert_library(db, lib)
 
 
 def test_training_assigns_every_row_its_nearest_list_and_triggers_keep_up(db: Database) -> None:
@@ -123,15 +114,7 @@ def test_db_optimize_trains_the_lists(db: Database, settings: Settings, cli_env:
     _library(db, n=300)
 
     def run(*args: str) -> dict:
-        proc = subprocess.run(
-            [sys.executable, "-m", "photosearch", "--json", "db", "optimize", *args],
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout)
+        return cli_json(cli_env, "db", "optimize", *args)
 
     skipped = run()
     assert skipped["trained"] is False and "not needed" in skipped["note"]
