@@ -253,7 +253,7 @@ def main() -> None:
         if args.only:
             wanted = set(args.only.split("|"))
             levels = [lv for lv in levels if lv["label"] in wanted]
-        # warm-up: bring the HNSW graph, the codes index and the rows the queries touch into shared buffers
+        # warm-up: bring the HNSW graph, search_ivf and the rows the queries touch into shared buffers
         for q in queries:
             for strategy in ("approximate", "quantized"):
                 service.search(SearchQuery(vector=q.tolist(), k=args.k, strategy=strategy), admin_user)

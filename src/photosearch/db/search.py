@@ -40,25 +40,25 @@ class Where:
     needs_assets: bool = False
     needs_exif: bool = False
     conditions: int = 0
-    codes: bool = False
+    ivf: bool = False
 
     @property
     def from_clause(self) -> sql.Composable:
-        parts = ["search_ivf c" if self.codes else "smart_search s"]
+        parts = ["search_ivf c" if self.ivf else "smart_search s"]
         if self.needs_assets:
-            parts.append("JOIN assets a ON a.id = {}.asset_id".format("c" if self.codes else "s"))
+            parts.append("JOIN assets a ON a.id = {}.asset_id".format("c" if self.ivf else "s"))
         if self.needs_exif:
             parts.append("LEFT JOIN exif e ON e.asset_id = s.asset_id")
         return sql.SQL(" ".join(parts))
 
 
 class _Builder:
-    def __init__(self, codes: bool) -> None:
+    def __init__(self, ivf: bool) -> None:
         self.parts: list[sql.Composable] = []
         self.params: dict[str, Any] = {}
         self.needs_exif = False
         self.needs_assets = False
-        self.codes = codes
+        self.ivf = ivf
 
     def p(self, value: Any) -> sql.Placeholder:
         name = f"p{len(self.params)}"
@@ -66,7 +66,7 @@ class _Builder:
         return sql.Placeholder(name)
 
     def add(self, template: str, *values: Any, exif: bool = False, assets: bool = False) -> None:
-        if self.codes:  # search_ivf holds the smart_search and exif columns under the same names
+        if self.ivf:  # search_ivf holds the smart_search and exif columns under the same names
             template = _S_OR_E.sub("c.", template)
             exif = False
         self.parts.append(sql.SQL(template).format(*(self.p(v) for v in values)))
@@ -83,11 +83,11 @@ def like_pattern(text: str) -> str:
 
 
 def compile_filters(
-    q: SearchQuery, owner_ids: Sequence[UUID] | None, exclude_asset: UUID | None = None, *, codes: bool = False
+    q: SearchQuery, owner_ids: Sequence[UUID] | None, exclude_asset: UUID | None = None, *, ivf: bool = False
 ) -> Where:
     """Turn the query's filters into a WHERE clause. `owner_ids=None` means every owner (admin, no filter).
-    `codes=True` compiles the same filters over search_ivf (the quantized path)."""
-    b = _Builder(codes)
+    `ivf=True` compiles the same filters over search_ivf (the quantized path)."""
+    b = _Builder(ivf)
     if owner_ids is not None:
         b.add("s.owner_id = ANY({})", list(owner_ids))
     if q.library_ids:
@@ -163,7 +163,7 @@ def compile_filters(
         needs_assets=b.needs_assets,
         needs_exif=b.needs_exif,
         conditions=len(b.parts),
-        codes=codes,
+        ivf=ivf,
     )
 
 
@@ -344,7 +344,7 @@ def quantized_search(
     float16 rounding (which only reorders near-ties, and the pool re-score puts those back) when every list
     is probed.
 
-    `where` must be compiled with `codes=True`. `bound` works as in exact_search: more than bound candidate
+    `where` must be compiled with `ivf=True`. `bound` works as in exact_search: more than bound candidate
     rows → `scanned > bound`, result incomplete.
     """
     cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")

@@ -1,5 +1,5 @@
-"""Bulk loading of synthetic libraries (tests and benchmarks) with COPY; the search schema's filter columns and
-binary codes are filled here or by the triggers of migrations 011/012."""
+"""Bulk loading of synthetic libraries (tests and benchmarks) with COPY; the search schema's filter columns are
+filled here, search_ivf by the triggers of migration 013."""
 
 from __future__ import annotations
 

@@ -188,16 +188,16 @@ class SearchService:
             timings["vector"] = _ms(t0)
             t = time.perf_counter()
             where = sq.compile_filters(query, scope, exclude)
-            codes = sq.compile_filters(query, scope, exclude, codes=True)
+            ivf = sq.compile_filters(query, scope, exclude, ivf=True)
             # Estimate on search_ivf (one table, EXIF columns included) unless a filter needs `assets`.
-            estimate = (where if codes.needs_assets else codes) if where.conditions else None
+            estimate = (where if ivf.needs_assets else ivf) if where.conditions else None
             ctx = sq.begin_search(conn, BASE_SETTINGS, estimate)
             timings["estimate"] = _ms(t)
             if vec.shape[0] != ctx.dim:
                 raise SearchError(
                     f"the query vector has {vec.shape[0]} dimensions; the stored embeddings have {ctx.dim}"
                 )
-            plan, ranked = self._run(conn, query, vec, (where, codes), scope, ctx, timings)
+            plan, ranked = self._run(conn, query, vec, (where, ivf), scope, ctx, timings)
         items = [  # every path returns the hits' asset/EXIF fields with the ranking
             SearchHit(**ranked.hits[i], distance=d, score=score_of(query.distance, d))
             for i, d in zip(ranked.ids, ranked.distances, strict=True)
@@ -238,7 +238,7 @@ class SearchService:
     ) -> tuple[QueryPlan, sq.Ranked]:
         """Plan, run, and fall back until the page is complete. `wheres` = the filters over smart_search and
         over search_ivf."""
-        where, codes = wheres
+        where, ivf = wheres
         total, lists = ctx.total, ctx.lists
         if scope is not None and len(scope) == 0:
             plan = QueryPlan(strategy="exact", reason="no owner is in scope: nothing can match", filters=0)
@@ -255,7 +255,7 @@ class SearchService:
             lists=lists,
             forced=query.strategy,
             ef_override=query.ef_search,
-            joins_exif=where.needs_exif and not codes.needs_assets,
+            joins_exif=where.needs_exif and not ivf.needs_assets,
         )
         plan = QueryPlan(
             strategy=d.strategy,
@@ -275,7 +275,7 @@ class SearchService:
                 ranked = sq.quantized_search(
                     conn,
                     vec,
-                    codes,
+                    ivf,
                     pool=d.pool or 200,
                     lists=self._nearest_lists(conn, ctx, vec, d.probes),
                     bound=d.bound,
@@ -325,7 +325,7 @@ class SearchService:
                 extra = sq.quantized_search(
                     conn,
                     vec,
-                    codes,
+                    ivf,
                     metric=query.distance,
                     pool=2 * query.depth,
                     limit=query.depth,
