@@ -90,10 +90,15 @@ def db_optimize(
     Indexing does this by itself when a run doubles (or halves) the library; run it after bulk changes made
     some other way. Takes about 2 minutes per million photos.
     """
+    from photosearch.db.assets import refresh_planner_statistics
     from photosearch.search.lists import train_lists
 
     st = state(ctx)
-    result = train_lists(st.db(), lists=lists, force=force)
+    db = st.db()
+    result = train_lists(db, lists=lists, force=force)
+    if result.skipped is not None:  # (training refreshes them itself)
+        with db.connection() as conn:
+            refresh_planner_statistics(conn)
     row = {
         "lists": result.lists,
         "embeddings": result.rows,
