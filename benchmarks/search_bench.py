@@ -20,11 +20,13 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from uuid import UUID
 
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_bench_levels import levels_for  # noqa: E402
@@ -162,8 +164,19 @@ def pgvector_query(
 
 
 def run_level(
-    db, conn, service, admin_user, queries, level: dict, k: int, ef: int | None, index_type: str = "vector"
+    conn,
+    service,
+    admin_user,
+    queries,
+    level: dict,
+    k: int,
+    ef: int | None,
+    index_type: str = "vector",
+    methods: list[str] = METHODS,
+    truth_cache: dict | None = None,
 ) -> dict:
+    """One filter level: every method over all queries. `truth_cache` (level label → exact ids per query)
+    spares re-running exact search when "exact" is not among `methods` (at 1M it takes seconds per query)."""
     base = SearchQuery(vector=[0.0] * queries.shape[1], k=k, **level["filters"])
     scope = service.owner_scope(conn, base, admin_user)
     where = sq.compile_filters(base, scope)
@@ -171,13 +184,13 @@ def run_level(
     conn.commit()
     need = min(k, matches)
     out: dict = {"label": level["label"], "matches": matches, "methods": {}}
-    per: dict[str, dict[str, list]] = {m: {"lat": [], "ids": [], "plans": []} for m in METHODS}
+    per: dict[str, dict[str, list]] = {m: {"lat": [], "ids": [], "plans": []} for m in methods}
     pg_default = {"hnsw.ef_search": ef or 40} if ef else {}
     pg_iter = {"hnsw.iterative_scan": "relaxed_order", **({"hnsw.ef_search": ef} if ef else {})}
     args = {**level["filters"], "k": k}
     # One method at a time over all queries (as a server would see them), not interleaved: an exact scan of
     # 100k rows between two photosearch queries evicts the pages the next one needs.
-    for method in METHODS:
+    for method in methods:
         for q in queries:
             t = time.perf_counter()
             if method == "photosearch":
@@ -193,8 +206,17 @@ def run_level(
                 ids = pgvector_query(conn, q, where, k, pg_iter, index_type)
             per[method]["lat"].append(time.perf_counter() - t)
             per[method]["ids"].append(ids)
-    truth = [set(ids) for ids in per["exact"]["ids"]]
-    for method in METHODS:
+    key = f"{level['label']}|k={k}"
+    if "exact" in per:
+        truth_ids = per["exact"]["ids"]
+        if truth_cache is not None:
+            truth_cache[key] = [[str(i) for i in ids] for ids in truth_ids]
+    elif truth_cache is not None and key in truth_cache:
+        truth_ids = [[UUID(i) for i in ids] for ids in truth_cache[key]]
+    else:
+        raise SystemExit(f"no exact results cached for {key!r}: run once with the exact method")
+    truth = [set(ids) for ids in truth_ids]
+    for method in methods:
         lat = np.array(per[method]["lat"]) * 1000
         ids = per[method]["ids"]
         recall = [len(set(i) & t) / max(1, len(t)) if t else 1.0 for i, t in zip(ids, truth, strict=True)]
@@ -230,7 +252,13 @@ def main() -> None:
         "--planner", action="append", default=[], help="PlannerConfig override, e.g. quantized_pool_min=500"
     )
     ap.add_argument("--index-type", choices=INDEX_TYPES, default="vector", help="HNSW over vector or halfvec")
+    ap.add_argument(
+        "--methods",
+        default="|".join(METHODS),
+        help="methods to run, separated by | (without exact, recall uses the exact results of an earlier run)",
+    )
     args = ap.parse_args()
+    methods = [m for m in METHODS if m in args.methods.split("|")]
 
     sb = args.shared_buffers or f"{max(1, int(np.ceil(args.rows * args.dim * 4 * 2.6 / 2**30)))}GB"
     admin = server(args.data_dir, sb)
@@ -246,6 +274,9 @@ def main() -> None:
     service = SearchService(db, config=config)
     admin_user = {"id": None, "is_admin": True}
     queries = sample_queries(dsn, args.queries)
+    # Exact results per level for this database and query set, kept beside the database for later runs.
+    truth_path = args.data_dir / f"exact_{conninfo_to_dict(dsn)['dbname']}_{args.queries}q.json"
+    truth_cache = json.loads(truth_path.read_text()) if truth_path.exists() else {}
     results = {"info": info, "shared_buffers": sb, "k": args.k, "planner": asdict(config), "levels": []}
     with psycopg.connect(dsn, prepare_threshold=None) as conn:
         register_vector(conn)
@@ -259,11 +290,14 @@ def main() -> None:
                 service.search(SearchQuery(vector=q.tolist(), k=args.k, strategy=strategy), admin_user)
         for level in levels:
             k = level.get("k", args.k)
-            res = run_level(db, conn, service, admin_user, queries, level, k, level.get("ef"), index_type)
+            res = run_level(
+                conn, service, admin_user, queries, level, k, level.get("ef"), index_type, methods, truth_cache
+            )
             res["k"] = k
             results["levels"].append(res)
             print_level(res)
     db.close()
+    truth_path.write_text(json.dumps(truth_cache))
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"search_{args.rows}{args.tag}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
@@ -309,6 +343,8 @@ def plot(results: dict, path: Path) -> None:
     x = np.arange(len(levels))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
     for method in METHODS:
+        if not all(method in lv["methods"] for lv in levels):
+            continue
         ax1.plot(x, [lv["methods"][method]["p50_ms"] for lv in levels], marker="o", label=method)
         ax2.plot(x, [lv["methods"][method]["recall"] for lv in levels], marker="o", label=method)
     for ax in (ax1, ax2):
