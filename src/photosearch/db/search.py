@@ -326,6 +326,39 @@ def exact_search(
     return _ranked(rows, 3, scanned=_scanned(conn, rows, where, bound))
 
 
+@dataclass(frozen=True)
+class Rescue:
+    """The search lists whose matching rows an HNSW query also ranks (approximate_search)."""
+
+    where: Where  # compiled with ivf=True
+    lists: Sequence[int]
+    pool: int
+
+
+def _list_ranking(
+    where: Where, metric: str, pool: str, *, lists: bool, cap: sql.Composable = sql.SQL("")
+) -> sql.Composable:
+    """CTEs f (the filtered rows of the lists in %(lists)s, or of every list, with their half-precision
+    distance), p (the best `pool` of them) and r (those re-scored at full precision). Every CTE is MATERIALIZED:
+    inlined, `ORDER BY distance LIMIT k` over smart_search would make the planner walk the HNSW index and drop
+    the candidates it never reaches."""
+    return sql.SQL(
+        "f AS MATERIALIZED (SELECT c.asset_id, c.embedding {op} %(q)s::halfvec AS d"
+        "  FROM {frm} WHERE {lists}{where} {cap}),"
+        " p AS MATERIALIZED (SELECT f.asset_id FROM f ORDER BY f.d, f.asset_id LIMIT {pool}),"
+        " r AS MATERIALIZED (SELECT s.asset_id AS id, {dist} AS distance"
+        "  FROM p JOIN smart_search s ON s.asset_id = p.asset_id)"
+    ).format(
+        op=sql.SQL(OPERATORS[metric]),
+        frm=where.from_clause,
+        lists=_in_lists([] if lists else None),
+        where=where.clause,
+        cap=cap,
+        pool=sql.SQL(pool),
+        dist=_distance(metric),
+    )
+
+
 def quantized_search(
     conn: psycopg.Connection,
     vector: np.ndarray,
@@ -348,26 +381,11 @@ def quantized_search(
     rows → `scanned > bound`, result incomplete.
     """
     cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")
-    # Every CTE is MATERIALIZED: inlined, `ORDER BY distance LIMIT k` over smart_search would make the
-    # planner walk the HNSW index and drop the candidates it never reaches.
     cutoff = sql.SQL("WHERE r.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
     query = sql.SQL(
-        "WITH f AS MATERIALIZED (SELECT c.asset_id, c.embedding {op} %(q)s::halfvec AS d"
-        "  FROM {frm} WHERE {lists}{where} {cap}),"
-        " p AS MATERIALIZED (SELECT f.asset_id FROM f ORDER BY f.d, f.asset_id LIMIT %(pool)s),"
-        " r AS MATERIALIZED (SELECT s.asset_id AS id, {dist} AS distance"
-        "  FROM p JOIN smart_search s ON s.asset_id = p.asset_id)"
-        " SELECT r.id, r.distance, (SELECT count(*) FROM f) AS scanned FROM r {cutoff}"
+        "WITH {ranking} SELECT r.id, r.distance, (SELECT count(*) FROM f) AS scanned FROM r {cutoff}"
         " ORDER BY r.distance, r.id LIMIT %(lim)s OFFSET %(off)s"
-    ).format(
-        op=sql.SQL(OPERATORS[metric]),
-        frm=where.from_clause,
-        lists=_in_lists(lists),
-        where=where.clause,
-        cap=cap,
-        dist=_distance(metric),
-        cutoff=cutoff,
-    )
+    ).format(ranking=_list_ranking(where, metric, "%(pool)s", lists=lists is not None, cap=cap), cutoff=cutoff)
     params = {
         **where.params,
         "q": vector,
@@ -395,6 +413,7 @@ def approximate_search(
     offset: int = 0,
     max_distance: float | None = None,
     index_type: str = "vector",
+    rescue: Rescue | None = None,
 ) -> tuple[Ranked, int]:
     """HNSW candidates (the filter applied during the iterative scan), re-sorted by exact distance.
 
@@ -402,28 +421,34 @@ def approximate_search(
     scan gave up (max_scan_tuples) or the filter matches few rows: the caller falls back to exact.
     `index_type` (from begin_search) picks the index's own ORDER BY expression; with "halfvec" the candidates
     come in half-precision order and the re-sort by the full-precision distance makes the page exact.
+    `rescue`: also rank the matching rows of a few search lists (as quantized_search does) and cut the page
+    from the union, in the same statement: HNSW cannot reach some regions of a large graph, whatever its beam.
     """
     cutoff = sql.SQL("WHERE c.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
     order = hnsw_order(index_type, len(vector))
-    query = sql.SQL(
-        "SELECT c.id, c.distance, count(*) OVER () AS found FROM ("
-        "  SELECT s.asset_id AS id, {dist} AS distance FROM {frm}"
-        "  WHERE {where} ORDER BY {order} LIMIT %(pool)s"
-        ") c {cutoff} ORDER BY c.distance, c.id LIMIT %(lim)s OFFSET %(off)s"
-    ).format(frm=where.from_clause, where=where.clause, dist=_distance(metric), cutoff=cutoff, order=order)
+    hnsw = sql.SQL(
+        "SELECT s.asset_id AS id, {dist} AS distance FROM {frm} WHERE {where} ORDER BY {order} LIMIT %(pool)s"
+    ).format(frm=where.from_clause, where=where.clause, dist=_distance(metric), order=order)
     params = {**where.params, "q": vector, "pool": pool, "lim": limit, "off": offset, "maxd": max_distance}
+    if rescue is None:
+        query = sql.SQL(
+            "SELECT c.id, c.distance, count(*) OVER () AS found FROM ({hnsw}) c {cutoff}"
+            " ORDER BY c.distance, c.id LIMIT %(lim)s OFFSET %(off)s"
+        ).format(hnsw=hnsw, cutoff=cutoff)
+    else:
+        # Both filters come from the same query in the same order, so their parameters are the same.
+        params.update({**rescue.where.params, "lists": list(rescue.lists), "rpool": rescue.pool})
+        query = sql.SQL(
+            "WITH h AS MATERIALIZED ({hnsw}), {lists}"
+            " SELECT c.id, c.distance, (SELECT count(*) FROM h) AS found"
+            " FROM (SELECT id, distance FROM h UNION SELECT id, distance FROM r) c {cutoff}"
+            " ORDER BY c.distance, c.id LIMIT %(lim)s OFFSET %(off)s"
+        ).format(hnsw=hnsw, lists=_list_ranking(rescue.where, metric, "%(rpool)s", lists=True), cutoff=cutoff)
     rows = conn.execute(_with_hits(query), params).fetchall()
     found = int(rows[0][2]) if rows else 0
     if max_distance is not None or not rows:
         # The cutoff (or an empty page) hides the pool size; count it separately.
-        found = int(
-            conn.execute(
-                sql.SQL(
-                    "SELECT count(*) FROM (SELECT 1 FROM {frm} WHERE {where} ORDER BY {order} LIMIT %(pool)s) c"
-                ).format(frm=where.from_clause, where=where.clause, order=order),
-                params,
-            ).fetchone()[0]
-        )
+        found = int(conn.execute(sql.SQL("SELECT count(*) FROM ({hnsw}) c").format(hnsw=hnsw), params).fetchone()[0])
     return _ranked(rows, 3), found
 
 

@@ -305,7 +305,10 @@ class SearchService:
         plan.ef_search, plan.pool, plan.max_scan_tuples = d.ef_search, d.pool, d.max_scan_tuples
         t = time.perf_counter()
         sq.set_local(conn, d.hnsw_settings)
-        rescue = self._nearest_lists(conn, ctx, vec, self.config.hnsw_rescue_probes or None)
+        nearest = self._nearest_lists(conn, ctx, vec, self.config.hnsw_rescue_probes or None)
+        # HNSW misses whole regions it cannot reach (1M rows: one query in 40 found 1 of its top 10, at any
+        # ef_search); the rows of the few lists nearest the query cover them (recall 0.953 → 0.98).
+        rescue = None if nearest is None else sq.Rescue(ivf, nearest, 2 * query.depth)
         ranked, found = sq.approximate_search(
             conn,
             vec,
@@ -313,28 +316,14 @@ class SearchService:
             pool=d.pool or query.depth,
             max_distance=query.max_distance,
             index_type=ctx.index_type,
-            # with a rescue probe, rank the top offset+k of both and cut the page from the merge
-            **(common if rescue is None else {**common, "limit": query.depth, "offset": 0}),
+            rescue=rescue,
+            **common,
         )
         timings["approximate"] = _ms(t)
         if found >= query.depth:
             if rescue is not None:
-                # HNSW misses whole regions it cannot reach (1M rows: one query in 40 found 1 of its top 10, at
-                # any ef_search); the rows of the few lists nearest the query cover them (recall 0.953 → 0.98).
-                t = time.perf_counter()
-                extra = sq.quantized_search(
-                    conn,
-                    vec,
-                    ivf,
-                    metric=query.distance,
-                    pool=2 * query.depth,
-                    limit=query.depth,
-                    lists=rescue,
-                    max_distance=query.max_distance,
-                )
-                ranked = _merge(ranked, extra, query.offset, query.k)
-                plan.probes, timings["lists"] = len(rescue), _ms(t)
-                plan.reason += f"; merged with the rows of the {len(rescue)} search lists nearest the query"
+                plan.probes = len(rescue.lists)
+                plan.reason += f"; merged with the rows of the {len(rescue.lists)} search lists nearest the query"
             return plan, ranked
         # The scan ended (max_scan_tuples, or few matches) before filling the page: exact is complete.
         t = time.perf_counter()
@@ -343,15 +332,6 @@ class SearchService:
         plan.fallback = f"HNSW found {found} of the {query.depth} rows needed: re-ran exactly"
         plan.strategy = "exact"
         return plan, ranked
-
-
-def _merge(a: sq.Ranked, b: sq.Ranked, offset: int, k: int) -> sq.Ranked:
-    """The page [offset, offset+k) of the union of two top-(offset+k) rankings of the same query."""
-    best = dict(zip(b.ids, b.distances, strict=True))
-    best.update(zip(a.ids, a.distances, strict=True))
-    hits = {**b.hits, **a.hits}
-    order = sorted(best, key=lambda i: (best[i], i))[offset : offset + k]
-    return sq.Ranked(order, [best[i] for i in order], hits={i: hits[i] for i in order if i in hits})
 
 
 def _ms(t0: float) -> float:
