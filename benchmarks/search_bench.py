@@ -131,8 +131,10 @@ def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool, index_t
     return dsn, info
 
 
-def sample_queries(dsn: str, n: int, seed: int = 99) -> np.ndarray:
-    """Queries near the data but not on it: stored embeddings plus noise (as make_queries does)."""
+def sample_queries(dsn: str, n: int, seed: int = 99, noise_scale: float = 0.7) -> np.ndarray:
+    """Queries near the data but not on it: stored embeddings plus a random vector of length `noise_scale`.
+    0.7 puts a query at cosine ~0.8 from its source photo, like an example-image query; 3.2 at ~0.3, like a
+    CLIP text query against photos (text-image similarities top out around 0.3)."""
     with psycopg.connect(dsn) as conn:
         register_vector(conn)
         conn.execute("SELECT setseed(0.42)")
@@ -146,7 +148,7 @@ def sample_queries(dsn: str, n: int, seed: int = 99) -> np.ndarray:
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal(base.shape).astype(np.float32)
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    q = base + 0.7 * noise
+    q = base + noise_scale * noise
     return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -253,6 +255,9 @@ def main() -> None:
     )
     ap.add_argument("--index-type", choices=INDEX_TYPES, default="vector", help="HNSW over vector or halfvec")
     ap.add_argument(
+        "--query-noise", type=float, default=0.7, help="0.7: example-image-like queries; 3.2: text-like (far)"
+    )
+    ap.add_argument(
         "--methods",
         default="|".join(METHODS),
         help="methods to run, separated by | (without exact, recall uses the exact results of an earlier run)",
@@ -273,11 +278,19 @@ def main() -> None:
     config = PlannerConfig(**{k: type(getattr(PlannerConfig, k))(v) for k, v in (o.split("=") for o in args.planner)})
     service = SearchService(db, config=config)
     admin_user = {"id": None, "is_admin": True}
-    queries = sample_queries(dsn, args.queries)
+    queries = sample_queries(dsn, args.queries, noise_scale=args.query_noise)
     # Exact results per level for this database and query set, kept beside the database for later runs.
-    truth_path = args.data_dir / f"exact_{conninfo_to_dict(dsn)['dbname']}_{args.queries}q.json"
+    noise_tag = "" if args.query_noise == 0.7 else f"_noise{args.query_noise:g}"
+    truth_path = args.data_dir / f"exact_{conninfo_to_dict(dsn)['dbname']}_{args.queries}q{noise_tag}.json"
     truth_cache = json.loads(truth_path.read_text()) if truth_path.exists() else {}
-    results = {"info": info, "shared_buffers": sb, "k": args.k, "planner": asdict(config), "levels": []}
+    results = {
+        "info": info,
+        "shared_buffers": sb,
+        "k": args.k,
+        "query_noise": args.query_noise,
+        "planner": asdict(config),
+        "levels": [],
+    }
     with psycopg.connect(dsn, prepare_threshold=None) as conn:
         register_vector(conn)
         levels = levels_for(conn, args.rows)

@@ -66,7 +66,9 @@ def test_complete_and_accurate_at_every_selectivity(search_fixture: SearchFixtur
             if strategy == "auto" and label == "3 rows":
                 assert page.plan.strategy == "exact"
             if strategy == "auto" and label == "100%":
-                assert page.plan.strategy == "approximate"
+                # HNSW, unless the lists are trained and the query is far from all of them (text-like: these are)
+                far = page.plan.nearest_list_score is not None and page.plan.nearest_list_score < SMALL.far_score
+                assert page.plan.strategy == ("quantized" if far else "approximate"), page.plan
             if strategy == "auto" and label == "1%" and k == 10:
                 assert page.plan.strategy == "quantized"
         assert np.mean(recalls) >= 0.98, (label, strategy, k, recalls)
@@ -110,6 +112,7 @@ def test_approximate_falls_back_to_exact_when_the_scan_runs_dry(search_fixture: 
         max_scan_tuples_min=50,
         max_scan_tuples_max=50,
         hnsw_min_selectivity=0.0,
+        far_score=0.0,  # these queries are far from the lists: keep them on HNSW, whose fallback is under test
     )
     window = _window(fx.lib, 3, start=500)
     q = _queries(fx.lib, 1)[0]

@@ -150,3 +150,29 @@ def test_hnsw_results_are_merged_with_the_nearest_lists(lists_fixture: SearchFix
         expected = brute_force(fx.lib, reference_mask(fx.lib, query), q, 10)
         assert len({h.id for h in page.items} & set(expected)) >= 9
         assert [h.distance for h in page.items] == sorted(h.distance for h in page.items)
+
+
+def test_far_queries_probe_more_lists_instead_of_hnsw(lists_fixture: SearchFixture) -> None:
+    """A query far from every centroid (as CLIP text is from photos) skips HNSW, whose recall collapses for such
+    queries, and probes a share of the lists; a query near the library (an example photo) keeps HNSW."""
+    fx = lists_fixture
+    cfg = PlannerConfig()
+    service = SearchService(fx.db, config=cfg)
+    rng = np.random.default_rng(5)
+    dim = fx.lib.embeddings.shape[1]
+    for i in (7, 1234):
+        near = fx.lib.embeddings[i]
+        noise = rng.standard_normal(dim).astype(np.float32)
+        far = near + 3.2 * noise / np.linalg.norm(noise)  # cosine ~0.3 to its source
+        for q, is_far in ((near, False), (far / np.linalg.norm(far), True)):
+            query = SearchQuery(vector=q.tolist(), k=10, with_deleted=True)
+            page = service.search(query, fx.admin)
+            score = page.plan.nearest_list_score
+            assert score is not None and (score < cfg.far_score) == is_far, (i, is_far, score)
+            if is_far:
+                assert page.plan.strategy == "quantized" and "far from every list centroid" in page.plan.reason
+                assert page.plan.probes is None or page.plan.probes >= cfg.far_probe_share_broad * page.plan.lists
+            else:
+                assert page.plan.strategy == "approximate"
+            expected = brute_force(fx.lib, reference_mask(fx.lib, query), q, 10)
+            assert len({h.id for h in page.items} & set(expected)) >= 9, (i, is_far, page.plan)

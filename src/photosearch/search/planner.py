@@ -34,6 +34,14 @@ class PlannerConfig:
     candidates_target: int = 2_000  # probe enough lists to see about this many matching rows
     hnsw_rescue_probes: int = 3  # lists trained: HNSW results are merged with the rows of this many nearest lists
     ef_search_rescued: int = 100  # ... and then a narrower beam is enough (1M: ef 100 + 3 lists, recall@10 0.980)
+    # A query whose nearest centroid is at cosine below far_score is "far" from the library, as CLIP text queries
+    # are from photos (text-image similarities top out around 0.3). Its true neighbours spread over many more
+    # lists, and HNSW finds few of them (1M, text-like queries: ef 100 recall@10 0.62, ef 800 0.81). So it probes
+    # at least far_probe_share of the lists (1M, ~10 % filters: 2 % of the lists 0.94-0.96, 6 % 0.98-0.99), and a
+    # broad filter probes far_probe_share_broad of them instead of walking HNSW (2 %: 0.995; HNSW + 3 lists 0.84).
+    far_score: float = 0.45
+    far_probe_share: float = 0.07
+    far_probe_share_broad: float = 0.02
     probe_all_share: float = 0.25  # a probe of this share of the lists or more reads every matching row instead
     bound_factor: float = 4.0  # a path gathers at most this × its limit before deciding the estimate was wrong
     quantized_pool_min: int = 20  # rows re-scored at full precision after the half-precision ranking
@@ -61,6 +69,7 @@ class QueryPlan(BaseModel):
     pool: int | None = None
     probes: int | None = None
     lists: int | None = None
+    nearest_list_score: float | None = None  # cosine to the nearest list centroid: below far_score = a far query
     max_scan_tuples: int | None = None
     fallback: str | None = None
     rows: int = 0
@@ -106,12 +115,18 @@ def approximate_settings(
     )
 
 
-def probes_for(cfg: PlannerConfig, estimated: int, lists: int, pool: int) -> int | None:
-    """Lists to probe so the quantized path sees about `candidates_target` matching rows (None = all rows)."""
+def probes_for(
+    cfg: PlannerConfig, estimated: int, lists: int, pool: int, far: bool = False, broad: bool = False
+) -> int | None:
+    """Lists to probe so the quantized path sees about `candidates_target` matching rows, and at least the
+    share of the lists a far query needs (None = all rows)."""
     if lists <= 1:
         return None
     want = max(cfg.candidates_target, pool)
-    probes = max(math.ceil(lists * want / max(estimated, 1)), cfg.probes_min, math.ceil(cfg.probe_share * lists))
+    share = cfg.probe_share
+    if far:
+        share = max(share, cfg.far_probe_share_broad if broad else cfg.far_probe_share)
+    probes = max(math.ceil(lists * want / max(estimated, 1)), cfg.probes_min, math.ceil(share * lists))
     # Probing most lists costs a B-tree descent per list (and per owner) for little saving: read every match.
     return None if probes >= lists * cfg.probe_all_share else probes
 
@@ -126,17 +141,22 @@ def choose(
     forced: str = "auto",
     ef_override: int | None = None,
     joins_exif: bool = False,
+    far: bool = False,
 ) -> Decision:
     """Pick the strategy for a query whose filters match about `estimated` of `total` embedded assets, in a
     library split into `lists` search lists (1 = not trained). `joins_exif`: the exact path would join exif
-    row by row (100k rows, city=Kyoto, 1.2k matches: exact 17 ms)."""
+    row by row (100k rows, city=Kyoto, 1.2k matches: exact 17 ms). `far`: the query is far from every list
+    centroid (see PlannerConfig.far_score)."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
     q_pool = min(10_000, max(cfg.quantized_pool_min, cfg.quantized_pool_per_row * depth, depth))
     if forced == "exact":
         return Decision("exact", "forced by the query")
     if forced == "quantized":
         return Decision(
-            "quantized", "forced by the query", pool=q_pool, probes=probes_for(cfg, estimated, lists, q_pool)
+            "quantized",
+            "forced by the query",
+            pool=q_pool,
+            probes=probes_for(cfg, estimated, lists, q_pool, far, broad=selectivity >= cfg.hnsw_min_selectivity),
         )
     if forced == "approximate":
         d = approximate_settings(cfg, depth, selectivity, ef_override, lists)
@@ -154,12 +174,13 @@ def choose(
             f"~{estimated} matching rows ≤ {exact_max}: exact distances on each (recall 1.0)",
             bound=bounded(cfg.exact_max_rows),
         )
-    if lists > 1 and selectivity < cfg.hnsw_min_selectivity:
-        probes = probes_for(cfg, estimated, lists, q_pool)
+    if lists > 1 and (selectivity < cfg.hnsw_min_selectivity or far):
+        probes = probes_for(cfg, estimated, lists, q_pool, far, broad=selectivity >= cfg.hnsw_min_selectivity)
         seen = estimated * (probes or lists) // lists
+        why = "far from every list centroid (a text-like query), " if far else ""
         return Decision(
             "quantized",
-            f"~{estimated} matching rows ({selectivity:.1%}): rank the ~{seen} in the {probes or lists} of"
+            f"~{estimated} matching rows ({selectivity:.1%}), {why}rank the ~{seen} in the {probes or lists} of"
             f" {lists} search lists nearest the query by half-precision distance, re-score the best {q_pool}",
             pool=q_pool,
             probes=probes,

@@ -211,20 +211,22 @@ class SearchService:
         next_page = query.page + 1 if len(items) == query.k and query.depth + query.k <= 10_000 else None
         return SearchPage(items=items, page=query.page, k=query.k, next_page=next_page, plan=plan)
 
-    def _nearest_lists(
-        self, conn: psycopg.Connection, ctx: sq.SearchContext, vec: np.ndarray, probes: int | None
-    ) -> list[int] | None:
-        """The `probes` lists whose centroids are nearest the query (None = all rows). Centroids are cached
+    def _list_scores(self, conn: psycopg.Connection, ctx: sq.SearchContext, vec: np.ndarray) -> np.ndarray | None:
+        """The query's similarity to each search list's centroid (None before training). Centroids are cached
         per training (1,000 x 512 floats: reading them costs more than the search they serve)."""
-        if probes is None or ctx.lists <= 1:
+        if ctx.lists <= 1:
             return None
         cached = self._centroids
         if cached is None or cached[0] != ctx.lists_version:
             cached = self._centroids = (ctx.lists_version, sq.centroids(conn))
-        c = cached[1]
-        if len(c) <= probes:
+        return cached[1] @ vec if len(cached[1]) else None
+
+    @staticmethod
+    def _nearest(scores: np.ndarray | None, probes: int | None) -> list[int] | None:
+        """The `probes` lists whose centroids are nearest the query (None = all rows)."""
+        if probes is None or scores is None or len(scores) <= probes:
             return None
-        return np.argpartition(-(c @ vec), probes - 1)[:probes].astype(int).tolist()
+        return np.argpartition(-scores, probes - 1)[:probes].astype(int).tolist()
 
     def _run(
         self,
@@ -247,6 +249,8 @@ class SearchService:
             estimated, method = total, "table statistics"
         else:
             estimated, method = ctx.estimated, "planner statistics (EXPLAIN)"
+        scores = self._list_scores(conn, ctx, vec)
+        nearest_score = float(scores.max()) if scores is not None else None
         d = choose(
             self.config,
             estimated=estimated,
@@ -256,6 +260,7 @@ class SearchService:
             forced=query.strategy,
             ef_override=query.ef_search,
             joins_exif=where.needs_exif and not ivf.needs_assets,
+            far=nearest_score is not None and nearest_score < self.config.far_score,
         )
         plan = QueryPlan(
             strategy=d.strategy,
@@ -265,6 +270,7 @@ class SearchService:
             total_embeddings=total,
             filters=where.conditions,
             lists=lists if lists > 1 else None,
+            nearest_list_score=None if nearest_score is None else round(nearest_score, 4),
         )
         common = {"metric": query.distance, "limit": query.k, "offset": query.offset}
         while d.strategy in ("exact", "quantized"):
@@ -277,7 +283,7 @@ class SearchService:
                     vec,
                     ivf,
                     pool=d.pool or 200,
-                    lists=self._nearest_lists(conn, ctx, vec, d.probes),
+                    lists=self._nearest(scores, d.probes),
                     bound=d.bound,
                     max_distance=query.max_distance,
                     **common,
@@ -305,7 +311,7 @@ class SearchService:
         plan.ef_search, plan.pool, plan.max_scan_tuples = d.ef_search, d.pool, d.max_scan_tuples
         t = time.perf_counter()
         sq.set_local(conn, d.hnsw_settings)
-        nearest = self._nearest_lists(conn, ctx, vec, self.config.hnsw_rescue_probes or None)
+        nearest = self._nearest(scores, self.config.hnsw_rescue_probes or None)
         # HNSW misses whole regions it cannot reach (1M rows: one query in 40 found 1 of its top 10, at any
         # ef_search); the rows of the few lists nearest the query cover them (recall 0.953 → 0.98).
         rescue = None if nearest is None else sq.Rescue(ivf, nearest, 2 * query.depth)
