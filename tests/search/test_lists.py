@@ -176,3 +176,23 @@ def test_far_queries_probe_more_lists_instead_of_hnsw(lists_fixture: SearchFixtu
                 assert page.plan.strategy == "approximate"
             expected = brute_force(fx.lib, reference_mask(fx.lib, query), q, 10)
             assert len({h.id for h in page.items} & set(expected)) >= 9, (i, is_far, page.plan)
+
+
+def test_text_queries_count_as_far_whatever_their_score(lists_fixture: SearchFixture) -> None:
+    """CLIP text sits apart from photos (the modality gap), so a text query takes the far path even when its
+    vector happens to lie near a list centroid. The text tower here returns a stored photo's embedding: the
+    rule under test is the planner's, not the model's."""
+    fx = lists_fixture
+    photo = fx.lib.embeddings[7]
+
+    class TextTower:
+        def encode_text(self, text: str) -> np.ndarray:
+            return photo
+
+    service = SearchService(fx.db, model_loader=TextTower)
+    by_vector = service.search(SearchQuery(vector=photo.tolist(), k=10, with_deleted=True), fx.admin)
+    by_text = service.search(SearchQuery(text="a photo", k=10, with_deleted=True), fx.admin)
+    assert by_vector.plan.strategy == "approximate"
+    assert by_text.plan.nearest_list_score == by_vector.plan.nearest_list_score >= PlannerConfig().far_score
+    assert by_text.plan.strategy == "quantized" and "a text query: probe more lists" in by_text.plan.reason
+    assert [h.id for h in by_text.items][:5] == [h.id for h in by_vector.items][:5]

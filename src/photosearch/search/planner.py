@@ -146,12 +146,12 @@ def choose(
     forced: str = "auto",
     ef_override: int | None = None,
     joins_exif: bool = False,
-    far: bool = False,
+    far: str | None = None,
 ) -> Decision:
     """Pick the strategy for a query whose filters match about `estimated` of `total` embedded assets, in a
     library split into `lists` search lists (1 = not trained). `joins_exif`: the exact path would join exif
-    row by row (100k rows, city=Kyoto, 1.2k matches: exact 17 ms). `far`: the query is far from every list
-    centroid (see PlannerConfig.far_score)."""
+    row by row (100k rows, city=Kyoto, 1.2k matches: exact 17 ms). `far`: why the query counts as far from the
+    library (a text query, or its nearest list centroid below PlannerConfig.far_score), None if it does not."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
     q_pool = min(10_000, max(cfg.quantized_pool_min, cfg.quantized_pool_per_row * depth, depth))
     if forced == "exact":
@@ -161,7 +161,7 @@ def choose(
             "quantized",
             "forced by the query",
             pool=q_pool,
-            probes=probes_for(cfg, estimated, lists, q_pool, far, broad=selectivity >= cfg.hnsw_min_selectivity),
+            probes=probes_for(cfg, estimated, lists, q_pool, bool(far), broad=selectivity >= cfg.hnsw_min_selectivity),
         )
     if forced == "approximate":
         d = approximate_settings(cfg, depth, selectivity, ef_override, lists)
@@ -180,9 +180,10 @@ def choose(
             bound=bounded(cfg.exact_max_rows),
         )
     if lists > 1 and (selectivity < cfg.hnsw_min_selectivity or far):
-        probes = probes_for(cfg, estimated, lists, q_pool, far, broad=selectivity >= cfg.hnsw_min_selectivity)
+        broad = selectivity >= cfg.hnsw_min_selectivity
+        probes = probes_for(cfg, estimated, lists, q_pool, bool(far), broad=broad)
         seen = estimated * (probes or lists) // lists
-        why = "far from every list centroid (a text-like query), " if far else ""
+        why = f"{far}: probe more lists, not HNSW; " if far else ""
         return Decision(
             "quantized",
             f"~{estimated} matching rows ({selectivity:.1%}), {why}rank the ~{seen} in the {probes or lists} of"

@@ -221,6 +221,17 @@ class SearchService:
             cached = self._centroids = (ctx.lists_version, sq.centroids(conn))
         return cached[1] @ vec if len(cached[1]) else None
 
+    def _far(self, query: SearchQuery, nearest_score: float | None) -> str | None:
+        """Why the query counts as far from the library (PlannerConfig.far_score), or None. Only with lists: the
+        far path probes them instead of walking HNSW."""
+        if nearest_score is None:
+            return None
+        if query.text is not None:  # CLIP's modality gap: text sits apart from photos whatever its score
+            return "a text query"
+        if nearest_score < self.config.far_score:
+            return f"far from every list centroid (cosine {nearest_score:.2f} < {self.config.far_score})"
+        return None
+
     @staticmethod
     def _nearest(scores: np.ndarray | None, probes: int | None) -> list[int] | None:
         """The `probes` lists whose centroids are nearest the query (None = all rows)."""
@@ -260,7 +271,7 @@ class SearchService:
             forced=query.strategy,
             ef_override=query.ef_search,
             joins_exif=where.needs_exif and not ivf.needs_assets,
-            far=nearest_score is not None and nearest_score < self.config.far_score,
+            far=self._far(query, nearest_score),
         )
         plan = QueryPlan(
             strategy=d.strategy,
