@@ -131,18 +131,20 @@ def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool, index_t
     return dsn, info
 
 
-def sample_queries(dsn: str, n: int, seed: int = 99, noise_scale: float = 0.7) -> np.ndarray:
+def sample_queries(dsn: str, n: int, seed: int = 99, noise_scale: float = 0.7, skip: int = 0) -> np.ndarray:
     """Queries near the data but not on it: stored embeddings plus a random vector of length `noise_scale`.
     0.7 puts a query at cosine ~0.8 from its source photo, like an example-image query; 3.2 at ~0.3, like a
-    CLIP text query against photos (text-image similarities top out around 0.3)."""
+    CLIP text query against photos (text-image similarities top out around 0.3). `skip`: start after that many
+    source photos (warm-up queries that share none with the measured ones)."""
     with psycopg.connect(dsn) as conn:
         register_vector(conn)
         conn.execute("SELECT setseed(0.42)")
         rows = conn.execute(
             # ORDER BY: with synchronized scans a sample scan may start mid-table, and LIMIT alone would then
             # pick different rows (and a different query set) in every run.
-            "SELECT embedding FROM smart_search TABLESAMPLE BERNOULLI (1) REPEATABLE (7) ORDER BY asset_id LIMIT %s",
-            (n,),
+            "SELECT embedding FROM smart_search TABLESAMPLE BERNOULLI (1) REPEATABLE (7) ORDER BY asset_id"
+            " LIMIT %s OFFSET %s",
+            (n, skip),
         ).fetchall()
     base = np.stack([r[0].to_numpy() for r in rows]).astype(np.float32)
     rng = np.random.default_rng(seed)
@@ -176,9 +178,12 @@ def run_level(
     index_type: str = "vector",
     methods: list[str] = METHODS,
     truth_cache: dict | None = None,
+    warmup: np.ndarray | None = None,
 ) -> dict:
     """One filter level: every method over all queries. `truth_cache` (level label → exact ids per query)
-    spares re-running exact search when "exact" is not among `methods` (at 1M it takes seconds per query)."""
+    spares re-running exact search when "exact" is not among `methods` (at 1M it takes seconds per query).
+    `warmup`: other queries each method (but exact) runs first, untimed, so no method is measured on the caches
+    the previous one left (an exact scan of 1M rows evicts what the next method needs)."""
     base = SearchQuery(vector=[0.0] * queries.shape[1], k=k, **level["filters"])
     scope = service.owner_scope(conn, base, admin_user)
     where = sq.compile_filters(base, scope)
@@ -193,12 +198,15 @@ def run_level(
     # One method at a time over all queries (as a server would see them), not interleaved: an exact scan of
     # 100k rows between two photosearch queries evicts the pages the next one needs.
     for method in methods:
-        for q in queries:
+        warm = warmup if warmup is not None and method != "exact" else queries[:0]
+        for i, q in enumerate(np.concatenate([warm, queries])):
+            timed = i >= len(warm)
             t = time.perf_counter()
             if method == "photosearch":
                 page = service.search(SearchQuery(vector=q.tolist(), ef_search=None, **args), admin_user)
                 ids = [h.id for h in page.items]
-                per[method]["plans"].append(page.plan.strategy + (" (fallback)" if page.plan.fallback else ""))
+                if timed:
+                    per[method]["plans"].append(page.plan.strategy + (" (fallback)" if page.plan.fallback else ""))
             elif method == "exact":
                 page = service.search(SearchQuery(vector=q.tolist(), strategy="exact", **args), admin_user)
                 ids = [h.id for h in page.items]
@@ -206,8 +214,9 @@ def run_level(
                 ids = pgvector_query(conn, q, where, k, pg_default, index_type)
             else:
                 ids = pgvector_query(conn, q, where, k, pg_iter, index_type)
-            per[method]["lat"].append(time.perf_counter() - t)
-            per[method]["ids"].append(ids)
+            if timed:
+                per[method]["lat"].append(time.perf_counter() - t)
+                per[method]["ids"].append(ids)
     key = f"{level['label']}|k={k}"
     if "exact" in per:
         truth_ids = per["exact"]["ids"]
@@ -254,6 +263,7 @@ def main() -> None:
         "--planner", action="append", default=[], help="PlannerConfig override, e.g. quantized_pool_min=500"
     )
     ap.add_argument("--index-type", choices=INDEX_TYPES, default="vector", help="HNSW over vector or halfvec")
+    ap.add_argument("--warmup", type=int, default=20, help="untimed queries per method and level (0: none)")
     ap.add_argument(
         "--query-noise", type=float, default=0.7, help="0.7: example-image-like queries; 3.2: text-like (far)"
     )
@@ -279,6 +289,9 @@ def main() -> None:
     service = SearchService(db, config=config)
     admin_user = {"id": None, "is_admin": True}
     queries = sample_queries(dsn, args.queries, noise_scale=args.query_noise)
+    warmup = None
+    if args.warmup:
+        warmup = sample_queries(dsn, args.warmup, seed=7, noise_scale=args.query_noise, skip=args.queries)
     # Exact results per level for this database and query set, kept beside the database for later runs.
     noise_tag = "" if args.query_noise == 0.7 else f"_noise{args.query_noise:g}"
     truth_path = args.data_dir / f"exact_{conninfo_to_dict(dsn)['dbname']}_{args.queries}q{noise_tag}.json"
@@ -288,6 +301,7 @@ def main() -> None:
         "shared_buffers": sb,
         "k": args.k,
         "query_noise": args.query_noise,
+        "warmup": args.warmup,
         "planner": asdict(config),
         "levels": [],
     }
@@ -304,7 +318,7 @@ def main() -> None:
         for level in levels:
             k = level.get("k", args.k)
             res = run_level(
-                conn, service, admin_user, queries, level, k, level.get("ef"), index_type, methods, truth_cache
+                conn, service, admin_user, queries, level, k, level.get("ef"), index_type, methods, truth_cache, warmup
             )
             res["k"] = k
             results["levels"].append(res)
