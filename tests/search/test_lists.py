@@ -196,3 +196,24 @@ def test_text_queries_count_as_far_whatever_their_score(lists_fixture: SearchFix
     assert by_text.plan.nearest_list_score == by_vector.plan.nearest_list_score >= PlannerConfig().far_score
     assert by_text.plan.strategy == "quantized" and "a text query: probe more lists" in by_text.plan.reason
     assert [h.id for h in by_text.items][:5] == [h.id for h in by_vector.items][:5]
+
+
+def test_without_lists_broad_vector_queries_walk_hnsw_and_text_ranks_every_match(db: Database) -> None:
+    """A small library has no lists yet. A broad filter walks HNSW for a vector query (fast, and right for
+    queries near the photos); a text query ranks every match instead, as HNSW finds few neighbours of text."""
+    lib, _ = _library(db)
+    photo = lib.embeddings[11]
+
+    class TextTower:
+        def encode_text(self, text: str) -> np.ndarray:
+            return photo
+
+    service = SearchService(db, model_loader=TextTower, config=PlannerConfig(exact_max_rows=0))
+    admin = {"id": None, "is_admin": True}
+    by_vector = service.search(SearchQuery(vector=photo.tolist(), k=10, with_deleted=True), admin)
+    by_text = service.search(SearchQuery(text="a photo", k=10, with_deleted=True), admin)
+    assert by_vector.plan.lists is None and by_vector.plan.strategy == "approximate"
+    assert by_text.plan.strategy == "quantized" and "(a text query)" in by_text.plan.reason
+    expected = brute_force(lib, reference_mask(lib, SearchQuery(vector=photo.tolist(), with_deleted=True)), photo, 10)
+    for page in (by_vector, by_text):
+        assert len({h.id for h in page.items} & set(expected)) >= 9

@@ -192,10 +192,14 @@ def choose(
             probes=probes,
             bound=bounded(max(seen, cfg.candidates_target, q_pool)),
         )
-    if lists <= 1 and estimated <= cfg.quantized_max_rows:
+    # No lists yet (a small library): a broad filter and a near query walk HNSW, which finds their neighbours in a
+    # small graph (15k rows, image-like: ef_search 40 recall@10 0.975 in 1 ms, against 21 ms to rank every row);
+    # a narrower filter, or a text query, ranks every match.
+    if lists <= 1 and estimated <= cfg.quantized_max_rows and (selectivity < cfg.hnsw_min_selectivity or far):
+        why = f" ({far})" if far and selectivity >= cfg.hnsw_min_selectivity else ""
         return Decision(
             "quantized",
-            f"~{estimated} matching rows ≤ {cfg.quantized_max_rows}: rank them by half-precision distance,"
+            f"~{estimated} matching rows ≤ {cfg.quantized_max_rows}{why}: rank them by half-precision distance,"
             f" re-score the best {q_pool} at full precision",
             pool=q_pool,
             bound=bounded(cfg.quantized_max_rows),

@@ -222,13 +222,11 @@ class SearchService:
         return cached[1] @ vec if len(cached[1]) else None
 
     def _far(self, query: SearchQuery, nearest_score: float | None) -> str | None:
-        """Why the query counts as far from the library (PlannerConfig.far_score), or None. Only with lists: the
-        far path probes them instead of walking HNSW."""
-        if nearest_score is None:
-            return None
+        """Why the query counts as far from the library (PlannerConfig.far_score), or None. Far queries avoid HNSW,
+        whose greedy walk finds few of their neighbours."""
         if query.text is not None:  # CLIP's modality gap: text sits apart from photos whatever its score
             return "a text query"
-        if nearest_score < self.config.far_score:
+        if nearest_score is not None and nearest_score < self.config.far_score:
             return f"far from every list centroid (cosine {nearest_score:.2f} < {self.config.far_score})"
         return None
 
