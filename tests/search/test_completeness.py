@@ -210,3 +210,24 @@ def test_plan_is_reported(search_fixture: SearchFixture) -> None:
     assert page.items == []
     assert page.plan.strategy == "exact" and page.plan.estimated_matches is not None
     assert page.plan.reason and "total" in page.plan.timings_ms
+
+
+def test_far_vectors_take_the_far_path_with_or_without_lists(search_fixture: SearchFixture) -> None:
+    """A vector far from every photo (as CLIP text is) is ranked over lists or every match, not left to HNSW:
+    with lists the nearest centroid says it is far; without them HNSW's best match does, and the query re-runs."""
+    fx = search_fixture
+    service = SearchService(fx.db, config=PlannerConfig(exact_max_rows=0))
+    rng = np.random.default_rng(21)
+    for i in (5, 2500):
+        noise = rng.standard_normal(fx.lib.embeddings.shape[1]).astype(np.float32)
+        far = fx.lib.embeddings[i] + 5.0 * noise / np.linalg.norm(noise)
+        far /= np.linalg.norm(far)
+        query = SearchQuery(vector=far.tolist(), k=10, with_deleted=True)
+        page = service.search(query, fx.admin)
+        assert page.plan.strategy == "quantized", page.plan
+        if page.plan.lists:
+            assert "far from every list centroid" in page.plan.reason
+        else:
+            assert page.plan.fallback and "a far query, ranked every match" in page.plan.fallback
+        expected = brute_force(fx.lib, reference_mask(fx.lib, query), far, 10)
+        assert len({h.id for h in page.items} & set(expected)) >= 9, page.plan

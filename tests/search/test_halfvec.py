@@ -104,7 +104,7 @@ def _approximate_scans_index(fx: SearchFixture, query: SearchQuery, scope: list 
         d = choose(PlannerConfig(), estimated=ctx.total, total=ctx.total, depth=query.depth, forced="approximate")
         sq.set_local(conn, d.hnsw_settings)
         where = sq.compile_filters(query, scope)
-        ranked, found = sq.approximate_search(
+        ranked, found, _ = sq.approximate_search(
             conn, q, where, metric="cosine", pool=d.pool or 10, limit=query.k, index_type=ctx.index_type
         )
         scans = conn.execute("SELECT pg_stat_get_xact_numscans(to_regclass(%s))", (VECTOR_INDEX,)).fetchone()[0]

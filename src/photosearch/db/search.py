@@ -414,11 +414,12 @@ def approximate_search(
     max_distance: float | None = None,
     index_type: str = "vector",
     rescue: Rescue | None = None,
-) -> tuple[Ranked, int]:
+) -> tuple[Ranked, int, float | None]:
     """HNSW candidates (the filter applied during the iterative scan), re-sorted by exact distance.
 
-    Returns (page, pool rows found). The caller sets hnsw.* first; fewer pool rows than needed means the
-    scan gave up (max_scan_tuples) or the filter matches few rows: the caller falls back to exact.
+    Returns (page, pool rows found, best distance found). The caller sets hnsw.* first; fewer pool rows than
+    needed means the scan gave up (max_scan_tuples) or the filter matches few rows: the caller falls back to
+    exact. The best distance tells how far the query is from the library.
     `index_type` (from begin_search) picks the index's own ORDER BY expression; with "halfvec" the candidates
     come in half-precision order and the re-sort by the full-precision distance makes the page exact.
     `rescue`: also rank the matching rows of a few search lists (as quantized_search does) and cut the page
@@ -432,24 +433,25 @@ def approximate_search(
     params = {**where.params, "q": vector, "pool": pool, "lim": limit, "off": offset, "maxd": max_distance}
     if rescue is None:
         query = sql.SQL(
-            "SELECT c.id, c.distance, count(*) OVER () AS found FROM ({hnsw}) c {cutoff}"
-            " ORDER BY c.distance, c.id LIMIT %(lim)s OFFSET %(off)s"
+            "SELECT c.id, c.distance, count(*) OVER () AS found, min(c.distance) OVER () AS best"
+            " FROM ({hnsw}) c {cutoff} ORDER BY c.distance, c.id LIMIT %(lim)s OFFSET %(off)s"
         ).format(hnsw=hnsw, cutoff=cutoff)
     else:
         # Both filters come from the same query in the same order, so their parameters are the same.
         params.update({**rescue.where.params, "lists": list(rescue.lists), "rpool": rescue.pool})
         query = sql.SQL(
             "WITH h AS MATERIALIZED ({hnsw}), {lists}"
-            " SELECT c.id, c.distance, (SELECT count(*) FROM h) AS found"
+            " SELECT c.id, c.distance, (SELECT count(*) FROM h) AS found, min(c.distance) OVER () AS best"
             " FROM (SELECT id, distance FROM h UNION SELECT id, distance FROM r) c {cutoff}"
             " ORDER BY c.distance, c.id LIMIT %(lim)s OFFSET %(off)s"
         ).format(hnsw=hnsw, lists=_list_ranking(rescue.where, metric, "%(rpool)s", lists=True), cutoff=cutoff)
     rows = conn.execute(_with_hits(query), params).fetchall()
     found = int(rows[0][2]) if rows else 0
+    best = float(rows[0][3]) if rows else None
     if max_distance is not None or not rows:
         # The cutoff (or an empty page) hides the pool size; count it separately.
         found = int(conn.execute(sql.SQL("SELECT count(*) FROM ({hnsw}) c").format(hnsw=hnsw), params).fetchone()[0])
-    return _ranked(rows, 3), found
+    return _ranked(rows, 4), found, best
 
 
 def explain(conn: psycopg.Connection, query: sql.Composable, params: dict[str, Any]) -> str:

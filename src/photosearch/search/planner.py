@@ -120,6 +120,11 @@ def approximate_settings(
     )
 
 
+def quantized_pool(cfg: PlannerConfig, depth: int) -> int:
+    """Rows the quantized path re-scores at full precision to return the top `depth`."""
+    return min(10_000, max(cfg.quantized_pool_min, cfg.quantized_pool_per_row * depth, depth))
+
+
 def probes_for(
     cfg: PlannerConfig, estimated: int, lists: int, pool: int, far: bool = False, broad: bool = False
 ) -> int | None:
@@ -153,7 +158,7 @@ def choose(
     row by row (100k rows, city=Kyoto, 1.2k matches: exact 17 ms). `far`: why the query counts as far from the
     library (a text query, or its nearest list centroid below PlannerConfig.far_score), None if it does not."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
-    q_pool = min(10_000, max(cfg.quantized_pool_min, cfg.quantized_pool_per_row * depth, depth))
+    q_pool = quantized_pool(cfg, depth)
     if forced == "exact":
         return Decision("exact", "forced by the query")
     if forced == "quantized":

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from photosearch.db import Database
 from photosearch.db import search as sq
-from photosearch.search.planner import Decision, PlannerConfig, QueryPlan, choose, escalate
+from photosearch.search.planner import Decision, PlannerConfig, QueryPlan, choose, escalate, quantized_pool
 from photosearch.search.query import SearchError, SearchQuery
 
 # Every search transaction: no JIT (compiling costs 50-100 ms, more than the query), no parallel workers
@@ -75,6 +75,15 @@ class SearchPage(BaseModel):
     k: int
     next_page: int | None
     plan: QueryPlan
+
+
+def cosine_of(metric: str, distance: float) -> float:
+    """The cosine similarity a distance means, for unit-length embeddings (all CLIP towers)."""
+    if metric == "cosine":
+        return 1.0 - distance
+    if metric == "l2":
+        return 1.0 - distance * distance / 2.0
+    return -distance  # `<#>` is the negative inner product
 
 
 def score_of(metric: str, distance: float) -> float:
@@ -324,7 +333,7 @@ class SearchService:
         # HNSW misses whole regions it cannot reach (1M rows: one query in 40 found 1 of its top 10, at any
         # ef_search); the rows of the few lists nearest the query cover them (recall 0.953 → 0.98).
         rescue = None if nearest is None else sq.Rescue(ivf, nearest, 2 * query.depth)
-        ranked, found = sq.approximate_search(
+        ranked, found, best = sq.approximate_search(
             conn,
             vec,
             where,
@@ -335,6 +344,28 @@ class SearchService:
             **common,
         )
         timings["approximate"] = _ms(t)
+        similarity = None if best is None else cosine_of(query.distance, best)
+        if (
+            found >= query.depth
+            and scores is None
+            and similarity is not None
+            and similarity < self.config.far_score
+            and query.strategy == "auto"
+            and plan.fallback is None  # not after an escalation: that found more rows than ranking all of them suits
+            and estimated <= self.config.quantized_max_rows
+        ):
+            # No lists to tell how far the query is beforehand, but its best match says it: far from every photo
+            # (15k rows, text-like vectors: HNSW recall@10 0.975). Rank every match instead, as text queries do.
+            pool = quantized_pool(self.config, query.depth)
+            t = time.perf_counter()
+            ranked = sq.quantized_search(conn, vec, ivf, pool=pool, max_distance=query.max_distance, **common)
+            timings["quantized"] = _ms(t)
+            plan.strategy, plan.pool = "quantized", pool
+            plan.fallback = (
+                f"HNSW's best match is at cosine {similarity:.2f} < {self.config.far_score}: a far query,"
+                " ranked every match instead"
+            )
+            return plan, ranked
         if found >= query.depth:
             if rescue is not None:
                 plan.probes = len(rescue.lists)
