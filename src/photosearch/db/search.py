@@ -246,16 +246,17 @@ def count_matches(
 ) -> int:
     """Matching assets that have an embedding, counted up to `limit` (a bounded count stops early); with
     `lists` (a search_ivf `where`), only those in the given search lists."""
-    inner = sql.SQL("SELECT 1 FROM {} WHERE {}{}").format(where.from_clause, _in_lists(lists), where.clause)
+    inner = sql.SQL("SELECT 1 FROM {} WHERE {}{}").format(where.from_clause, _in_lists(lists is not None), where.clause)
     if limit is not None:
         inner = sql.SQL("{} LIMIT {}").format(inner, sql.Literal(int(limit)))
     params = {**where.params, "lists": list(lists) if lists is not None else None}
     return int(conn.execute(sql.SQL("SELECT count(*) FROM ({}) m").format(inner), params).fetchone()[0])
 
 
-def _in_lists(lists: Sequence[int] | None) -> sql.Composable:
-    """The search-list condition (with its trailing AND) of a search_ivf query; nothing for every list."""
-    return sql.SQL("c.list_id = ANY(%(lists)s::int2[]) AND ") if lists is not None else sql.SQL("")
+def _in_lists(some: bool) -> sql.Composable:
+    """The search-list condition (with its trailing AND) of a search_ivf query, on the lists in %(lists)s when
+    `some`; nothing for every list."""
+    return sql.SQL("c.list_id = ANY(%(lists)s::int2[]) AND ") if some else sql.SQL("")
 
 
 # ---- the kNN queries -------------------------------------------------------------------------------
@@ -351,7 +352,7 @@ def _list_ranking(
     ).format(
         op=sql.SQL(OPERATORS[metric]),
         frm=where.from_clause,
-        lists=_in_lists([] if lists else None),
+        lists=_in_lists(lists),
         where=where.clause,
         cap=cap,
         pool=sql.SQL(pool),
