@@ -33,7 +33,7 @@ class PlannerConfig:
     exact_max_rows: int = 1_500  # estimated matches at or below this → exact distances on every row
     exact_max_rows_joined: int = 200  # ... when the filter joins exif (search_ivf has those columns locally)
     quantized_max_rows: int = 40_000  # no lists trained: at or below this → half-precision scan of every match
-    hnsw_min_selectivity: float = 0.5  # lists trained: below this share of rows → probe the nearest lists
+    hnsw_min_selectivity: float = 0.5  # below this share of rows: probe the nearest lists (none: rank every match)
     probe_share: float = 0.02  # probe at least this share of the lists (1M, 1,000 lists: 20 → recall@10 1.0)
     probes_min: int = 8
     candidates_target: int = 2_000  # probe enough lists to see about this many matching rows
@@ -158,6 +158,7 @@ def choose(
     row by row (100k rows, city=Kyoto, 1.2k matches: exact 17 ms). `far`: why the query counts as far from the
     library (a text query, or its nearest list centroid below PlannerConfig.far_score), None if it does not."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
+    broad = selectivity >= cfg.hnsw_min_selectivity  # most rows match: HNSW's territory, unless the query is far
     q_pool = quantized_pool(cfg, depth)
     if forced == "exact":
         return Decision("exact", "forced by the query")
@@ -166,7 +167,7 @@ def choose(
             "quantized",
             "forced by the query",
             pool=q_pool,
-            probes=probes_for(cfg, estimated, lists, q_pool, bool(far), broad=selectivity >= cfg.hnsw_min_selectivity),
+            probes=probes_for(cfg, estimated, lists, q_pool, bool(far), broad=broad),
         )
     if forced == "approximate":
         d = approximate_settings(cfg, depth, selectivity, ef_override, lists)
@@ -184,8 +185,7 @@ def choose(
             f"~{estimated} matching rows ≤ {exact_max}: exact distances on each (recall 1.0)",
             bound=bounded(cfg.exact_max_rows),
         )
-    if lists > 1 and (selectivity < cfg.hnsw_min_selectivity or far):
-        broad = selectivity >= cfg.hnsw_min_selectivity
+    if lists > 1 and (not broad or far):
         probes = probes_for(cfg, estimated, lists, q_pool, bool(far), broad=broad)
         seen = estimated * (probes or lists) // lists
         why = f"{far}: probe more lists, not HNSW; " if far else ""
@@ -200,8 +200,8 @@ def choose(
     # No lists yet (a small library): a broad filter and a near query walk HNSW, which finds their neighbours in a
     # small graph (15k rows, image-like: ef_search 40 recall@10 0.975 in 1 ms, against 21 ms to rank every row);
     # a narrower filter, or a text query, ranks every match.
-    if lists <= 1 and estimated <= cfg.quantized_max_rows and (selectivity < cfg.hnsw_min_selectivity or far):
-        why = f" ({far})" if far and selectivity >= cfg.hnsw_min_selectivity else ""
+    if lists <= 1 and estimated <= cfg.quantized_max_rows and (not broad or far):
+        why = f" ({far})" if far and broad else ""
         return Decision(
             "quantized",
             f"~{estimated} matching rows ≤ {cfg.quantized_max_rows}{why}: rank them by half-precision distance,"
