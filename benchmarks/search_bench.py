@@ -61,7 +61,9 @@ def server(data_dir: Path, shared_buffers: str) -> str:
     return admin
 
 
-def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool, index_type: str) -> tuple[str, dict]:
+def load(
+    admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool, index_type: str, data_dir: Path
+) -> tuple[str, dict]:
     name = f"bench_{rows}_{dim}_m{m}_efc{efc}" + ("" if index_type == "vector" else f"_{index_type}")
     dsn = with_dbname(admin, name)
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -75,6 +77,8 @@ def load(admin: str, rows: int, dim: int, m: int, efc: int, fresh: bool, index_t
                 return dsn, info[0]
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    for stale in data_dir.glob(f"exact_{name}_*.json"):  # exact results of the database this one replaces
+        stale.unlink()
     check_pgvector(dsn)
     migrate(dsn)
     t = time.perf_counter()
@@ -277,7 +281,9 @@ def main() -> None:
 
     sb = args.shared_buffers or f"{max(1, int(np.ceil(args.rows * args.dim * 4 * 2.6 / 2**30)))}GB"
     admin = server(args.data_dir, sb)
-    dsn, info = load(admin, args.rows, args.dim, args.m, args.ef_construction, args.fresh, args.index_type)
+    dsn, info = load(
+        admin, args.rows, args.dim, args.m, args.ef_construction, args.fresh, args.index_type, args.data_dir
+    )
     index_type = info.get("index_type", "vector")
     if args.load_only:
         return
