@@ -24,6 +24,17 @@ def _ivf(db: Database) -> dict:
     return {r[0]: r[1:] for r in rows}
 
 
+class _TextTower:
+    """A text tower that maps every text to one given vector: the planner's rules for text queries are under
+    test, not the model's."""
+
+    def __init__(self, vector: np.ndarray) -> None:
+        self.vector = vector
+
+    def encode_text(self, text: str) -> np.ndarray:
+        return self.vector
+
+
 def _library(db: Database, n: int = 600, seed: int = 3):
     lib = make_library(n, DIM, seed=seed, event_size=20)
     return lib, insert_library(db, lib)
@@ -184,12 +195,7 @@ def test_text_queries_count_as_far_whatever_their_score(lists_fixture: SearchFix
     rule under test is the planner's, not the model's."""
     fx = lists_fixture
     photo = fx.lib.embeddings[7]
-
-    class TextTower:
-        def encode_text(self, text: str) -> np.ndarray:
-            return photo
-
-    service = SearchService(fx.db, model_loader=TextTower)
+    service = SearchService(fx.db, model_loader=lambda: _TextTower(photo))
     by_vector = service.search(SearchQuery(vector=photo.tolist(), k=10, with_deleted=True), fx.admin)
     by_text = service.search(SearchQuery(text="a photo", k=10, with_deleted=True), fx.admin)
     assert by_vector.plan.strategy == "approximate"
@@ -203,12 +209,7 @@ def test_without_lists_broad_vector_queries_walk_hnsw_and_text_ranks_every_match
     queries near the photos); a text query ranks every match instead, as HNSW finds few neighbours of text."""
     lib, _ = _library(db)
     photo = lib.embeddings[11]
-
-    class TextTower:
-        def encode_text(self, text: str) -> np.ndarray:
-            return photo
-
-    service = SearchService(db, model_loader=TextTower, config=PlannerConfig(exact_max_rows=0))
+    service = SearchService(db, model_loader=lambda: _TextTower(photo), config=PlannerConfig(exact_max_rows=0))
     admin = {"id": None, "is_admin": True}
     by_vector = service.search(SearchQuery(vector=photo.tolist(), k=10, with_deleted=True), admin)
     by_text = service.search(SearchQuery(text="a photo", k=10, with_deleted=True), admin)
