@@ -505,19 +505,20 @@ def asset_exists(conn: psycopg.Connection, asset_id: UUID) -> UUID | None:
 
 
 def resolve_users(conn: psycopg.Connection, idents: Iterable[str]) -> dict[str, UUID | None]:
-    """Map each user id / email / name to a user id (None when unknown)."""
-    out: dict[str, UUID | None] = {}
-    for ident in idents:
-        row = conn.execute(
-            "SELECT id FROM users WHERE id::text = %s OR email = lower(%s) OR name = %s ORDER BY created_at LIMIT 1",
-            (ident, ident, ident),
-        ).fetchone()
-        out[ident] = row[0] if row else None
-    return out
+    """Map each user id / email / name to a user id (None when unknown), in one statement (a round trip per
+    name cost ~0.3 ms of a ~10 ms search)."""
+    idents = list(idents)
+    rows = conn.execute(
+        "SELECT i.ident, (SELECT u.id FROM users u WHERE u.id::text = i.ident OR u.email = lower(i.ident)"
+        " OR u.name = i.ident ORDER BY u.created_at LIMIT 1) FROM unnest(%s::text[]) AS i(ident)",
+        (idents,),
+        prepare=True,
+    ).fetchall()
+    return {ident: uid for ident, uid in rows}
 
 
 def all_user_ids(conn: psycopg.Connection) -> list[UUID]:
-    return [r[0] for r in conn.execute("SELECT id FROM users ORDER BY id")]
+    return [r[0] for r in conn.execute("SELECT id FROM users ORDER BY id", prepare=True)]
 
 
 def embedding_dim(conn: psycopg.Connection) -> int:

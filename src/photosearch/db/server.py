@@ -197,3 +197,41 @@ def _ensure_database(admin_dsn: str, dbname: str) -> None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
             except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 pass  # a concurrent process won the race
+
+
+# Relations a search reads, most valuable first: the IVF copy and HNSW graph are read per query, the asset/EXIF
+# rows per hit, and smart_search's full-precision rows for the re-score.
+WARM_ORDER = ("search_ivf", "smart_search_embedding_idx", "assets", "exif", "users", "smart_search")
+
+
+def warm_page_cache(pgdata: Path, dsn: str, budget_bytes: int | None = None) -> int:
+    """Read the search relations' files of an embedded server once, so the OS page cache holds them: a search
+    that reads a page from disk instead pays ~0.3 ms for it (1M rows, the seed query: p50 18 → 13 ms), and after
+    a reboot every page is on disk. Stops at `budget_bytes` (default: half the available memory); returns the
+    bytes read. PostgreSQL's own pg_prewarm is not in the embedded build, and the files are local anyway."""
+    import psycopg
+
+    if budget_bytes is None:
+        budget_bytes = psutil.virtual_memory().available // 2
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, pg_relation_filepath(c.oid), pg_relation_size(c.oid) FROM pg_class c"
+            " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i', 'm')"
+            " AND pg_relation_filepath(c.oid) IS NOT NULL"
+        ).fetchall()
+    rank = {name: i for i, name in enumerate(WARM_ORDER)}
+    # The named relations first, then the rest (filter indexes, small tables) smallest first.
+    paths = [pgdata / rel for _, rel, _ in sorted(rows, key=lambda r: (rank.get(r[0], len(rank)), r[2]))]
+    buf = memoryview(bytearray(1 << 20))
+    done = 0
+    for path in paths:
+        for segment in (path, *(path.with_name(f"{path.name}.{i}") for i in range(1, 1 << 16))):
+            try:
+                with open(segment, "rb", buffering=0) as fh:
+                    while done < budget_bytes and (n := fh.readinto(buf[: budget_bytes - done])):
+                        done += n
+            except FileNotFoundError:
+                break  # past the relation's last 1 GB segment
+            if done >= budget_bytes:
+                return done
+    return done
