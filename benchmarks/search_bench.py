@@ -31,6 +31,7 @@ from psycopg.conninfo import conninfo_to_dict
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_bench_levels import levels_for  # noqa: E402
 
+from photosearch.config import Settings  # noqa: E402
 from photosearch.db import search as sq  # noqa: E402
 from photosearch.db.embedding import HNSW_EF_CONSTRUCTION, HNSW_M, INDEX_TYPES, hnsw_order  # noqa: E402
 from photosearch.db.migrate import migrate  # noqa: E402
@@ -263,7 +264,9 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=HNSW_M)
     ap.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION)
     ap.add_argument("--data-dir", type=Path, default=Path("/tmp/photosearch-bench"))
-    ap.add_argument("--shared-buffers", default=None, help="default: enough for table + index (min 1GB)")
+    ap.add_argument(
+        "--shared-buffers", default=None, help="default: what photosearch picks for a library this size on this machine"
+    )
     ap.add_argument("--fresh", action="store_true", help="reload even if a database for --rows exists")
     ap.add_argument("--only", default=None, help="level labels to run, separated by |")
     ap.add_argument("--load-only", action="store_true", help="generate, load and index, then stop")
@@ -288,7 +291,9 @@ def main() -> None:
     args = ap.parse_args()
     methods = [m for m in METHODS if m in args.methods.split("|")]
 
-    sb = args.shared_buffers or f"{max(1, int(np.ceil(args.rows * args.dim * 4 * 2.6 / 2**30)))}GB"
+    # The database takes ~4 bytes per float of its embeddings (1M x 512: 7.5 GiB with the HNSW index, the IVF copy,
+    # assets and EXIF); the embedded server sizes shared_buffers to it, up to a quarter of RAM.
+    sb = args.shared_buffers or Settings().embedded_tuning(args.rows * args.dim * 4 * 4)["shared_buffers"]
     admin = server(args.data_dir, sb)
     dsn, info = load(
         admin, args.rows, args.dim, args.m, args.ef_construction, args.fresh, args.index_type, args.data_dir

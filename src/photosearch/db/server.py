@@ -148,6 +148,21 @@ def _forget(pgdata: Path) -> None:
         atexit.unregister(srv._cleanup)
 
 
+def database_bytes(pgdata: Path) -> int:
+    """Bytes of the table and index files under pgdata/base (0 before initdb): sizes shared_buffers."""
+    base = pgdata / "base"
+    if not base.is_dir():
+        return 0
+    total = 0
+    for db in os.scandir(base):
+        for f in os.scandir(db) if db.is_dir() else ():
+            try:
+                total += f.stat().st_size
+            except FileNotFoundError:  # dropped while we looked (a running server)
+                continue
+    return total
+
+
 def stop_embedded(pgdata: Path) -> bool:
     """Stop the embedded server if it runs. Returns whether it was running."""
     if not _is_postmaster_alive(pgdata):
@@ -181,7 +196,7 @@ def resolve_server(settings: Settings) -> ServerInfo:
     if settings.database_url:
         return ServerInfo(dsn=settings.database_url, embedded=False, pgdata=None)
     settings.ensure_dirs()
-    admin = start_embedded(settings.pgdata_dir, settings.embedded_tuning())
+    admin = start_embedded(settings.pgdata_dir, settings.embedded_tuning(database_bytes(settings.pgdata_dir)))
     _ensure_database(admin, DEFAULT_DBNAME)
     return ServerInfo(dsn=with_dbname(admin, DEFAULT_DBNAME), embedded=True, pgdata=settings.pgdata_dir)
 
