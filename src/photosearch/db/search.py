@@ -226,10 +226,9 @@ def begin_search(
     )
 
 
-def centroids(conn: psycopg.Connection, *, parents: bool = False) -> np.ndarray:
-    """The search lists' centroids, row i = list i, or with `parents` the parents' (empty before training)."""
-    table = "search_list_parents ORDER BY parent_id" if parents else "search_centroids ORDER BY list_id"
-    rows = conn.execute(f"SELECT centroid FROM {table}").fetchall()  # noqa: S608 - one of two constants
+def centroids(conn: psycopg.Connection) -> np.ndarray:
+    """The search lists' centroids, row i = list i (an empty array before training)."""
+    rows = conn.execute("SELECT centroid FROM search_centroids ORDER BY list_id").fetchall()
     if not rows:
         return np.zeros((0, 0), dtype=np.float32)
     return np.stack([np.asarray(r[0].to_numpy(), dtype=np.float32) for r in rows])

@@ -12,8 +12,7 @@ fewer rows than the page needs, so all of them are complete.
 Queries far from the library (CLIP text against photos: cosine ~0.3 at best) are a different regime: their true
 neighbours spread over many lists and HNSW's greedy walk misses most of them (1M rows: recall@10 0.62 at
 ef_search 100, 0.81 at 800). The service measures how far the query is (its nearest centroid's similarity) and
-such queries skip HNSW and probe the single lists nearest them, where near queries read whole parents
-(PlannerConfig.far_score, search.lists).
+such queries probe more lists and skip HNSW (PlannerConfig.far_score).
 """
 
 from __future__ import annotations

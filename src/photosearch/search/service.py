@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -95,50 +94,6 @@ def score_of(metric: str, distance: float) -> float:
     return -distance
 
 
-@dataclass
-class ListScores:
-    """One query against the search lists, scored as far as a decision needs. All 8,000 list centroids at 1M are
-    16 MB, ~1.4 ms a query to score once the search has pushed them out of the CPU cache; the 1,000 parents take
-    0.3 ms, and the lists nearest the query lie in the parents nearest it."""
-
-    vec: np.ndarray
-    lists: np.ndarray  # list centroids, row i = list i
-    parents: np.ndarray | None  # parent centroids (list i's parent: i // per_parent), None for lists trained flat
-    per_parent: int
-    _to_parents: np.ndarray | None = None
-
-    @property
-    def count(self) -> int:
-        return len(self.lists)
-
-    def _parent_scores(self) -> np.ndarray:
-        if self._to_parents is None:
-            self._to_parents = (self.parents if self.parents is not None else self.lists) @ self.vec
-        return self._to_parents
-
-    def nearest(self) -> float:
-        """Similarity to the nearest parent (to the nearest list when trained flat): how far the query is."""
-        return float(self._parent_scores().max())
-
-    def top_parents(self, n: int) -> np.ndarray:
-        """The `n` parents nearest the query, by id."""
-        scores = self._parent_scores()
-        n = min(n, len(scores))
-        return np.sort(np.argpartition(-scores, n - 1)[:n])
-
-    def top_lists(self, n: int) -> list[int]:
-        """The `n` lists nearest the query, among those of the parents nearest it (twice as many lists as asked)."""
-        if self.parents is None:
-            scores = self._parent_scores()
-            return np.argpartition(-scores, n - 1)[:n].astype(int).tolist()
-        per = self.per_parent
-        top = self.top_parents(max(8, math.ceil(2 * n / per)))
-        idx = (top[:, None] * per + np.arange(per)).ravel()
-        scores = self.lists[idx] @ self.vec
-        n = min(n, len(idx))
-        return idx[np.argpartition(-scores, n - 1)[:n]].astype(int).tolist()
-
-
 class SearchService:
     def __init__(
         self,
@@ -149,7 +104,7 @@ class SearchService:
         self.db = db
         self.model_loader = model_loader
         self.config = config or PlannerConfig()
-        self._centroids: tuple[str | None, np.ndarray, np.ndarray] | None = None  # (training, lists, parents)
+        self._centroids: tuple[str | None, np.ndarray] | None = None
 
     # -- query vector ---------------------------------------------------------------------------
 
@@ -266,21 +221,15 @@ class SearchService:
         next_page = query.page + 1 if len(items) == query.k and query.depth + query.k <= 10_000 else None
         return SearchPage(items=items, page=query.page, k=query.k, next_page=next_page, plan=plan)
 
-    def _list_scores(self, conn: psycopg.Connection, ctx: sq.SearchContext, vec: np.ndarray) -> ListScores | None:
-        """The query against the search lists (None before training). Centroids are cached per training (8,000 x
-        512 floats: reading them costs more than the search they serve)."""
+    def _list_scores(self, conn: psycopg.Connection, ctx: sq.SearchContext, vec: np.ndarray) -> np.ndarray | None:
+        """The query's similarity to each search list's centroid (None before training). Centroids are cached
+        per training (1,000 x 512 floats: reading them costs more than the search they serve)."""
         if ctx.lists <= 1:
             return None
         cached = self._centroids
         if cached is None or cached[0] != ctx.lists_version:
-            cached = (ctx.lists_version, sq.centroids(conn), sq.centroids(conn, parents=True))
-            self._centroids = cached
-        lists, parents = cached[1], cached[2]
-        if not len(lists):
-            return None
-        if not len(parents) or len(parents) * ctx.per_parent != len(lists):
-            return ListScores(vec, lists, None, 1)  # lists trained flat, before migration 015
-        return ListScores(vec, lists, parents, ctx.per_parent)
+            cached = self._centroids = (ctx.lists_version, sq.centroids(conn))
+        return cached[1] @ vec if len(cached[1]) else None
 
     def _far(self, query: SearchQuery, nearest_score: float | None) -> str | None:
         """Why the query counts as far from the library (PlannerConfig.far_score), or None. Far queries avoid HNSW,
@@ -291,25 +240,34 @@ class SearchService:
             return f"far from every list centroid (cosine {nearest_score:.2f} < {self.config.far_score})"
         return None
 
+    @staticmethod
+    def _nearest(scores: np.ndarray | None, probes: int | None) -> list[int] | None:
+        """The `probes` lists whose centroids are nearest the query (None = all rows)."""
+        if probes is None or scores is None or len(scores) <= probes:
+            return None
+        return np.argpartition(-scores, probes - 1)[:probes].astype(int).tolist()
+
     def _probe(
-        self, scores: ListScores | None, probes: int | None, far: bool, where: sq.Where
+        self, scores: np.ndarray | None, probes: int | None, far: bool, where: sq.Where, per_parent: int
     ) -> tuple[list[int] | None, bool]:
         """What the quantized path reads: (lists, False), (parents, True), or (None, False) for every row.
 
-        A near query's neighbours sit in a few parents: it reads whole parents, ranked by their centroids, through
+        A near query's neighbours sit in a few parents: it reads whole parents, ranked by their best list, through
         search_ivf_parent_idx (one descent per parent and owner). A far query's are spread thin, and the single
         lists nearest it hold them in about half the rows (search.lists): it reads single lists, unless a
         narrow filter needs so many of them for its candidates that the descents would cost more
         (PlannerConfig.far_single_max_share). A filter on an EXIF column gets the parents' lists instead: its index
         is (column, list_id), where a parent's lists are adjacent keys."""
-        if probes is None or scores is None or scores.count <= probes:
+        if probes is None or scores is None or len(scores) <= probes:
             return None, False
-        if scores.parents is None or (far and probes <= self.config.far_single_max_share * scores.count):
-            return scores.top_lists(probes), False
-        per = scores.per_parent
-        top = scores.top_parents(math.ceil(probes / per))
+        single = far and probes <= self.config.far_single_max_share * len(scores)
+        if per_parent <= 1 or len(scores) % per_parent or single:
+            return self._nearest(scores, probes), False
+        best = scores.reshape(-1, per_parent).max(axis=1)
+        n = min(len(best), math.ceil(probes / per_parent))
+        top = np.sort(np.argpartition(-best, n - 1)[:n])
         if where.by_list_column:
-            return (top[:, None] * per + np.arange(per)).ravel().astype(int).tolist(), False
+            return (top[:, None] * per_parent + np.arange(per_parent)).ravel().astype(int).tolist(), False
         return top.astype(int).tolist(), True
 
     def _run(
@@ -334,7 +292,7 @@ class SearchService:
         else:
             estimated, method = ctx.estimated, "planner statistics (EXPLAIN)"
         scores = self._list_scores(conn, ctx, vec)
-        nearest_score = scores.nearest() if scores is not None else None
+        nearest_score = float(scores.max()) if scores is not None else None
         far = self._far(query, nearest_score)
         d = choose(
             self.config,
@@ -363,7 +321,7 @@ class SearchService:
             if d.strategy == "exact":
                 ranked = sq.exact_search(conn, vec, where, bound=d.bound, max_distance=query.max_distance, **common)
             else:
-                probe, parents = self._probe(scores, d.probes, far is not None, ivf)
+                probe, parents = self._probe(scores, d.probes, far is not None, ivf, ctx.per_parent)
                 ranked = sq.quantized_search(
                     conn,
                     vec,
@@ -399,8 +357,7 @@ class SearchService:
         plan.ef_search, plan.pool, plan.max_scan_tuples = d.ef_search, d.pool, d.max_scan_tuples
         t = time.perf_counter()
         sq.set_local(conn, d.hnsw_settings)
-        rescue_probes = self.config.hnsw_rescue_probes
-        nearest = scores.top_lists(rescue_probes) if scores and 0 < rescue_probes < scores.count else None
+        nearest = self._nearest(scores, self.config.hnsw_rescue_probes or None)
         # HNSW misses whole regions it cannot reach (1M rows: one query in 40 found 1 of its top 10, at any
         # ef_search); the rows of the few lists nearest the query cover them (recall 0.953 → 0.98).
         rescue = None if nearest is None else sq.Rescue(ivf, nearest, 2 * query.depth)
