@@ -10,8 +10,8 @@ from photosearch.config import Settings
 from photosearch.db import Database
 from photosearch.db import search as sq
 from photosearch.search import PlannerConfig, SearchQuery, SearchService
-from photosearch.search.lists import kmeans, list_count, needs_training, split_parents, train_lists
-from photosearch.search.synthetic import CITIES, make_library
+from photosearch.search.lists import kmeans, list_count, needs_training, train_lists
+from photosearch.search.synthetic import make_library
 from tests.search.conftest import SearchFixture, brute_force, cli_json, insert_library
 from tests.search.reference import reference_mask
 
@@ -43,22 +43,14 @@ def _library(db: Database, n: int = 600, seed: int = 3):
 def test_training_assigns_every_row_its_nearest_list_and_triggers_keep_up(db: Database) -> None:
     lib, owners = _library(db)
     assert set(v[0] for v in _ivf(db).values()) == {0}  # before training: one list
-    result = train_lists(db, lists=16, min_rows=0)  # two parents, each split into 8 lists
-    assert result.skipped is None and result.lists == 16
+    result = train_lists(db, lists=8, min_rows=0)
+    assert result.skipped is None and result.lists == 8
     with db.connection() as conn:
         centroids = sq.centroids(conn)
-        parents = np.stack(
-            [r[0].to_numpy() for r in conn.execute("SELECT centroid FROM search_list_parents ORDER BY parent_id")]
-        )
-    assert centroids.shape == (16, DIM) and parents.shape == (2, DIM)
-
-    def nearest(v: np.ndarray) -> int:  # the nearest list of the nearest parent
-        p = int(np.argmax(parents @ v))
-        return 8 * p + int(np.argmax(centroids[8 * p : 8 * p + 8] @ v))
-
+    assert centroids.shape == (8, DIM)
     ivf = _ivf(db)
-    assert [ivf[i][0] for i in lib.ids] == [nearest(v) for v in lib.embeddings]
-    assert len({ivf[i][0] for i in lib.ids}) > 8  # both parents' lists hold rows
+    nearest = np.argmax(lib.embeddings @ centroids.T, axis=1)
+    assert [ivf[i][0] for i in lib.ids] == nearest.tolist()
 
     # A photo indexed after training: the trigger files it under its nearest list, EXIF and flag changes follow.
     rng = np.random.default_rng(5)
@@ -74,7 +66,7 @@ def test_training_assigns_every_row_its_nearest_list_and_triggers_keep_up(db: Da
             (owner, lib_id),
         ).fetchone()[0]
         conn.execute("INSERT INTO smart_search (asset_id, embedding) VALUES (%s, %s)", (asset, vec))
-    assert _ivf(db)[asset] == (nearest(vec), None, False)
+    assert _ivf(db)[asset] == (int(np.argmax(centroids @ vec)), None, False)
     with db.connection() as conn:
         conn.execute("INSERT INTO exif (asset_id, city) VALUES (%s, 'Nowhere-on-Sea')", (asset,))
         conn.execute("UPDATE assets SET is_favorite = true WHERE id = %s", (asset,))
@@ -90,28 +82,13 @@ def test_training_assigns_every_row_its_nearest_list_and_triggers_keep_up(db: Da
 
 
 def test_training_policy() -> None:
-    assert list_count(1_000_000) == 8000 and list_count(100) == 128 and list_count(10**9) == 32_760
+    assert list_count(1_000_000) == 1000 and list_count(100) == 16 and list_count(10**9) == 4096
     assert needs_training(5_000, None) is None  # small libraries rank every filtered row
     assert "no lists" in (needs_training(50_000, None) or "")
     info = {"lists": 224, "trained_rows": 50_000}
     assert needs_training(90_000, info) is None
     assert "changed" in (needs_training(100_000, info) or "")
     assert "changed" in (needs_training(25_000, info) or "")
-
-
-def test_split_parents_splits_each_parent_by_its_own_rows() -> None:
-    rng = np.random.default_rng(0)
-    centres = np.eye(4, 16, dtype=np.float32)  # two parents (dims 0-1 and 2-3), two clusters in each
-    x = np.repeat(centres, 50, axis=0) + 0.05 * rng.standard_normal((200, 16)).astype(np.float32)
-    parents = np.array([[1, 1] + [0] * 14, [0, 0, 1, 1] + [0] * 12], dtype=np.float32) / np.sqrt(2)
-    parent_of = np.repeat([0, 0, 1, 1], 50)
-    centroids, list_of = split_parents(x.astype(np.float16), parent_of, parents, per_parent=2)
-    assert centroids.shape == (4, 16) and list_of.dtype == np.int16
-    for cluster in range(4):  # each cluster is one list, under its own parent
-        lists = set(list_of[cluster * 50 : cluster * 50 + 50].tolist())
-        assert len(lists) == 1 and lists.pop() // 2 == cluster // 2
-    one = split_parents(x[:3].astype(np.float16), np.zeros(3, np.int64), parents, per_parent=8)[0]
-    assert one.shape == (16, 16) and np.allclose(one[8:], parents[1])  # a parent without rows keeps its centroid
 
 
 def test_kmeans_separates_clear_clusters() -> None:
@@ -152,9 +129,9 @@ def test_db_optimize_trains_the_lists(db: Database, settings: Settings, cli_env:
 
     skipped = run()
     assert skipped["trained"] is False and "not needed" in skipped["note"]
-    trained = run("--force", "--lists", "12")  # rounded up to whole parents of 8 lists
-    assert trained["trained"] is True and trained["lists"] == 16 and trained["embeddings"] == 300
-    assert 8 < len({v[0] for v in _ivf(db).values()}) <= 16
+    trained = run("--force", "--lists", "6")
+    assert trained["trained"] is True and trained["lists"] == 6 and trained["embeddings"] == 300
+    assert len({v[0] for v in _ivf(db).values()}) == 6
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
@@ -179,9 +156,8 @@ def test_hnsw_results_are_merged_with_the_nearest_lists(lists_fixture: SearchFix
         q = fx.lib.embeddings[i]
         query = SearchQuery(vector=q.tolist(), k=10, with_deleted=True)
         page = service.search(query, fx.admin)
-        rescue = PlannerConfig().hnsw_rescue_probes
-        assert page.plan.strategy == "approximate" and f"merged with the rows of the {rescue}" in page.plan.reason
-        assert page.plan.probes == rescue and page.plan.ef_search == PlannerConfig().ef_search_rescued
+        assert page.plan.strategy == "approximate" and "merged with the rows of the 3" in page.plan.reason
+        assert page.plan.probes == 3 and page.plan.ef_search == PlannerConfig().ef_search_rescued
         expected = brute_force(fx.lib, reference_mask(fx.lib, query), q, 10)
         assert len({h.id for h in page.items} & set(expected)) >= 9
         assert [h.distance for h in page.items] == sorted(h.distance for h in page.items)
@@ -211,30 +187,6 @@ def test_far_queries_probe_more_lists_instead_of_hnsw(lists_fixture: SearchFixtu
                 assert page.plan.strategy == "approximate"
             expected = brute_force(fx.lib, reference_mask(fx.lib, query), q, 10)
             assert len({h.id for h in page.items} & set(expected)) >= 9, (i, is_far, page.plan)
-
-
-def test_near_queries_probe_whole_parents_and_far_ones_single_lists(lists_fixture: SearchFixture) -> None:
-    """A near query reads the lists of the parents nearest it (one index descent per parent); a far one the single
-    lists nearest it; an EXIF filter, whose index is (column, list_id), the parents' lists one by one."""
-    fx = lists_fixture
-    service = SearchService(fx.db, config=PlannerConfig(candidates_target=200))  # a probe, not every row
-    rng = np.random.default_rng(11)
-    near = fx.lib.embeddings[500]
-    noise = rng.standard_normal(near.shape[0]).astype(np.float32)
-    far = near + 3.2 * noise / np.linalg.norm(noise)
-    far /= np.linalg.norm(far)
-    city = CITIES[int(np.bincount(fx.lib.city[fx.lib.city >= 0]).argmax())][0]
-    owner = fx.lib.owner_names[0]
-    for q, filters, unit in (
-        (near, {"owners": [owner]}, "parents"),
-        (far, {"owners": [owner]}, "lists"),
-        (near, {"city": city}, "lists"),
-    ):
-        query = SearchQuery(vector=q.tolist(), k=10, with_deleted=True, strategy="quantized", **filters)
-        page = service.search(query, fx.admin)
-        assert page.plan.strategy == "quantized" and page.plan.probe_unit == unit, (filters, unit, page.plan)
-        expected = brute_force(fx.lib, reference_mask(fx.lib, query), q, 10)
-        assert len({h.id for h in page.items} & set(expected)) >= 9, (filters, unit, page.plan)
 
 
 def test_text_queries_count_as_far_whatever_their_score(lists_fixture: SearchFixture) -> None:

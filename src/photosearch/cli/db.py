@@ -83,13 +83,7 @@ def db_migrate(ctx: typer.Context) -> None:
 def db_optimize(
     ctx: typer.Context,
     force: bool = typer.Option(False, "--force", help="Train the search lists even if the library barely changed."),
-    lists: int | None = typer.Option(
-        None,
-        "--lists",
-        min=1,
-        max=32_760,
-        help="Number of lists, rounded up to a multiple of 8 (default 8 x ~sqrt(rows)).",
-    ),
+    lists: int | None = typer.Option(None, "--lists", min=1, max=4096, help="Number of lists (default ~sqrt(rows))."),
 ) -> None:
     """Refresh planner statistics and (re)train the search lists that filtered searches probe.
 

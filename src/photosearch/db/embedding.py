@@ -195,7 +195,7 @@ def drop_vector_index(conn: psycopg.Connection) -> None:
 def _set_dimension(conn: psycopg.Connection, model: str, dim: int) -> None:
     drop_vector_index(conn)
     # search_ivf and the trained lists (migration 013) hold the old model's vectors and centroids.
-    conn.execute("TRUNCATE search_ivf, smart_search, search_centroids, search_list_parents")
+    conn.execute("TRUNCATE search_ivf, smart_search, search_centroids")
     conn.execute("DELETE FROM system_metadata WHERE key = 'search_lists'")
     conn.execute(sql.SQL("ALTER TABLE smart_search ALTER COLUMN embedding TYPE vector({})").format(sql.Literal(dim)))
     conn.execute(

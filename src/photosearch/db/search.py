@@ -19,7 +19,6 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from photosearch.db.embedding import get_vector_index_type, hnsw_order
-from photosearch.db.search_lists import LISTS_PER_PARENT
 
 if TYPE_CHECKING:
     from photosearch.search.query import SearchQuery
@@ -42,7 +41,6 @@ class Where:
     needs_exif: bool = False
     conditions: int = 0
     ivf: bool = False
-    by_list_column: bool = False  # an EXIF equality filter, whose search_ivf index is (column, list_id)
 
     @property
     def from_clause(self) -> sql.Composable:
@@ -60,7 +58,6 @@ class _Builder:
         self.params: dict[str, Any] = {}
         self.needs_exif = False
         self.needs_assets = False
-        self.by_list_column = False
         self.ivf = ivf
 
     def p(self, value: Any) -> sql.Placeholder:
@@ -128,7 +125,6 @@ def compile_filters(
     ):
         if value is not None:
             b.add(f"e.{col} = {{}}", value, exif=True)
-            b.by_list_column = True
     if q.rating_min is not None:
         b.add("e.rating >= {}", q.rating_min, exif=True)
     if q.rating is not None:
@@ -168,7 +164,6 @@ def compile_filters(
         needs_exif=b.needs_exif,
         conditions=len(b.parts),
         ivf=ivf,
-        by_list_column=b.by_list_column,
     )
 
 
@@ -192,7 +187,6 @@ class SearchContext:
     total: int
     lists: int  # trained search lists, 1 = none
     lists_version: str | None  # changes whenever the lists are re-trained (keys the centroid cache)
-    per_parent: int = 1  # lists per parent (search.lists): lists p*per_parent .. +per_parent-1 share a parent
     index_type: str = "vector"  # the HNSW index: over vector or halfvec (db.embedding.hnsw_order)
     estimated: int | None = None  # the planner's row estimate for the filters, when begin_search was given them
 
@@ -220,7 +214,6 @@ def begin_search(
         total=int(row[1] or 0),
         lists=int(lists.get("lists") or 1),
         lists_version=lists.get("trained_at"),
-        per_parent=int(lists.get("lists") or 1) // int(lists.get("parents") or lists.get("lists") or 1),
         index_type=str(embedding.get("index_type") or "vector"),
         estimated=_plan_rows(est.fetchone()[0]) if est is not None else None,
     )
@@ -249,34 +242,21 @@ def _plan_rows(plan: Any) -> int:
 
 
 def count_matches(
-    conn: psycopg.Connection,
-    where: Where,
-    limit: int | None = None,
-    *,
-    lists: Sequence[int] | None = None,
-    parents: bool = False,
+    conn: psycopg.Connection, where: Where, limit: int | None = None, *, lists: Sequence[int] | None = None
 ) -> int:
     """Matching assets that have an embedding, counted up to `limit` (a bounded count stops early); with
-    `lists` (a search_ivf `where`), only those in the given search lists (or parents, see _in_lists)."""
-    inner = sql.SQL("SELECT 1 FROM {} WHERE {}{}").format(
-        where.from_clause, _in_lists(lists is not None, parents), where.clause
-    )
+    `lists` (a search_ivf `where`), only those in the given search lists."""
+    inner = sql.SQL("SELECT 1 FROM {} WHERE {}{}").format(where.from_clause, _in_lists(lists is not None), where.clause)
     if limit is not None:
         inner = sql.SQL("{} LIMIT {}").format(inner, sql.Literal(int(limit)))
     params = {**where.params, "lists": list(lists) if lists is not None else None}
     return int(conn.execute(sql.SQL("SELECT count(*) FROM ({}) m").format(inner), params).fetchone()[0])
 
 
-def _in_lists(some: bool, parents: bool = False) -> sql.Composable:
+def _in_lists(some: bool) -> sql.Composable:
     """The search-list condition (with its trailing AND) of a search_ivf query, on the lists in %(lists)s when
-    `some`, or on the parents in %(lists)s with `parents`; nothing for every list. A parent's lists are
-    list_id / LISTS_PER_PARENT, the expression of search_ivf_parent_idx (migration 015): one index descent per
-    parent and owner instead of one per list (1M rows, 100 parents, 4 owners: 6.4 ms, as 800 lists 11.4 ms)."""
-    if not some:
-        return sql.SQL("")
-    if parents:
-        return sql.SQL("(c.list_id / {}) = ANY(%(lists)s::int2[]) AND ").format(sql.Literal(LISTS_PER_PARENT))
-    return sql.SQL("c.list_id = ANY(%(lists)s::int2[]) AND ")
+    `some`; nothing for every list."""
+    return sql.SQL("c.list_id = ANY(%(lists)s::int2[]) AND ") if some else sql.SQL("")
 
 
 # ---- the kNN queries -------------------------------------------------------------------------------
@@ -357,7 +337,7 @@ class Rescue:
 
 
 def _list_ranking(
-    where: Where, metric: str, pool: str, *, lists: bool, cap: sql.Composable = sql.SQL(""), parents: bool = False
+    where: Where, metric: str, pool: str, *, lists: bool, cap: sql.Composable = sql.SQL("")
 ) -> sql.Composable:
     """CTEs f (the filtered rows of the lists in %(lists)s, or of every list, with their half-precision
     distance), p (the best `pool` of them) and r (those re-scored at full precision). Every CTE is MATERIALIZED:
@@ -372,7 +352,7 @@ def _list_ranking(
     ).format(
         op=sql.SQL(OPERATORS[metric]),
         frm=where.from_clause,
-        lists=_in_lists(lists, parents),
+        lists=_in_lists(lists),
         where=where.clause,
         cap=cap,
         pool=sql.SQL(pool),
@@ -389,13 +369,11 @@ def quantized_search(
     pool: int,
     limit: int,
     lists: Sequence[int] | None = None,
-    parents: bool = False,
     offset: int = 0,
     max_distance: float | None = None,
     bound: int | None = None,
 ) -> Ranked:
-    """Rank the filtered rows of the search `lists` given (every row when None; with `parents`, the lists of
-    those parents) by their half-precision
+    """Rank the filtered rows of the search `lists` given (every row when None) by their half-precision
     vectors in search_ivf (migration 013), then re-score the best `pool` at full precision. Exact up to
     float16 rounding (which only reorders near-ties, and the pool re-score puts those back) when every list
     is probed.
@@ -408,10 +386,7 @@ def quantized_search(
     query = sql.SQL(
         "WITH {ranking} SELECT r.id, r.distance, (SELECT count(*) FROM f) AS scanned FROM r {cutoff}"
         " ORDER BY r.distance, r.id LIMIT %(lim)s OFFSET %(off)s"
-    ).format(
-        ranking=_list_ranking(where, metric, "%(pool)s", lists=lists is not None, cap=cap, parents=parents),
-        cutoff=cutoff,
-    )
+    ).format(ranking=_list_ranking(where, metric, "%(pool)s", lists=lists is not None, cap=cap), cutoff=cutoff)
     params = {
         **where.params,
         "q": vector,
@@ -424,7 +399,7 @@ def quantized_search(
     rows = conn.execute(_with_hits(query), params).fetchall()
     # An empty page (e.g. all beyond `max_distance`) hides the candidate count: count them separately.
     cap = bound + 1 if bound is not None else None
-    scanned = int(rows[0][2]) if rows else count_matches(conn, where, cap, lists=lists, parents=parents)
+    scanned = int(rows[0][2]) if rows else count_matches(conn, where, cap, lists=lists)
     return _ranked(rows, 3, scanned=scanned)
 
 

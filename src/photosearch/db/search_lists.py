@@ -15,7 +15,6 @@ import psycopg
 from psycopg import sql
 
 LISTS_KEY = "search_lists"
-LISTS_PER_PARENT = 8  # search.lists splits each parent into this many lists; search_ivf_parent_idx divides by it
 _COPY_HEADER = 19  # PGCOPY signature (11) + flags (4) + header extension length (4)
 
 
@@ -78,26 +77,16 @@ def replace_lists(
     centroids: np.ndarray,
     assignments: list[tuple[list[bytes], np.ndarray]],
     info: dict[str, Any],
-    *,
-    parents: np.ndarray | None = None,
-    per_parent: int = 1,
 ) -> int:
-    """Swap in new centroids (list i's parent: i // per_parent, when `parents` are given) and every row's list in
-    one transaction. Rows that arrived after `assignments` was computed are assigned in SQL. Returns the rows
-    re-assigned. The caller commits."""
+    """Swap in new centroids and every row's list in one transaction. Rows that arrived after `assignments`
+    was computed are assigned in SQL. Returns the rows re-assigned. The caller commits."""
     # Writers' triggers read the centroids: block them for the swap so no row lands in a list of the old set.
-    conn.execute("LOCK TABLE search_centroids, search_list_parents IN ACCESS EXCLUSIVE MODE")
+    conn.execute("LOCK TABLE search_centroids IN ACCESS EXCLUSIVE MODE")
     conn.execute("DELETE FROM search_centroids")
-    conn.execute("DELETE FROM search_list_parents")
-    with conn.cursor().copy("COPY search_list_parents (parent_id, centroid) FROM STDIN WITH (FORMAT BINARY)") as copy:
+    with conn.cursor().copy("COPY search_centroids (list_id, centroid) FROM STDIN WITH (FORMAT BINARY)") as copy:
         copy.set_types(["int2", "vector"])
-        for i, c in enumerate(parents if parents is not None else []):
-            copy.write_row((i, c.astype(np.float32)))
-    columns = "COPY search_centroids (list_id, parent_id, centroid) FROM STDIN WITH (FORMAT BINARY)"
-    with conn.cursor().copy(columns) as copy:
-        copy.set_types(["int2", "int2", "vector"])
         for i, c in enumerate(centroids):
-            copy.write_row((i, i // per_parent if parents is not None else None, c.astype(np.float32)))
+            copy.write_row((i, c.astype(np.float32)))
     conn.execute("CREATE TEMP TABLE search_lists_new (asset_id uuid PRIMARY KEY, list_id int2) ON COMMIT DROP")
     with conn.cursor().copy("COPY search_lists_new (asset_id, list_id) FROM STDIN WITH (FORMAT BINARY)") as copy:
         copy.set_types(["uuid", "int2"])

@@ -34,25 +34,19 @@ class PlannerConfig:
     exact_max_rows_joined: int = 200  # ... when the filter joins exif (search_ivf has those columns locally)
     quantized_max_rows: int = 40_000  # no lists trained: at or below this → half-precision scan of every match
     hnsw_min_selectivity: float = 0.5  # below this share of rows: probe the nearest lists (none: rank every match)
-    # Lists: 8 per parent (search.lists; 8,000 of ~125 rows at 1M). A near query probes whole parents, a far one
-    # single lists; the probe counts below are lists either way.
-    probe_share: float = 0.02  # probe at least this share of the lists (1M: 20 parents' lists → recall@10 1.0)
+    probe_share: float = 0.02  # probe at least this share of the lists (1M, 1,000 lists: 20 → recall@10 1.0)
     probes_min: int = 8
     candidates_target: int = 2_000  # probe enough lists to see about this many matching rows
-    hnsw_rescue_probes: int = 16  # lists trained: HNSW results are merged with the rows of this many nearest lists
-    ef_search_rescued: int = 100  # ... and then a narrower beam is enough (1M: ef 100 + 16 lists, recall@10 0.995)
-    # A query whose nearest list centroid is at cosine below far_score is "far" from the library, as CLIP text
-    # queries are from photos (text-image similarities top out around 0.3). Its true neighbours spread over many
+    hnsw_rescue_probes: int = 3  # lists trained: HNSW results are merged with the rows of this many nearest lists
+    ef_search_rescued: int = 100  # ... and then a narrower beam is enough (1M: ef 100 + 3 lists, recall@10 0.980)
+    # A query whose nearest centroid is at cosine below far_score is "far" from the library, as CLIP text queries
+    # are from photos (text-image similarities top out around 0.3). Its true neighbours spread over many more
     # lists, and HNSW finds few of them (1M, text-like queries: ef 100 recall@10 0.62, ef 800 0.81). So it probes
-    # far_probe_share of the single lists nearest it (1M, ~10 % filters and the seed: 3.5 % → 0.974-0.988, 5 % →
-    # 0.986-0.993), and a broad filter far_probe_share_broad of them instead of walking HNSW (1.25 %: 0.995 in
-    # ~12k rows; with 1,000 lists of 1,000 it took 2 %, ~21k rows).
+    # at least far_probe_share of the lists (1M, ~10 % filters: 2 % of the lists 0.94-0.96, 6 % 0.98-0.99), and a
+    # broad filter probes far_probe_share_broad of them instead of walking HNSW (2 %: 0.995; HNSW + 3 lists 0.84).
     far_score: float = 0.45
-    far_probe_share: float = 0.05
-    far_probe_share_broad: float = 0.0125
-    # ... as single lists, up to this share of them; a narrow filter that needs more for its candidates reads whole
-    # parents, whose descents cost less (1M, owner Beth at 1 %: 1,600 lists 19 ms, their 200 parents 13 ms)
-    far_single_max_share: float = 0.1
+    far_probe_share: float = 0.07
+    far_probe_share_broad: float = 0.02
     probe_all_share: float = 0.25  # a probe of this share of the lists or more reads every matching row instead
     bound_factor: float = 4.0  # a path gathers at most this × its limit before deciding the estimate was wrong
     quantized_pool_min: int = 20  # rows re-scored at full precision after the half-precision ranking
@@ -81,7 +75,6 @@ class QueryPlan(BaseModel):
     probes: int | None = None
     lists: int | None = None
     nearest_list_score: float | None = None  # cosine to the nearest list centroid: below far_score = a far query
-    probe_unit: str | None = None  # quantized: the probe read whole "parents" or single "lists"
     max_scan_tuples: int | None = None
     fallback: str | None = None
     rows: int = 0
@@ -141,8 +134,8 @@ def probes_for(
         return None
     want = max(cfg.candidates_target, pool)
     share = cfg.probe_share
-    if far:  # tuned on their own: single lists, not whole parents
-        share = cfg.far_probe_share_broad if broad else cfg.far_probe_share
+    if far:
+        share = max(share, cfg.far_probe_share_broad if broad else cfg.far_probe_share)
     probes = max(math.ceil(lists * want / max(estimated, 1)), cfg.probes_min, math.ceil(share * lists))
     # Probing most lists costs a B-tree descent per list (and per owner) for little saving: read every match.
     return None if probes >= lists * cfg.probe_all_share else probes

@@ -6,7 +6,6 @@ exact or approximate kNN in one transaction (with SET LOCAL settings) → fallba
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -247,29 +246,6 @@ class SearchService:
             return None
         return np.argpartition(-scores, probes - 1)[:probes].astype(int).tolist()
 
-    def _probe(
-        self, scores: np.ndarray | None, probes: int | None, far: bool, where: sq.Where, per_parent: int
-    ) -> tuple[list[int] | None, bool]:
-        """What the quantized path reads: (lists, False), (parents, True), or (None, False) for every row.
-
-        A near query's neighbours sit in a few parents: it reads whole parents, ranked by their best list, through
-        search_ivf_parent_idx (one descent per parent and owner). A far query's are spread thin, and the single
-        lists nearest it hold them in about half the rows (search.lists): it reads single lists, unless a
-        narrow filter needs so many of them for its candidates that the descents would cost more
-        (PlannerConfig.far_single_max_share). A filter on an EXIF column gets the parents' lists instead: its index
-        is (column, list_id), where a parent's lists are adjacent keys."""
-        if probes is None or scores is None or len(scores) <= probes:
-            return None, False
-        single = far and probes <= self.config.far_single_max_share * len(scores)
-        if per_parent <= 1 or len(scores) % per_parent or single:
-            return self._nearest(scores, probes), False
-        best = scores.reshape(-1, per_parent).max(axis=1)
-        n = min(len(best), math.ceil(probes / per_parent))
-        top = np.sort(np.argpartition(-best, n - 1)[:n])
-        if where.by_list_column:
-            return (top[:, None] * per_parent + np.arange(per_parent)).ravel().astype(int).tolist(), False
-        return top.astype(int).tolist(), True
-
     def _run(
         self,
         conn: psycopg.Connection,
@@ -293,7 +269,6 @@ class SearchService:
             estimated, method = ctx.estimated, "planner statistics (EXPLAIN)"
         scores = self._list_scores(conn, ctx, vec)
         nearest_score = float(scores.max()) if scores is not None else None
-        far = self._far(query, nearest_score)
         d = choose(
             self.config,
             estimated=estimated,
@@ -303,7 +278,7 @@ class SearchService:
             forced=query.strategy,
             ef_override=query.ef_search,
             joins_exif=where.needs_exif and not ivf.needs_assets,
-            far=far,
+            far=self._far(query, nearest_score),
         )
         plan = QueryPlan(
             strategy=d.strategy,
@@ -321,20 +296,17 @@ class SearchService:
             if d.strategy == "exact":
                 ranked = sq.exact_search(conn, vec, where, bound=d.bound, max_distance=query.max_distance, **common)
             else:
-                probe, parents = self._probe(scores, d.probes, far is not None, ivf, ctx.per_parent)
                 ranked = sq.quantized_search(
                     conn,
                     vec,
                     ivf,
                     pool=d.pool or 200,
-                    lists=probe,
-                    parents=parents,
+                    lists=self._nearest(scores, d.probes),
                     bound=d.bound,
                     max_distance=query.max_distance,
                     **common,
                 )
                 plan.pool, plan.probes = d.pool, d.probes
-                plan.probe_unit = None if probe is None else ("parents" if parents else "lists")
             timings[d.strategy] = timings.get(d.strategy, 0.0) + _ms(t)
             if d.bound is not None and ranked.scanned is not None and ranked.scanned > d.bound:
                 # The estimate was far too low: more than `bound` rows match, so this path would be slow.
