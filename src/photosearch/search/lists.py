@@ -48,10 +48,12 @@ def kmeans(sample: np.ndarray, k: int, iterations: int = ITERATIONS, seed: int =
     centroids = x[rng.choice(len(x), size=k, replace=False)].copy()
     for _ in range(iterations):
         nearest = assign(x, centroids)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, nearest, x)
         counts = np.bincount(nearest, minlength=k)
         empty = counts == 0
+        # Per-centroid sums over the rows sorted by centroid (np.add.at is ~50x slower)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[~empty]
+        sums = np.zeros_like(centroids)
+        sums[~empty] = np.add.reduceat(x[np.argsort(nearest, kind="stable")], starts, axis=0)
         sums[empty] = x[rng.integers(0, len(x), int(empty.sum()))]
         centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
     return centroids.astype(np.float32)
