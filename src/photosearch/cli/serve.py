@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +22,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _warm(pgdata: Path, dsn: str) -> None:
+    """Background page-cache warm-up: a failure only costs speed, so it is logged, not raised."""
+    from photosearch.db.server import warm_page_cache
+
+    try:
+        warm_page_cache(pgdata, dsn)
+    except Exception as exc:  # noqa: BLE001 - any failure here must not touch the server
+        logging.getLogger(__name__).warning("could not warm the page cache: %s", exc)
+
+
 def serve(
     ctx: typer.Context,
     host: Annotated[
@@ -32,7 +44,6 @@ def serve(
     import uvicorn
 
     from photosearch.api.app import create_app
-    from photosearch.db.server import warm_page_cache
 
     st = state(ctx)
     settings = st.settings
@@ -47,9 +58,7 @@ def serve(
     if db.server.embedded and db.server.pgdata is not None:
         # After a reboot every page is on disk: read the search relations once in the background (I/O, not CPU),
         # so the first searches do not each pay ~0.3 ms per page.
-        threading.Thread(
-            target=warm_page_cache, args=(db.server.pgdata, db.dsn), name="warm-page-cache", daemon=True
-        ).start()
+        threading.Thread(target=_warm, args=(db.server.pgdata, db.dsn), name="warm-page-cache", daemon=True).start()
     app = create_app(settings, db=db)
     err_console.print(f"photosearch on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True, server_header=False)

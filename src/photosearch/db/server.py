@@ -10,6 +10,7 @@ orphaned backends holding shared memory; `_reap_orphans` clears those so the nex
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
 import signal
@@ -240,13 +241,13 @@ def warm_page_cache(pgdata: Path, dsn: str, budget_bytes: int | None = None) -> 
     buf = memoryview(bytearray(1 << 20))
     done = 0
     for path in paths:
-        for segment in (path, *(path.with_name(f"{path.name}.{i}") for i in range(1, 1 << 16))):
+        for i in itertools.count():  # 1 GB segments: path, path.1, path.2, ...
             try:
-                with open(segment, "rb", buffering=0) as fh:
+                with open(path.with_name(f"{path.name}.{i}") if i else path, "rb", buffering=0) as fh:
                     while done < budget_bytes and (n := fh.readinto(buf[: budget_bytes - done])):
                         done += n
             except FileNotFoundError:
-                break  # past the relation's last 1 GB segment
+                break  # past the relation's last segment
             if done >= budget_bytes:
                 return done
     return done
