@@ -54,7 +54,7 @@ def test_sigkill_mid_run_then_resume(db, cli_env, tmp_path: Path) -> None:
     env = {**cli_env, "PHOTOSEARCH_INGEST_WORKERS": "2", "PHOTOSEARCH_INGEST_BATCH_SIZE": "8"}
     cmd = [sys.executable, "-m", "photosearch", "--json", "index", str(root)]
     rng = random.Random(1)
-    kills, before = 0, 0
+    kills, before, partial = 0, 0, []
     for _ in range(3):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 60
@@ -63,7 +63,8 @@ def test_sigkill_mid_run_then_resume(db, cli_env, tmp_path: Path) -> None:
                 time.sleep(rng.uniform(0, 0.4))
                 break
             time.sleep(0.02)
-        if proc.poll() is None:
+        killed = proc.poll() is None
+        if killed:
             os.killpg(proc.pid, signal.SIGKILL)  # the whole group: main process and its workers
             kills += 1
         proc.communicate(timeout=30)
@@ -71,8 +72,11 @@ def test_sigkill_mid_run_then_resume(db, cli_env, tmp_path: Path) -> None:
         _consistent(c)
         assert c["assets"] >= before
         before = c["assets"]
+        if killed:
+            partial.append(before)
     assert kills >= 2, "the runs finished before they could be killed: make the corpus bigger"
-    assert 0 < before < N_FILES
+    # At least one kill left the job half done (a fast box may finish it in the last run: resuming is then a no-op)
+    assert any(0 < n < N_FILES for n in partial), partial
 
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
