@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from photosearch.db.pool import connect_pool
 from photosearch.search import SearchError, SearchQuery, SearchService
 from tests.search.conftest import TRICKY_NAMES, SearchFixture, brute_force
 from tests.search.reference import reference_mask
@@ -173,3 +174,54 @@ def test_bad_queries_are_clear_errors(search_fixture: SearchFixture) -> None:
         service.search(SearchQuery(vector=[0.0] * len(v)), fx.admin)
     with pytest.raises(SearchError, match="CLIP model"):
         service.search(SearchQuery(text="a red mushroom"), fx.admin)
+
+
+def test_owner_filters_follow_changes_to_users(search_fixture: SearchFixture) -> None:
+    """The service resolves owner names from a copy of `users`; a user renamed or added after it read them is
+    seen by the next search (migration 040's users_version tells it the copy is stale)."""
+    fx = search_fixture
+    service = SearchService(fx.db)
+    v = _query_vector(fx)
+    beth = fx.owners["Beth"]
+    page = service.search(SearchQuery(vector=v, k=5, owners=["Beth"]), fx.admin)
+    assert page.items and {h.owner_id for h in page.items} == {beth}
+    with fx.db.connection() as conn:
+        conn.execute("UPDATE users SET name = 'Bethany' WHERE id = %s", (beth,))
+        conn.execute("INSERT INTO users (name, email) VALUES ('Zed', 'zed@example.org')")
+    try:
+        with pytest.raises(SearchError, match="unknown user"):  # the copy still knows a "Beth"
+            service.search(SearchQuery(vector=v, owners=["Beth"]), fx.admin)
+        page = service.search(SearchQuery(vector=v, k=5, owners=["Bethany"]), fx.admin)
+        assert page.items and {h.owner_id for h in page.items} == {beth}
+        assert service.search(SearchQuery(vector=v, owners=["zed@example.org"]), fx.admin).items == []
+        page = service.search(SearchQuery(vector=v, k=1000, exclude_owners=["Bethany", "Zed"]), fx.admin)
+        assert page.items and beth not in {h.owner_id for h in page.items}
+    finally:
+        with fx.db.connection() as conn:
+            conn.execute("UPDATE users SET name = 'Beth' WHERE id = %s", (beth,))
+            conn.execute("DELETE FROM users WHERE email = 'zed@example.org'")
+    page = service.search(SearchQuery(vector=v, k=5, owners=["Beth"]), fx.admin)
+    assert {h.owner_id for h in page.items} == {beth}
+
+
+def test_search_hands_connections_back_as_it_found_them(search_fixture: SearchFixture) -> None:
+    """Searches run in autocommit with per-statement settings: neither the mode nor a setting outlives them,
+    not even after a search that failed."""
+    fx = search_fixture
+    db = connect_pool(fx.db.server, max_size=1)  # one connection: the one every search used
+    try:
+        service = SearchService(db)
+        v = _query_vector(fx)
+        for strategy in ("auto", "exact", "quantized", "approximate"):
+            assert service.search(SearchQuery(vector=v, k=10, strategy=strategy, owners=["Beth"]), fx.admin).items
+        with pytest.raises(SearchError, match="dimensions"):
+            service.search(SearchQuery(vector=[0.1] * 3), fx.admin)
+        with db.connection() as conn:
+            assert conn.autocommit is False
+            settings = conn.execute(
+                "SELECT current_setting('jit'), current_setting('join_collapse_limit'),"
+                " current_setting('enable_hashjoin'), current_setting('hnsw.ef_search')"
+            ).fetchone()
+            assert settings == ("on", "8", "on", "40")
+    finally:
+        db.close()

@@ -91,7 +91,7 @@ def test_index_is_the_halfvec_expression_and_the_search_query_uses_it(halfvec_fi
         # The shared ORDER BY expression matches the index; the plain vector one no longer does.
         assert f"Index Scan using {VECTOR_INDEX}" in _plan(conn, hnsw_order("halfvec", DIM), q)
         assert VECTOR_INDEX not in _plan(conn, hnsw_order("vector", DIM), q)
-        ctx = sq.begin_search(conn, {"jit": "off"})
+        ctx = sq.begin_search(conn)
         assert (ctx.dim, ctx.index_type) == (DIM, "halfvec")
 
 
@@ -100,12 +100,18 @@ def _approximate_scans_index(fx: SearchFixture, query: SearchQuery, scope: list 
     sorted by the full-precision distance."""
     q = np.asarray(query.vector, dtype=np.float32)
     with fx.db.connection() as conn, conn.transaction():
-        ctx = sq.begin_search(conn, BASE_SETTINGS)
+        ctx = sq.begin_search(conn)
         d = choose(PlannerConfig(), estimated=ctx.total, total=ctx.total, depth=query.depth, forced="approximate")
-        sq.set_local(conn, d.hnsw_settings)
         where = sq.compile_filters(query, scope)
         ranked, found, _ = sq.approximate_search(
-            conn, q, where, metric="cosine", pool=d.pool or 10, limit=query.k, index_type=ctx.index_type
+            conn,
+            q,
+            where,
+            metric="cosine",
+            pool=d.pool or 10,
+            limit=query.k,
+            index_type=ctx.index_type,
+            settings={**BASE_SETTINGS, **d.hnsw_settings},
         )
         scans = conn.execute("SELECT pg_stat_get_xact_numscans(to_regclass(%s))", (VECTOR_INDEX,)).fetchone()[0]
     assert scans >= 1, "the approximate query did not use the halfvec index"

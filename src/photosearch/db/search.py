@@ -1,7 +1,9 @@
 """All search SQL: filter compilation, match estimates, the exact and approximate kNN queries, hydration.
 
-Every value is a bound parameter (`%(pN)s`); identifiers never come from user input. Strategy-specific
-planner settings are applied with `set_config(..., is_local => true)` inside the query's transaction.
+Every value is a bound parameter (`%(pN)s`); identifiers never come from user input. Each kNN statement is
+sent in one pipeline with its planner settings (`set_config(..., is_local => true)`): on a connection in
+autocommit mode the pipeline is one implicit transaction, so the settings hold for that statement alone and
+cost no round trip of their own (SearchService.search).
 """
 
 from __future__ import annotations
@@ -170,13 +172,29 @@ def compile_filters(
 # ---- session settings ----------------------------------------------------------------------------
 
 
-def set_local(conn: psycopg.Connection, settings: dict[str, str | int | float]) -> None:
-    """`SET LOCAL` for each setting in one round trip, bound (set_config) so no value is spliced into SQL."""
+Settings = dict[str, str | int | float]
+
+
+def set_local(conn: psycopg.Connection, settings: Settings) -> None:
+    """`SET LOCAL` for each setting in one statement, bound (set_config) so no value is spliced into SQL."""
     if not settings:
         return
     calls = sql.SQL(", ").join(sql.SQL("set_config(%s, %s, true)") for _ in settings)
     params = [x for name, value in settings.items() for x in (name, str(value))]
     conn.execute(sql.SQL("SELECT {}").format(calls), params)
+
+
+def _fetch(
+    conn: psycopg.Connection, query: sql.Composable, params: dict[str, Any], settings: Settings | None
+) -> list[tuple]:
+    """Run `query` after its `settings`, sent together in one pipeline (one round trip, not two). In
+    autocommit mode the pipeline is one implicit transaction, so the settings end with it; inside an explicit
+    transaction they last until its end, as SET LOCAL does."""
+    if not settings:
+        return conn.execute(query, params).fetchall()
+    with conn.pipeline():
+        set_local(conn, settings)
+        return conn.execute(query, params).fetchall()
 
 
 @dataclass(frozen=True)
@@ -189,25 +207,27 @@ class SearchContext:
     lists_version: str | None  # changes whenever the lists are re-trained (keys the centroid cache)
     index_type: str = "vector"  # the HNSW index: over vector or halfvec (db.embedding.hnsw_order)
     estimated: int | None = None  # the planner's row estimate for the filters, when begin_search was given them
+    users_version: int | None = None  # bumped by every change to `users` (migration 040; keys the users cache)
 
 
-def begin_search(
-    conn: psycopg.Connection, settings: dict[str, str | int | float], estimate: Where | None = None
-) -> SearchContext:
-    """Apply the transaction's settings, read the SearchContext and (given filters) the planner's estimate of
-    their matches, in one round trip (a pipeline): per-query overhead matters when the query itself takes a
-    few milliseconds, and each round trip to a sleeping backend costs ~0.5 ms here."""
-    calls = [sql.SQL("set_config(%s, %s, true)") for _ in settings]
-    params = [x for name, value in settings.items() for x in (name, str(value))]
-    query = sql.SQL(
-        "SELECT (SELECT value FROM system_metadata WHERE key = 'embedding'),"
-        " (SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'smart_search'::regclass),"
-        " (SELECT value FROM system_metadata WHERE key = 'search_lists'){}"
-    ).format(sql.SQL("").join(sql.SQL(", ") + c for c in calls))
-    with conn.pipeline():
-        cur = conn.execute(query, params, prepare=True)  # same text every time: plan it once
-        est = conn.execute(_explain(estimate), estimate.params) if estimate is not None else None
-    row = cur.fetchone()
+_CONTEXT = (
+    "SELECT (SELECT value FROM system_metadata WHERE key = 'embedding'),"
+    " (SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'smart_search'::regclass),"
+    " (SELECT value FROM system_metadata WHERE key = 'search_lists'),"
+    " (SELECT value FROM system_metadata WHERE key = 'users_version')"
+)
+
+
+def begin_search(conn: psycopg.Connection, estimate: Where | None = None) -> SearchContext:
+    """Read the SearchContext and (given filters) the planner's estimate of their matches, in one round trip (a
+    pipeline): per-query overhead matters when the query itself takes a few milliseconds."""
+    if estimate is None:
+        row, est = conn.execute(_CONTEXT, prepare=True).fetchone(), None  # same text every time: plan it once
+    else:
+        with conn.pipeline():
+            cur = conn.execute(_CONTEXT, prepare=True)
+            plan = conn.execute(_explain(estimate), estimate.params)
+            row, est = cur.fetchone(), plan.fetchone()[0]
     embedding, lists = row[0] or {}, row[2] or {}
     return SearchContext(
         dim=int(embedding.get("dim") or 0),
@@ -215,7 +235,8 @@ def begin_search(
         lists=int(lists.get("lists") or 1),
         lists_version=lists.get("trained_at"),
         index_type=str(embedding.get("index_type") or "vector"),
-        estimated=_plan_rows(est.fetchone()[0]) if est is not None else None,
+        estimated=_plan_rows(est) if est is not None else None,
+        users_version=None if row[3] is None else int(row[3]),
     )
 
 
@@ -242,7 +263,12 @@ def _plan_rows(plan: Any) -> int:
 
 
 def count_matches(
-    conn: psycopg.Connection, where: Where, limit: int | None = None, *, lists: Sequence[int] | None = None
+    conn: psycopg.Connection,
+    where: Where,
+    limit: int | None = None,
+    *,
+    lists: Sequence[int] | None = None,
+    settings: Settings | None = None,
 ) -> int:
     """Matching assets that have an embedding, counted up to `limit` (a bounded count stops early); with
     `lists` (a search_ivf `where`), only those in the given search lists."""
@@ -250,7 +276,7 @@ def count_matches(
     if limit is not None:
         inner = sql.SQL("{} LIMIT {}").format(inner, sql.Literal(int(limit)))
     params = {**where.params, "lists": list(lists) if lists is not None else None}
-    return int(conn.execute(sql.SQL("SELECT count(*) FROM ({}) m").format(inner), params).fetchone()[0])
+    return int(_fetch(conn, sql.SQL("SELECT count(*) FROM ({}) m").format(inner), params, settings)[0][0])
 
 
 def _in_lists(some: bool) -> sql.Composable:
@@ -289,12 +315,14 @@ def _ranked(rows: list, width: int, **extra: Any) -> Ranked:
     return Ranked([r[0] for r in rows], [float(r[1]) for r in rows], hits=hits, **extra)
 
 
-def _scanned(conn: psycopg.Connection, rows: list, where: Where, bound: int | None) -> int | None:
+def _scanned(
+    conn: psycopg.Connection, rows: list, where: Where, bound: int | None, settings: Settings | None
+) -> int | None:
     """Filtered rows a bounded exact/quantized query saw: carried in column 2 of every row, or counted
     separately when the page came back empty (e.g. everything beyond `max_distance`)."""
     if rows:
         return int(rows[0][2])
-    return count_matches(conn, where, bound + 1) if bound is not None else None
+    return count_matches(conn, where, bound + 1, settings=settings) if bound is not None else None
 
 
 def exact_search(
@@ -307,6 +335,7 @@ def exact_search(
     offset: int = 0,
     max_distance: float | None = None,
     bound: int | None = None,
+    settings: Settings | None = None,
 ) -> Ranked:
     """Filter first (B-tree/bitmap scans of smart_search's filter columns, or of exif/assets), compute the
     distance of just those rows, then top-k. Recall 1.0 by construction.
@@ -323,8 +352,8 @@ def exact_search(
         " ORDER BY f.distance, f.id LIMIT %(lim)s OFFSET %(off)s"
     ).format(frm=where.from_clause, where=where.clause, cap=cap, dist=_distance(metric), cutoff=cutoff)
     params = {**where.params, "q": vector, "lim": limit, "off": offset, "maxd": max_distance}
-    rows = conn.execute(_with_hits(query), params).fetchall()
-    return _ranked(rows, 3, scanned=_scanned(conn, rows, where, bound))
+    rows = _fetch(conn, _with_hits(query), params, settings)
+    return _ranked(rows, 3, scanned=_scanned(conn, rows, where, bound, settings))
 
 
 @dataclass(frozen=True)
@@ -372,6 +401,7 @@ def quantized_search(
     offset: int = 0,
     max_distance: float | None = None,
     bound: int | None = None,
+    settings: Settings | None = None,
 ) -> Ranked:
     """Rank the filtered rows of the search `lists` given (every row when None) by their half-precision
     vectors in search_ivf (migration 013), then re-score the best `pool` at full precision. Exact up to
@@ -396,10 +426,10 @@ def quantized_search(
         "off": offset,
         "maxd": max_distance,
     }
-    rows = conn.execute(_with_hits(query), params).fetchall()
+    rows = _fetch(conn, _with_hits(query), params, settings)
     # An empty page (e.g. all beyond `max_distance`) hides the candidate count: count them separately.
     cap = bound + 1 if bound is not None else None
-    scanned = int(rows[0][2]) if rows else count_matches(conn, where, cap, lists=lists)
+    scanned = int(rows[0][2]) if rows else count_matches(conn, where, cap, lists=lists, settings=settings)
     return _ranked(rows, 3, scanned=scanned)
 
 
@@ -415,10 +445,11 @@ def approximate_search(
     max_distance: float | None = None,
     index_type: str = "vector",
     rescue: Rescue | None = None,
+    settings: Settings | None = None,
 ) -> tuple[Ranked, int, float | None]:
     """HNSW candidates (the filter applied during the iterative scan), re-sorted by exact distance.
 
-    Returns (page, pool rows found, best distance found). The caller sets hnsw.* first; fewer pool rows than
+    Returns (page, pool rows found, best distance found). `settings` carry hnsw.*; fewer pool rows than
     needed means the scan gave up (max_scan_tuples) or the filter matches few rows: the caller falls back to
     exact. The best distance tells how far the query is from the library.
     `index_type` (from begin_search) picks the index's own ORDER BY expression; with "halfvec" the candidates
@@ -446,12 +477,13 @@ def approximate_search(
             " FROM (SELECT id, distance FROM h UNION SELECT id, distance FROM r) c {cutoff}"
             " ORDER BY c.distance, c.id LIMIT %(lim)s OFFSET %(off)s"
         ).format(hnsw=hnsw, lists=_list_ranking(rescue.where, metric, "%(rpool)s", lists=True), cutoff=cutoff)
-    rows = conn.execute(_with_hits(query), params).fetchall()
+    rows = _fetch(conn, _with_hits(query), params, settings)
     found = int(rows[0][2]) if rows else 0
     best = float(rows[0][3]) if rows else None
     if max_distance is not None or not rows:
         # The cutoff (or an empty page) hides the pool size; count it separately.
-        found = int(conn.execute(sql.SQL("SELECT count(*) FROM ({hnsw}) c").format(hnsw=hnsw), params).fetchone()[0])
+        count = sql.SQL("SELECT count(*) FROM ({hnsw}) c").format(hnsw=hnsw)
+        found = int(_fetch(conn, count, params, settings)[0][0])
     return _ranked(rows, 4), found, best
 
 
@@ -504,21 +536,40 @@ def asset_exists(conn: psycopg.Connection, asset_id: UUID) -> UUID | None:
     return row[0] if row else None
 
 
-def resolve_users(conn: psycopg.Connection, idents: Iterable[str]) -> dict[str, UUID | None]:
-    """Map each user id / email / name to a user id (None when unknown), in one statement (a round trip per
-    name cost ~0.3 ms of a ~10 ms search)."""
-    idents = list(idents)
-    rows = conn.execute(
-        "SELECT i.ident, (SELECT u.id FROM users u WHERE u.id::text = i.ident OR u.email = lower(i.ident)"
-        " OR u.name = i.ident ORDER BY u.created_at LIMIT 1) FROM unnest(%s::text[]) AS i(ident)",
-        (idents,),
-        prepare=True,
-    ).fetchall()
-    return {ident: uid for ident, uid in rows}
+@dataclass(frozen=True)
+class UserDirectory:
+    """Every user's id, e-mail and name (oldest first), as of `version` (system_metadata.users_version): the
+    search service resolves owner filters from this copy instead of a round trip per search."""
+
+    version: int | None
+    users: list[tuple[UUID, str, str]]
+
+    def resolve(self, idents: Iterable[str]) -> dict[str, UUID | None]:
+        """Map each user id / e-mail / name to a user id (None when unknown); the oldest user wins a tie."""
+        out: dict[str, UUID | None] = {}
+        for ident in idents:
+            lowered = ident.lower()
+            out[ident] = next(
+                (uid for uid, email, name in self.users if str(uid) == lowered or email == lowered or name == ident),
+                None,
+            )
+        return out
+
+    def ids(self) -> list[UUID]:
+        return sorted(uid for uid, _, _ in self.users)
 
 
-def all_user_ids(conn: psycopg.Connection) -> list[UUID]:
-    return [r[0] for r in conn.execute("SELECT id FROM users ORDER BY id", prepare=True)]
+def user_directory(conn: psycopg.Connection) -> UserDirectory:
+    """All users and the version they are at, in one statement (one snapshot)."""
+    row = conn.execute(
+        "SELECT (SELECT value FROM system_metadata WHERE key = 'users_version'),"
+        " coalesce(array_agg(id ORDER BY created_at, id), '{}'),"
+        " coalesce(array_agg(email ORDER BY created_at, id), '{}'),"
+        " coalesce(array_agg(name ORDER BY created_at, id), '{}') FROM users"
+    ).fetchone()
+    return UserDirectory(
+        version=None if row[0] is None else int(row[0]), users=list(zip(row[1], row[2], row[3], strict=True))
+    )
 
 
 def embedding_dim(conn: psycopg.Connection) -> int:
