@@ -36,7 +36,7 @@ class PlannerConfig:
     hnsw_min_selectivity: float = 0.5  # below this share of rows: probe the nearest lists (none: rank every match)
     probe_share: float = 0.02  # probe at least this share of the lists (1M, 1,000 lists: 20 → recall@10 1.0)
     probes_min: int = 8
-    candidates_target: int = 1_500  # probe enough lists to see about this many matching rows
+    candidates_target: int = 2_000  # probe enough lists to see about this many matching rows
     hnsw_rescue_probes: int = 3  # lists trained: HNSW results are merged with the rows of this many nearest lists
     ef_search_rescued: int = 100  # ... and then a narrower beam is enough (1M: ef 100 + 3 lists, recall@10 0.980)
     # A query whose nearest centroid is at cosine below far_score is "far" from the library, as CLIP text queries
