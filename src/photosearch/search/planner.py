@@ -189,13 +189,15 @@ def choose(
         probes = probes_for(cfg, estimated, lists, q_pool, bool(far), broad=broad)
         seen = estimated * (probes or lists) // lists
         why = f"{far}: probe more lists, not HNSW; " if far else ""
+        # A broad filter (≥ half the rows) cannot match more than twice the estimate, nor the probe read more than
+        # the lists hold: no bound, so the candidates need not be kept and counted (1M, far query: 27 → 23 ms).
         return Decision(
             "quantized",
             f"~{estimated} matching rows ({selectivity:.1%}), {why}rank the ~{seen} in the {probes or lists} of"
             f" {lists} search lists nearest the query by half-precision distance, re-score the best {q_pool}",
             pool=q_pool,
             probes=probes,
-            bound=bounded(max(seen, cfg.candidates_target, q_pool)),
+            bound=None if broad else bounded(max(seen, cfg.candidates_target, q_pool)),
         )
     # No lists yet (a small library): a broad filter and a near query walk HNSW, which finds their neighbours in a
     # small graph (15k rows, image-like: ef_search 40 recall@10 0.975 in 1 ms, against 21 ms to rank every row);

@@ -359,7 +359,8 @@ class SearchService:
                 # The probed lists held too few matching rows (a filter concentrated in far lists): probe 4x more,
                 # up to every list, which is complete.
                 probes = d.probes * 4 if d.probes * 4 < lists else None
-                note = f"{ranked.scanned} candidates in {d.probes} lists: probed {probes or 'all'}"
+                seen = "too few" if ranked.scanned is None else ranked.scanned
+                note = f"{seen} candidates in {d.probes} lists: probed {probes or 'all'}"
                 d = Decision("quantized", "wider probe", pool=d.pool, probes=probes, bound=None)
                 plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
                 continue
