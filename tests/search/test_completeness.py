@@ -133,7 +133,7 @@ def test_paths_give_up_when_the_estimate_was_far_too_low(search_fixture: SearchF
     assert len(page.items) == 10
     expected = set(brute_force(fx.lib, reference_mask(fx.lib, query), q, 10))
     assert len({h.id for h in page.items} & expected) >= 9
-    cfg = PlannerConfig(exact_max_rows=10, quantized_max_rows=2000, bound_factor=0.1)
+    cfg = PlannerConfig(exact_max_rows=10, quantized_max_rows=2000, bound_factor=0.1, unbounded_probe_rows=0)
     page = SearchService(fx.db, config=cfg).search(query, fx.admin)
     assert page.plan.fallback and "quantized → approximate" in page.plan.fallback
     assert len(page.items) == 10

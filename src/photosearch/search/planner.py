@@ -49,6 +49,9 @@ class PlannerConfig:
     far_probe_share_broad: float = 0.02
     probe_all_share: float = 0.25  # a probe of this share of the lists or more reads every matching row instead
     bound_factor: float = 4.0  # a path gathers at most this × its limit before deciding the estimate was wrong
+    # ... except a probe whose lists hold at most this many rows in all: reading every one of them even when the
+    # estimate was far too low costs less than the escalation would (and stays complete), so it is not bounded.
+    unbounded_probe_rows: int = 80_000
     quantized_pool_min: int = 20  # rows re-scored at full precision after the half-precision ranking
     quantized_pool_per_row: int = 2  # (float16 only swaps near-ties: twice the page is plenty)
     ef_search_min: int = 200  # HNSW beam (1M, m=24: ef 80 recall@10 0.890, ef 100 0.995; small graphs need more)
@@ -189,15 +192,17 @@ def choose(
         probes = probes_for(cfg, estimated, lists, q_pool, bool(far), broad=broad)
         seen = estimated * (probes or lists) // lists
         why = f"{far}: probe more lists, not HNSW; " if far else ""
-        # A broad filter (≥ half the rows) cannot match more than twice the estimate, nor the probe read more than
-        # the lists hold: no bound, so the candidates need not be kept and counted (1M, far query: 27 → 23 ms).
+        # No bound when the filter is broad (≥ half the rows: it cannot match more than twice the estimate) or the
+        # probed lists are small enough to read whole: the candidates need not be kept and counted then (1M, far
+        # query: 27 → 23 ms).
+        unbounded = broad or (probes is not None and probes * total / lists <= cfg.unbounded_probe_rows)
         return Decision(
             "quantized",
             f"~{estimated} matching rows ({selectivity:.1%}), {why}rank the ~{seen} in the {probes or lists} of"
             f" {lists} search lists nearest the query by half-precision distance, re-score the best {q_pool}",
             pool=q_pool,
             probes=probes,
-            bound=None if broad else bounded(max(seen, cfg.candidates_target, q_pool)),
+            bound=None if unbounded else bounded(max(seen, cfg.candidates_target, q_pool)),
         )
     # No lists yet (a small library): a broad filter and a near query walk HNSW, which finds their neighbours in a
     # small graph (15k rows, image-like: ef_search 40 recall@10 0.975 in 1 ms, against 21 ms to rank every row);
