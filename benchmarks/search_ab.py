@@ -1,0 +1,124 @@
+"""Old code against new, one query at a time, in one process: the way to tell a 10 % change on this box.
+
+    python benchmarks/search_ab.py HEAD~1                                  # 1M, image-like, the main levels
+    python benchmarks/search_ab.py 6606b73 --query-noise 3.2 --only "none (100%)|taken ~10%"
+    python benchmarks/search_ab.py HEAD~1 --rows 100000 --rounds 3
+
+Latency here drifts by 30-70 % over an hour and ±20 % between runs (README, "Search benchmark"), so two bench
+runs cannot tell a 10 % change from the weather. This tool exports `src/photosearch` at the given git revision
+into a temporary package `photosearch_ref` (imports rewritten), opens the working tree's SearchService and the
+reference one on the same benchmark database (built by search_bench.py), and runs each query through both,
+alternating which goes first; it prints both medians, their recall against the cached exact results, and the
+median of the per-query ratio new/reference. The database must already have the schema both revisions expect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from uuid import UUID
+
+import numpy as np
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search_bench import sample_queries, server  # noqa: E402
+from search_bench_levels import levels_for  # noqa: E402
+
+from photosearch.db.pool import connect_pool  # noqa: E402
+from photosearch.db.server import ServerInfo, with_dbname  # noqa: E402
+from photosearch.search import SearchQuery, SearchService  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+REF = "photosearch_ref"
+DEFAULT_LEVELS = "none (100%)|defaults (~99%)|taken ~10%|owner Beth (~1%)|seed: owner != Allen, k=64|taken ~0.01%"
+
+
+def export_reference(rev: str, into: Path) -> None:
+    """`src/photosearch` at `rev`, as the package `photosearch_ref` under `into`."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "src/photosearch"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    pkg = into / REF
+    (into / "src" / "photosearch").rename(pkg)
+    pattern = re.compile(r"\bphotosearch(?=[.\s\"'])")
+    for path in pkg.rglob("*.py"):
+        path.write_text(pattern.sub(REF, path.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("rev", help="the git revision to compare the working tree against")
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--data-dir", type=Path, default=Path("/tmp/photosearch-bench"))
+    ap.add_argument("--query-noise", type=float, default=0.7, help="3.2 for text-like queries")
+    ap.add_argument("--only", default=DEFAULT_LEVELS, help="level labels, separated by |")
+    ap.add_argument("--rounds", type=int, default=2, help="passes over the 40 queries (recall from the first)")
+    args = ap.parse_args()
+
+    dbname = f"bench_{args.rows}_512_m24_efc64"
+    dsn = with_dbname(server(args.data_dir, "6026MB" if args.rows >= 1_000_000 else "2048MB"), dbname)
+    noise_tag = "" if args.query_noise == 0.7 else f"_noise{args.query_noise:g}"
+    truth_path = args.data_dir / f"exact_{conninfo_to_dict(dsn)['dbname']}_40q{noise_tag}.json"
+    if not truth_path.exists():
+        raise SystemExit(f"no exact results at {truth_path}: run search_bench.py with the exact method first")
+    truth = json.loads(truth_path.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        export_reference(args.rev, Path(tmp))
+        sys.path.insert(0, tmp)
+        ref_pool = importlib.import_module(f"{REF}.db.pool")
+        ref_server = importlib.import_module(f"{REF}.db.server")
+        ref_search = importlib.import_module(f"{REF}.search")
+        ref_db = ref_pool.connect_pool(ref_server.ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
+        new_db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
+        sides = [
+            (args.rev, ref_search.SearchService(ref_db), ref_search.SearchQuery),
+            ("working tree", SearchService(new_db), SearchQuery),
+        ]
+        user = {"id": None, "is_admin": True}
+        queries = sample_queries(dsn, 40, noise_scale=args.query_noise)
+        warmup = sample_queries(dsn, 20, seed=7, noise_scale=args.query_noise, skip=40)
+        with psycopg.connect(dsn) as conn:
+            levels = {lv["label"]: lv for lv in levels_for(conn, args.rows)}
+        print(f"{'level':30s} {args.rev[:12]:>12s}  {'new':>8s}  new/ref  recall ref / new")
+        for label in args.only.split("|"):
+            level = levels[label]
+            k = level.get("k", 10)
+            expected = [{UUID(i) for i in ids} for ids in truth[f"{label}|k={k}"]]
+            for _, service, query in sides:
+                for q in warmup:
+                    service.search(query(vector=q.tolist(), k=k, **level["filters"]), user)
+            lat: list[list[float]] = [[], []]
+            recall: list[list[float]] = [[], []]
+            for r in range(args.rounds):
+                for i, q in enumerate(queries):
+                    for j in (0, 1) if (i + r) % 2 == 0 else (1, 0):
+                        _, service, query = sides[j]
+                        t = time.perf_counter()
+                        page = service.search(query(vector=q.tolist(), k=k, **level["filters"]), user)
+                        lat[j].append((time.perf_counter() - t) * 1000)
+                        if r == 0:
+                            found = {h.id for h in page.items}
+                            recall[j].append(len(found & expected[i]) / len(expected[i]) if expected[i] else 1.0)
+            ratio = statistics.median(b / a for a, b in zip(lat[0], lat[1], strict=True))
+            print(
+                f"{label:30s} {statistics.median(lat[0]):9.2f} ms {statistics.median(lat[1]):6.2f} ms"
+                f"  {ratio:6.2f}   {np.mean(recall[0]):.3f} / {np.mean(recall[1]):.3f}",
+                flush=True,
+            )
+        ref_db.close()
+        new_db.close()
+
+
+if __name__ == "__main__":
+    main()
