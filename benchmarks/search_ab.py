@@ -31,7 +31,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_bench import sample_queries, server  # noqa: E402
+from search_bench import product_shared_buffers, sample_queries, server  # noqa: E402
 from search_bench_levels import levels_for  # noqa: E402
 
 from photosearch.db.pool import connect_pool  # noqa: E402
@@ -63,13 +63,14 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=Path("/tmp/photosearch-bench"))
     ap.add_argument("--query-noise", type=float, default=0.7, help="3.2 for text-like queries")
     ap.add_argument("--only", default=DEFAULT_LEVELS, help="level labels, separated by |")
-    ap.add_argument("--rounds", type=int, default=2, help="passes over the 40 queries (recall from the first)")
+    ap.add_argument("--queries", type=int, default=40, help="as given to search_bench.py (its exact results)")
+    ap.add_argument("--rounds", type=int, default=2, help="passes over the queries (recall from the first)")
     args = ap.parse_args()
 
     dbname = f"bench_{args.rows}_512_m24_efc64"
-    dsn = with_dbname(server(args.data_dir, "6026MB" if args.rows >= 1_000_000 else "2048MB"), dbname)
+    dsn = with_dbname(server(args.data_dir, product_shared_buffers(args.rows, 512)), dbname)
     noise_tag = "" if args.query_noise == 0.7 else f"_noise{args.query_noise:g}"
-    truth_path = args.data_dir / f"exact_{conninfo_to_dict(dsn)['dbname']}_40q{noise_tag}.json"
+    truth_path = args.data_dir / f"exact_{conninfo_to_dict(dsn)['dbname']}_{args.queries}q{noise_tag}.json"
     if not truth_path.exists():
         raise SystemExit(f"no exact results at {truth_path}: run search_bench.py with the exact method first")
     truth = json.loads(truth_path.read_text())
@@ -86,8 +87,8 @@ def main() -> None:
             ("working tree", SearchService(new_db), SearchQuery),
         ]
         user = {"id": None, "is_admin": True}
-        queries = sample_queries(dsn, 40, noise_scale=args.query_noise)
-        warmup = sample_queries(dsn, 20, seed=7, noise_scale=args.query_noise, skip=40)
+        queries = sample_queries(dsn, args.queries, noise_scale=args.query_noise)
+        warmup = sample_queries(dsn, 20, seed=7, noise_scale=args.query_noise, skip=args.queries)
         with psycopg.connect(dsn) as conn:
             levels = {lv["label"]: lv for lv in levels_for(conn, args.rows)}
         print(f"{'level':30s} {args.rev[:12]:>12s}  {'new':>8s}  new/ref  recall ref / new")

@@ -52,6 +52,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ["photosearch", "pgvector default", "pgvector iterative", "exact"]
 
 
+def product_shared_buffers(rows: int, dim: int) -> str:
+    """What the embedded server would pick for a library this size on this machine (rows × dim × 16 bytes: the
+    vector, its half-precision copy, the HNSW graph, assets and EXIF): the database + 25 %, up to RAM / 4."""
+    return Settings().embedded_tuning(rows * dim * 4 * 4)["shared_buffers"]
+
+
 def server(data_dir: Path, shared_buffers: str) -> str:
     pgdata = data_dir / "pgdata"
     admin = start_embedded(pgdata)
@@ -271,6 +277,7 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="level labels to run, separated by |")
     ap.add_argument("--load-only", action="store_true", help="generate, load and index, then stop")
     ap.add_argument("--tag", default="", help="suffix for the result files")
+    ap.add_argument("--results-dir", type=Path, default=RESULTS, help="where the JSON and the plot go")
     ap.add_argument("--retrain", action="store_true", help="train the search lists again")
     ap.add_argument(
         "--planner", action="append", default=[], help="PlannerConfig override, e.g. quantized_pool_min=500"
@@ -293,7 +300,7 @@ def main() -> None:
 
     # The database takes ~4 bytes per float of its embeddings (1M x 512: 7.5 GiB with the HNSW index, the IVF copy,
     # assets and EXIF); the embedded server sizes shared_buffers to it, up to a quarter of RAM.
-    sb = args.shared_buffers or Settings().embedded_tuning(args.rows * args.dim * 4 * 4)["shared_buffers"]
+    sb = args.shared_buffers or product_shared_buffers(args.rows, args.dim)
     admin = server(args.data_dir, sb)
     dsn, info = load(
         admin, args.rows, args.dim, args.m, args.ef_construction, args.fresh, args.index_type, args.data_dir
@@ -352,8 +359,8 @@ def main() -> None:
             print_level(res)
     db.close()
     truth_path.write_text(json.dumps(truth_cache))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"search_{args.rows}{args.tag}"
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    stem = args.results_dir / f"search_{args.rows}{args.tag}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
     plot(results, stem.with_suffix(".png"))
     print_markdown(results)
