@@ -23,6 +23,8 @@ def login(page: Page, who: Person | dict, password: str | None = None) -> None:
     page.get_by_label("Password").fill(password or who.password)  # type: ignore[union-attr]
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_label("Search photos by description")).to_be_visible()
+    # app.js is deferred: the search box shows before its listeners exist (a drop dispatched then was lost in CI).
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
 
 
 def wait_js(page: Page, expression: str, timeout_s: float = 30) -> None:

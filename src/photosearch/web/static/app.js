@@ -217,4 +217,6 @@
   if (params.get("like")) start({ kind: "like", id: params.get("like"), filters: {} });
   else if (params.get("q")) { q.value = params.get("q"); start({ kind: "text", text: q.value, filters: filters() }); }
   else if (totalAssets > 0) start({ kind: "recent", filters: {} });
+  // Every listener is attached: tests (and anything scripting the page) wait for this before dropping files.
+  document.body.dataset.ready = "true";
 })();
