@@ -311,13 +311,18 @@ def _ranked(rows: list, width: int, **extra: Any) -> Ranked:
 
 
 def _scanned(
-    conn: psycopg.Connection, rows: list, where: Where, bound: int | None, settings: Settings | None
+    conn: psycopg.Connection,
+    rows: list,
+    where: Where,
+    bound: int | None,
+    settings: Settings | None,
+    lists: Sequence[int] | None = None,
 ) -> int | None:
     """Filtered rows a bounded exact/quantized query saw: carried in column 2 of every row, or counted
-    separately when the page came back empty (e.g. everything beyond `max_distance`)."""
+    separately (in the probed `lists`) when the page came back empty (e.g. everything beyond `max_distance`)."""
     if rows:
         return int(rows[0][2])
-    return count_matches(conn, where, bound + 1, settings=settings) if bound is not None else None
+    return count_matches(conn, where, bound + 1, lists=lists, settings=settings) if bound is not None else None
 
 
 def exact_search(
@@ -429,11 +434,9 @@ def quantized_search(
         "maxd": max_distance,
     }
     rows = _fetch(conn, _with_hits(query), params, settings)
-    if not counted:
+    if not counted:  # column 2 is NULL
         return _ranked(rows, 3)
-    # An empty page (e.g. all beyond `max_distance`) hides the candidate count: count them separately.
-    scanned = int(rows[0][2]) if rows else count_matches(conn, where, bound + 1, lists=lists, settings=settings)
-    return _ranked(rows, 3, scanned=scanned)
+    return _ranked(rows, 3, scanned=_scanned(conn, rows, where, bound, settings, lists))
 
 
 def approximate_search(
