@@ -31,7 +31,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_bench import product_shared_buffers, sample_queries, server  # noqa: E402
+from search_bench import product_shared_buffers, resident_copy, sample_queries, server  # noqa: E402
 from search_bench_levels import levels_for  # noqa: E402
 
 from photosearch.db.pool import connect_pool  # noqa: E402
@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--query-noise", type=float, default=0.7, help="3.2 for text-like queries")
     ap.add_argument("--only", default=DEFAULT_LEVELS, help="level labels, separated by |")
     ap.add_argument("--queries", type=int, default=40, help="as given to search_bench.py (its exact results)")
+    ap.add_argument("--resident", action="store_true", help="the working tree's side keeps the lists in memory")
     ap.add_argument("--rounds", type=int, default=2, help="passes over the queries (recall from the first)")
     args = ap.parse_args()
 
@@ -84,7 +85,11 @@ def main() -> None:
         new_db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
         sides = [
             (args.rev, ref_search.SearchService(ref_db), ref_search.SearchQuery),
-            ("working tree", SearchService(new_db), SearchQuery),
+            (
+                "working tree",
+                SearchService(new_db, resident=resident_copy(new_db) if args.resident else None),
+                SearchQuery,
+            ),
         ]
         user = {"id": None, "is_admin": True}
         queries = sample_queries(dsn, args.queries, noise_scale=args.query_noise)

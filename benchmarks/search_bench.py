@@ -35,7 +35,7 @@ from photosearch.config import Settings  # noqa: E402
 from photosearch.db import search as sq  # noqa: E402
 from photosearch.db.embedding import HNSW_EF_CONSTRUCTION, HNSW_M, INDEX_TYPES, hnsw_order  # noqa: E402
 from photosearch.db.migrate import migrate  # noqa: E402
-from photosearch.db.pool import check_pgvector, connect_pool  # noqa: E402
+from photosearch.db.pool import Database, check_pgvector, connect_pool  # noqa: E402
 from photosearch.db.search_synthetic import bulk_insert_synthetic  # noqa: E402
 from photosearch.db.server import (  # noqa: E402
     ServerInfo,
@@ -46,6 +46,7 @@ from photosearch.db.server import (  # noqa: E402
 )
 from photosearch.search import PlannerConfig, SearchQuery, SearchService  # noqa: E402
 from photosearch.search.lists import train_lists  # noqa: E402
+from photosearch.search.resident import ResidentCache  # noqa: E402
 from photosearch.search.synthetic import make_library  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -56,6 +57,23 @@ def product_shared_buffers(rows: int, dim: int) -> str:
     """What the embedded server would pick for a library this size on this machine (rows × dim × 16 bytes: the
     vector, its half-precision copy, the HNSW graph, assets and EXIF): the database + 25 %, up to RAM / 4."""
     return Settings().embedded_tuning(rows * dim * 4 * 4)["shared_buffers"]
+
+
+def resident_copy(db: Database) -> ResidentCache:
+    """The in-memory copy of the search lists that `photosearch serve` keeps (with its default budget), loaded
+    now rather than in the background."""
+    resident = ResidentCache(db, Settings().search_memory_bytes())
+    t = time.perf_counter()
+    held = resident.load()
+    if held is None:
+        print(f"search lists not held in memory: {resident.skipped}", flush=True)
+    else:
+        print(
+            f"search lists in memory: {len(held.ids)} rows, {held.nbytes / 2**20:.0f} MB,"
+            f" loaded in {time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
+    return resident
 
 
 def server(data_dir: Path, shared_buffers: str) -> str:
@@ -286,6 +304,12 @@ def main() -> None:
     ap.add_argument(
         "--cold", action="store_true", help="skip reading the database's files into the OS cache before measuring"
     )
+    ap.add_argument(
+        "--no-resident",
+        dest="resident",
+        action="store_false",
+        help="search in PostgreSQL only, without the server's in-memory copy of the search lists",
+    )
     ap.add_argument("--warmup", type=int, default=20, help="untimed queries per method and level (0: none)")
     ap.add_argument(
         "--query-noise", type=float, default=0.7, help="0.7: example-image-like queries; 3.2: text-like (far)"
@@ -319,7 +343,10 @@ def main() -> None:
         print(f"read {read / 2**30:.1f} GiB of the database into the OS cache in {time.perf_counter() - t:.0f} s")
     info["search_lists"] = {"lists": trained.lists, "train_s": round(trained.seconds, 1), "skipped": trained.skipped}
     config = PlannerConfig(**{k: type(getattr(PlannerConfig, k))(v) for k, v in (o.split("=") for o in args.planner)})
-    service = SearchService(db, config=config)
+    resident = resident_copy(db) if args.resident else None
+    if resident is not None and resident.current is not None:
+        info["resident"] = {"rows": len(resident.current.ids), "mb": round(resident.current.nbytes / 2**20)}
+    service = SearchService(db, config=config, resident=resident)
     admin_user = {"id": None, "is_admin": True}
     queries = sample_queries(dsn, args.queries, noise_scale=args.query_noise)
     warmup = None

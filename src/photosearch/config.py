@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     ingest_batch_size: int = 32
     trash_offline_after_days: int | None = None
 
+    search_memory_mb: int | None = Field(
+        default=None,
+        description="The server keeps the search lists' vectors in memory (float32: 1M x 512 takes 2 GB) and ranks"
+        " candidates there; a library larger than this searches in PostgreSQL only. Default: 1/8 of RAM; 0 = off",
+    )
+
     host: str = "127.0.0.1"
     port: int = 2283
 
@@ -133,6 +139,14 @@ class Settings(BaseSettings):
             "effective_cache_size": f"{max(ram_mb // 2, 256)}MB",
             "maintenance_work_mem": self.pg_maintenance_work_mem,
         }
+
+    def search_memory_bytes(self) -> int:
+        """The in-memory copy's budget (search/resident.py)."""
+        if self.search_memory_mb is not None:
+            return max(0, self.search_memory_mb) * 2**20
+        import psutil
+
+        return int(psutil.virtual_memory().total // 8)
 
     def ensure_dirs(self) -> None:
         for d in (self.data_dir, self.thumbs_dir, self.model_cache_dir, self.logs_dir):

@@ -52,8 +52,11 @@ class AppContext:
             with self._lock:
                 if self._search is None:
                     from photosearch.search import SearchService
+                    from photosearch.search.resident import ResidentCache
 
-                    self._search = SearchService(self.db, self.model)
+                    budget = self.settings.search_memory_bytes()
+                    resident = ResidentCache(self.db, budget) if budget > 0 else None
+                    self._search = SearchService(self.db, self.model, resident=resident)
         return self._search
 
     def close(self) -> None:

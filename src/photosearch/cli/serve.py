@@ -60,5 +60,8 @@ def serve(
         # so the first searches do not each pay ~0.3 ms per page.
         threading.Thread(target=_warm, args=(db.server.pgdata, db.dsn), name="warm-page-cache", daemon=True).start()
     app = create_app(settings, db=db)
+    resident = app.state.ctx.search_service().resident
+    if resident is not None:  # load the search lists into memory now, not on the first search
+        resident.request()
     err_console.print(f"photosearch on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True, server_header=False)

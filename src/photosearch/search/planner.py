@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-StrategyName = Literal["exact", "quantized", "approximate"]
+StrategyName = Literal["exact", "quantized", "approximate", "memory"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,13 @@ class PlannerConfig:
     max_scan_tuples_min: int = 20_000
     max_scan_tuples_max: int = 200_000
     scan_mem_multiplier: int = 2
+    # The server's in-memory copy of the lists (search/resident.py) ranks the probed rows with numpy (~0.1 µs a row
+    # instead of ~1 µs in PostgreSQL) and keeps margin × depth / selectivity of them (+ slack) for PostgreSQL to
+    # filter and re-score by primary key (~1-3 µs each): right while that many candidates are few.
+    memory_margin: float = 2.0
+    memory_slack: int = 10
+    memory_max_candidates: int = 2_000
+    memory_max_rows: int = 40_000  # rows ranked in numpy (1M, 20 lists: 20k rows in ~3.4 ms, bound by memory bandwidth)
 
 
 class QueryPlan(BaseModel):
@@ -92,7 +99,8 @@ class Decision:
     pool: int | None = None
     max_scan_tuples: int | None = None
     bound: int | None = None
-    probes: int | None = None  # quantized: lists probed (None = every row, no lists)
+    probes: int | None = None  # quantized, memory: lists probed (None = every row, no lists)
+    candidates: int | None = None  # memory: best-ranked rows handed to PostgreSQL to filter and re-score
     hnsw_settings: dict[str, str | int] = field(default_factory=dict)
 
 
@@ -155,11 +163,13 @@ def choose(
     ef_override: int | None = None,
     joins_exif: bool = False,
     far: str | None = None,
+    resident_rows: int | None = None,
 ) -> Decision:
     """Pick the strategy for a query whose filters match about `estimated` of `total` embedded assets, in a
     library split into `lists` search lists (1 = not trained). `joins_exif`: the exact path would join exif
     row by row (100k rows, city=Kyoto, 1.2k matches: exact 17 ms). `far`: why the query counts as far from the
-    library (a text query, or its nearest list centroid below PlannerConfig.far_score), None if it does not."""
+    library (a text query, or its nearest list centroid below PlannerConfig.far_score), None if it does not.
+    `resident_rows`: the rows of a current in-memory copy of the lists (None = no copy)."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
     broad = selectivity >= cfg.hnsw_min_selectivity  # most rows match: HNSW's territory, unless the query is far
     q_pool = quantized_pool(cfg, depth)
@@ -182,6 +192,11 @@ def choose(
         return b if total > b else None
 
     exact_max = cfg.exact_max_rows_joined if joins_exif else cfg.exact_max_rows
+    if resident_rows is not None and (forced == "memory" or estimated > exact_max):
+        d = memory_decision(cfg, estimated=estimated, total=total, depth=depth, lists=lists, far=far,
+                            resident_rows=resident_rows, forced=forced == "memory")  # fmt: skip
+        if d is not None:
+            return d
     if estimated <= exact_max:
         return Decision(
             "exact",
@@ -221,6 +236,38 @@ def choose(
         f"~{estimated} matching rows ({selectivity:.1%}): HNSW iterative scan, pool of {d.pool} re-sorted exactly"
     )
     return d
+
+
+def memory_decision(
+    cfg: PlannerConfig,
+    *,
+    estimated: int,
+    total: int,
+    depth: int,
+    lists: int,
+    far: str | None,
+    resident_rows: int,
+    forced: bool = False,
+) -> Decision | None:
+    """Rank the lists a quantized probe would read, in memory, and hand the best `candidates` to PostgreSQL; None
+    when that would rank too many rows or hand over too many candidates (forced: never None)."""
+    selectivity = min(1.0, max(estimated, 1) / total) if total > 0 else 1.0
+    broad = selectivity >= cfg.hnsw_min_selectivity
+    probes = probes_for(cfg, estimated, lists, quantized_pool(cfg, depth), bool(far), broad=broad)
+    ranked = resident_rows * (probes or lists) // max(lists, 1)
+    candidates = min(max(ranked, 1), int(math.ceil(cfg.memory_margin * depth / selectivity)) + cfg.memory_slack)
+    if not forced and (candidates > cfg.memory_max_candidates or ranked > cfg.memory_max_rows):
+        return None
+    where = f"the {probes} of {lists} search lists nearest the query" if probes else "every row"
+    why = f" ({far})" if far else ""
+    return Decision(
+        "memory",
+        f"~{estimated} matching rows ({selectivity:.1%}){why}: rank the ~{ranked} rows of {where} in memory, the"
+        f" best {candidates} filtered and re-scored at full precision",
+        probes=probes,
+        candidates=candidates,
+        pool=quantized_pool(cfg, depth),
+    )
 
 
 def escalate(cfg: PlannerConfig, previous: Decision, *, total: int, depth: int, lists: int = 1) -> Decision:

@@ -18,7 +18,7 @@ MAX_DEPTH = 10_000  # page * k: deeper pages would need unbounded scans
 
 Distance = Literal["cosine", "l2", "ip"]
 Order = Literal["relevance", "date"]
-Strategy = Literal["auto", "exact", "quantized", "approximate"]
+Strategy = Literal["auto", "exact", "quantized", "approximate", "memory"]
 Visibility = Literal["timeline", "hidden", "locked"]
 
 

@@ -6,6 +6,7 @@ exact or approximate kNN, each statement pipelined with its SET LOCAL settings â
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from photosearch.db import Database
 from photosearch.db import search as sq
 from photosearch.search.planner import Decision, PlannerConfig, QueryPlan, choose, escalate, quantized_pool
 from photosearch.search.query import SearchError, SearchQuery
+from photosearch.search.resident import ResidentCache, ResidentLists
 
 # Every kNN statement: no JIT (compiling costs 50-100 ms, more than the query), no parallel workers
 # (the gather set-up costs more than it saves at these sizes, and cores are shared), and joins to exif/assets
@@ -103,10 +105,12 @@ class SearchService:
         db: Database,
         model_loader: Callable[[], Any] | None = None,
         config: PlannerConfig | None = None,
+        resident: ResidentCache | None = None,
     ) -> None:
         self.db = db
         self.model_loader = model_loader
         self.config = config or PlannerConfig()
+        self.resident = resident  # the search lists in memory (a long-running server); None: PostgreSQL only
         self._centroids: tuple[str | None, np.ndarray] | None = None
         self._users: sq.UserDirectory | None = None  # owner filters resolve from this copy (users_version keys it)
 
@@ -302,17 +306,20 @@ class SearchService:
             estimated, method = ctx.estimated, "planner statistics (EXPLAIN)"
         scores = self._list_scores(conn, ctx, vec)
         nearest_score = float(scores.max()) if scores is not None else None
-        d = choose(
-            self.config,
-            estimated=estimated,
-            total=total,
-            depth=query.depth,
-            lists=lists,
-            forced=query.strategy,
-            ef_override=query.ef_search,
-            joins_exif=where.needs_exif and not ivf.needs_assets,
-            far=self._far(query, nearest_score),
-        )
+        copy = None if self.resident is None else self.resident.get((ctx.lists_version, ctx.search_version))
+        if query.strategy == "memory" and copy is None:
+            raise SearchError("the search lists are not in memory: only a running server holds them, once loaded")
+        choice = {
+            "cfg": self.config,
+            "estimated": estimated,
+            "total": total,
+            "depth": query.depth,
+            "lists": lists,
+            "ef_override": query.ef_search,
+            "joins_exif": where.needs_exif and not ivf.needs_assets,
+            "far": self._far(query, nearest_score),
+        }
+        d = choose(forced=query.strategy, resident_rows=None if copy is None else len(copy.ids), **choice)
         plan = QueryPlan(
             strategy=d.strategy,
             reason=d.reason,
@@ -326,6 +333,13 @@ class SearchService:
         common = {"metric": query.distance, "limit": query.k, "offset": query.offset}
         fixed = FIXED_JOINS if not (where.needs_assets or where.needs_exif or ivf.needs_assets) else {}
         settings = {**BASE_SETTINGS, **fixed}
+        if d.strategy == "memory" and copy is not None:
+            ranked, note = self._memory(conn, query, vec, ivf, copy, d, scores, settings, timings)
+            plan.probes, plan.pool = d.probes, d.candidates
+            if ranked is not None:
+                return plan, ranked
+            d = choose(forced="auto", **choice)  # the copy could not fill the page: plan again, in PostgreSQL
+            plan.strategy, plan.reason, plan.fallback = d.strategy, d.reason, note
         while d.strategy in ("exact", "quantized"):
             t = time.perf_counter()
             if d.strategy == "exact":
@@ -419,6 +433,56 @@ class SearchService:
         plan.fallback = f"HNSW found {found} of the {query.depth} rows needed: re-ran exactly"
         plan.strategy = "exact"
         return plan, ranked
+
+    def _memory(
+        self,
+        conn: psycopg.Connection,
+        query: SearchQuery,
+        vec: np.ndarray,
+        ivf: sq.Where,
+        copy: ResidentLists,
+        d: Decision,
+        scores: np.ndarray | None,
+        settings: sq.Settings,
+        timings: dict[str, float],
+    ) -> tuple[sq.Ranked | None, str | None]:
+        """Rank the probed lists in memory, then let PostgreSQL filter the best `d.candidates` by primary key and
+        re-score the first of those that pass. When fewer pass than the page needs (a filter rarer near this query
+        than overall), hand over more, sized by the share that passed, once; the page is then complete for the
+        probed lists (every better matching row was handed over). Returns (None, why) when that still falls
+        short: the caller plans again in PostgreSQL, which widens the probe itself."""
+        lists = self._nearest(scores, d.probes)
+        t = time.perf_counter()
+        rows, sims = copy.scores(vec, lists)
+        timings["memory_rank"] = _ms(t)
+        count = min(d.candidates or query.depth, len(rows))
+        for attempt in (1, 2):
+            t = time.perf_counter()
+            ids = copy.top(rows, sims, count)
+            ranked = sq.candidate_search(
+                conn,
+                vec,
+                ivf,
+                ids,
+                pool=d.pool or quantized_pool(self.config, query.depth),
+                max_distance=query.max_distance,
+                settings=settings,
+                metric=query.distance,
+                limit=query.k,
+                offset=query.offset,
+            )
+            timings["memory"] = timings.get("memory", 0.0) + _ms(t)
+            passed = ranked.scanned or 0
+            if passed >= query.depth or (count >= len(rows) and lists is None):
+                return ranked, None  # enough rows passed, or every row was handed over
+            note = f"{passed} of the best {count} in memory match the filters, {query.depth} needed"
+            if attempt == 2 or count >= len(rows):
+                return None, note
+            share = max(passed, 1) / count  # the filter's share among this query's nearest rows
+            count = min(len(rows), int(math.ceil(self.config.memory_margin * query.depth / share)))
+            if count > 8 * self.config.memory_max_candidates:
+                return None, note
+        return None, None
 
 
 @contextmanager
