@@ -23,6 +23,7 @@ from photosearch.db.pool import Database, check_pgvector, connect_pool
 from photosearch.db.search_synthetic import bulk_insert_synthetic
 from photosearch.db.server import ServerInfo, with_dbname
 from photosearch.search.lists import train_lists
+from photosearch.search.resident import ResidentCache
 from photosearch.search.synthetic import SyntheticLibrary, make_library
 
 N_ROWS = 4000
@@ -38,6 +39,7 @@ class SearchFixture:
     lib: SyntheticLibrary
     owners: dict[str, uuid.UUID]  # synthetic owner name -> user id
     admin: dict
+    resident: ResidentCache | None = None  # the library's vectors in memory, loaded (as `photosearch serve` keeps them)
 
     def user(self, name: str) -> dict:
         return {"id": self.owners[name], "is_admin": False, "name": name}
@@ -66,8 +68,10 @@ def _library_fixture(pg_admin_dsn: str, *, lists: bool) -> Iterator[SearchFixtur
         if lists:
             train_lists(db, min_rows=0)
         admin = create_user(db, "root", "root@example.org", is_admin=True)
+        resident = ResidentCache(db, 1 << 30)
+        resident.load()
         try:
-            yield SearchFixture(db=db, lib=lib, owners=owners, admin=admin)
+            yield SearchFixture(db=db, lib=lib, owners=owners, admin=admin, resident=resident)
         finally:
             db.close()
 

@@ -47,12 +47,16 @@ def _queries(lib, n: int = 6) -> np.ndarray:
     return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("strategy", ["auto", "exact", "quantized", "approximate"])
+@pytest.mark.parametrize("strategy", ["auto", "auto+memory", "exact", "quantized", "approximate", "memory"])
 @pytest.mark.parametrize("k", [10, 64])
 def test_complete_and_accurate_at_every_selectivity(search_fixture: SearchFixture, strategy: str, k: int) -> None:
     fx = search_fixture
     # "auto" with small thresholds walks every path; a forced strategy runs with the shipped pool sizes.
-    service = SearchService(fx.db, config=SMALL if strategy == "auto" else PlannerConfig())
+    # "+memory": the service also holds the library in memory, as `photosearch serve` does.
+    resident = fx.resident if "memory" in strategy else None
+    config = SMALL if strategy.startswith("auto") else PlannerConfig()
+    service = SearchService(fx.db, config=config, resident=resident)
+    auto_memory, strategy = strategy == "auto+memory", strategy.split("+")[0]
     for label, filters in _selectivities(fx.lib).items():
         recalls = []
         for q in _queries(fx.lib):
@@ -65,11 +69,13 @@ def test_complete_and_accurate_at_every_selectivity(search_fixture: SearchFixtur
             recalls.append(len(got & set(expected)) / len(expected))
             if strategy == "auto" and label == "3 rows":
                 assert page.plan.strategy == "exact"
-            if strategy == "auto" and label == "100%":
+            if auto_memory and label in ("100%", "10%"):
+                assert page.plan.strategy == "memory", page.plan
+            elif strategy == "auto" and label == "100%":
                 # HNSW, unless the lists are trained and the query is far from all of them (text-like: these are)
                 far = page.plan.nearest_list_score is not None and page.plan.nearest_list_score < SMALL.far_score
                 assert page.plan.strategy == ("quantized" if far else "approximate"), page.plan
-            if strategy == "auto" and label == "1%" and k == 10:
+            if strategy == "auto" and not auto_memory and label == "1%" and k == 10:
                 assert page.plan.strategy == "quantized"
         assert np.mean(recalls) >= 0.98, (label, strategy, k, recalls)
 
@@ -139,10 +145,10 @@ def test_paths_give_up_when_the_estimate_was_far_too_low(search_fixture: SearchF
     assert len(page.items) == 10
 
 
-@pytest.mark.parametrize("strategy", ["exact", "quantized", "approximate"])
+@pytest.mark.parametrize("strategy", ["exact", "quantized", "approximate", "memory"])
 def test_pages_are_stable_and_disjoint(search_fixture: SearchFixture, strategy: str) -> None:
     fx = search_fixture
-    service = SearchService(fx.db)
+    service = SearchService(fx.db, resident=fx.resident)
     q = _queries(fx.lib, 1)[0].tolist()
     whole = service.search(SearchQuery(vector=q, k=60, strategy=strategy), fx.admin)
     pages = [service.search(SearchQuery(vector=q, k=20, page=p, strategy=strategy), fx.admin) for p in (1, 2, 3)]
@@ -163,7 +169,7 @@ def test_order_by_date_reorders_the_same_top_results(search_fixture: SearchFixtu
     assert dates == sorted(dates, reverse=True)
 
 
-@pytest.mark.parametrize("strategy", ["exact", "quantized", "approximate"])
+@pytest.mark.parametrize("strategy", ["exact", "quantized", "approximate", "memory"])
 def test_max_distance_cuts_the_tail(search_fixture: SearchFixture, strategy: str) -> None:
     fx = search_fixture
     q = _queries(fx.lib, 1)[0]
@@ -171,7 +177,7 @@ def test_max_distance_cuts_the_tail(search_fixture: SearchFixture, strategy: str
     d = np.sort(1.0 - fx.lib.embeddings[mask] @ q)
     cutoff = float((d[14] + d[15]) / 2)  # exactly 15 rows within the cutoff
     query = SearchQuery(vector=q.tolist(), k=50, max_distance=cutoff, strategy=strategy)
-    page = SearchService(fx.db).search(query, fx.admin)
+    page = SearchService(fx.db, resident=fx.resident).search(query, fx.admin)
     assert len(page.items) == 15
     assert all(h.distance <= cutoff for h in page.items)
 

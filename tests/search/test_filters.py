@@ -63,7 +63,7 @@ def _owner_names(filters: dict, fx: SearchFixture) -> list[str] | None:
 
 
 @pytest.mark.parametrize("name", list(FILTERS))
-@pytest.mark.parametrize("strategy", ["exact", "quantized", "auto"])
+@pytest.mark.parametrize("strategy", ["exact", "quantized", "memory", "auto"])
 def test_filter_matches_reference(search_fixture: SearchFixture, name: str, strategy: str) -> None:
     fx = search_fixture
     filters = dict(FILTERS[name])
@@ -79,10 +79,12 @@ def test_filter_matches_reference(search_fixture: SearchFixture, name: str, stra
     query = SearchQuery(vector=v, k=40, strategy=strategy, **filters)
     mask = reference_mask(fx.lib, query, owner_names=owner_names)
     assert mask.sum() > 0, f"filter {name} matches nothing in the synthetic library"
-    page = SearchService(fx.db).search(query, fx.admin)
+    page = SearchService(fx.db, resident=fx.resident).search(query, fx.admin)
     expected = brute_force(fx.lib, mask, np.asarray(v, dtype=np.float32), 40)
     assert len(page.items) == min(40, int(mask.sum()))
     got = [h.id for h in page.items]
+    if strategy == "memory":  # ranked in memory, filtered by PostgreSQL; or, if too few passed, planned again
+        assert page.plan.strategy == "memory" or "in memory match the filters" in (page.plan.fallback or "")
     if strategy == "exact":
         assert got == expected
     else:

@@ -105,7 +105,8 @@ def train_lists(
         "dim": dim,
         "model": model,
         "sample": len(sample),
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        # to the microsecond: it keys the centroid cache and the in-memory copy, and two trainings can share a second
+        "trained_at": datetime.now(UTC).isoformat(timespec="microseconds"),
     }
     with db.connection() as conn:
         with conn.transaction():

@@ -334,8 +334,8 @@ class SearchService:
         fixed = FIXED_JOINS if not (where.needs_assets or where.needs_exif or ivf.needs_assets) else {}
         settings = {**BASE_SETTINGS, **fixed}
         if d.strategy == "memory" and copy is not None:
-            ranked, note = self._memory(conn, query, vec, ivf, copy, d, scores, settings, timings)
-            plan.probes, plan.pool = d.probes, d.candidates
+            plan.probes = d.probes
+            ranked, note = self._memory(conn, query, vec, ivf, copy, d, scores, settings, timings, plan)
             if ranked is not None:
                 return plan, ranked
             d = choose(forced="auto", **choice)  # the copy could not fill the page: plan again, in PostgreSQL
@@ -445,12 +445,13 @@ class SearchService:
         scores: np.ndarray | None,
         settings: sq.Settings,
         timings: dict[str, float],
+        plan: QueryPlan,
     ) -> tuple[sq.Ranked | None, str | None]:
         """Rank the probed lists in memory, then let PostgreSQL filter the best `d.candidates` by primary key and
         re-score the first of those that pass. When fewer pass than the page needs (a filter rarer near this query
-        than overall), hand over more, sized by the share that passed, once; the page is then complete for the
-        probed lists (every better matching row was handed over). Returns (None, why) when that still falls
-        short: the caller plans again in PostgreSQL, which widens the probe itself."""
+        than overall), hand over more once: twice what the share that passed says is missing. The page is then
+        complete for the probed lists (every better matching row was handed over). Returns (None, why) when that
+        still falls short: the caller plans again in PostgreSQL, which widens the probe itself."""
         lists = self._nearest(scores, d.probes)
         t = time.perf_counter()
         rows, sims = copy.scores(vec, lists)
@@ -458,6 +459,7 @@ class SearchService:
         count = min(d.candidates or query.depth, len(rows))
         for attempt in (1, 2):
             t = time.perf_counter()
+            plan.pool = count  # candidates handed to PostgreSQL
             ids = copy.top(rows, sims, count)
             ranked = sq.candidate_search(
                 conn,
@@ -479,7 +481,7 @@ class SearchService:
             if attempt == 2 or count >= len(rows):
                 return None, note
             share = max(passed, 1) / count  # the filter's share among this query's nearest rows
-            count = min(len(rows), int(math.ceil(self.config.memory_margin * query.depth / share)))
+            count = min(len(rows), count + int(math.ceil(2 * (query.depth - passed) / share)))
             if count > 8 * self.config.memory_max_candidates:
                 return None, note
         return None, None

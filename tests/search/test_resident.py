@@ -1,0 +1,193 @@
+"""The search lists held in memory (search/resident.py): what the loader reads, when the copy counts as current
+(migration 041's search_version), the budget, the background load, and the fallbacks of the memory path."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from photosearch.api.context import AppContext
+from photosearch.config import Settings
+from photosearch.db.pool import Database, connect_pool
+from photosearch.db.server import ServerInfo
+from photosearch.search import PlannerConfig, SearchQuery, SearchService
+from photosearch.search.lists import train_lists
+from photosearch.search.resident import ResidentCache
+from photosearch.search.synthetic import make_library
+from tests.search.conftest import SearchFixture, brute_force, insert_library, synthetic_database
+from tests.search.reference import reference_mask
+
+NO_EXACT = PlannerConfig(exact_max_rows=0)  # 600 rows: exact would be the right plan for all of them
+
+
+@pytest.fixture
+def small_db(pg_admin_dsn: str) -> Iterator[Database]:
+    """A library of its own (these tests change it): 600 rows, 32-d, 4 trained lists."""
+    with synthetic_database(pg_admin_dsn, "r") as (dsn, _):
+        db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=3)
+        insert_library(db, make_library(600, 32, seed=5, event_size=20))
+        train_lists(db, lists=4, min_rows=0)
+        try:
+            yield db
+        finally:
+            db.close()
+
+
+def _version(db: Database) -> int:
+    with db.connection() as conn:
+        return int(conn.execute("SELECT value FROM system_metadata WHERE key = 'search_version'").fetchone()[0])
+
+
+def test_the_copy_holds_search_ivf_grouped_by_list(lists_fixture: SearchFixture) -> None:
+    fx = lists_fixture
+    held = fx.resident.current
+    assert held is not None
+    with fx.db.connection() as conn:
+        rows = conn.execute("SELECT asset_id, list_id FROM search_ivf").fetchall()
+    assert len(held.ids) == len(rows) == len(fx.lib)
+    list_of = dict(rows)
+    ids = [uuid.UUID(bytes=b) for b in held.ids.tolist()]
+    for i in range(len(held.offsets) - 1):
+        for asset in ids[held.offsets[i] : held.offsets[i + 1]]:
+            assert list_of[asset] == i
+    row_of = {asset: j for j, asset in enumerate(fx.lib.ids)}
+    expected = fx.lib.embeddings[[row_of[a] for a in ids]]
+    assert np.abs(held.vectors - expected).max() < 2e-3  # half precision, as search_ivf stores them
+    assert held.rows_in([0, 1]) == held.offsets[2]
+
+
+def test_a_copy_is_used_only_while_current(small_db: Database) -> None:
+    db = small_db
+    resident = ResidentCache(db, 1 << 30, min_interval=0.0)
+    resident.load()
+    service = SearchService(db, config=NO_EXACT, resident=resident)
+    admin = {"id": None, "is_admin": True}
+    with db.connection() as conn:
+        target, vec = conn.execute("SELECT asset_id, embedding FROM smart_search ORDER BY asset_id LIMIT 1").fetchone()
+    q = np.random.default_rng(1).standard_normal(32).astype(np.float32)
+    q /= np.linalg.norm(q)
+    query = SearchQuery(vector=q.tolist(), k=5, with_deleted=True)
+    before = service.search(query, admin)
+    assert before.plan.strategy == "memory"
+    assert target not in {h.id for h in before.items}
+
+    # Re-embed one photo as exactly the query: one statement, one bump; the copy is stale from then on.
+    v0 = _version(db)
+    with db.connection() as conn:
+        conn.execute("UPDATE smart_search SET embedding = %s WHERE asset_id = %s", (q, target))
+    assert _version(db) == v0 + 1
+    stale = service.search(query, admin)
+    assert stale.plan.strategy != "memory"  # PostgreSQL alone, until a new copy is loaded
+    assert stale.items[0].id == target
+    resident.wait(30)
+    resident.load()
+    fresh = service.search(query, admin)
+    assert fresh.plan.strategy == "memory"
+    assert fresh.items[0].id == target and fresh.items[0].distance == pytest.approx(0.0, abs=1e-5)
+
+    # Changing a filter column (a favourite) does not make the copy stale: PostgreSQL applies the filters.
+    with db.connection() as conn:
+        conn.execute("UPDATE assets SET is_favorite = NOT is_favorite WHERE id = %s", (target,))
+    assert _version(db) == v0 + 1
+    assert service.search(query, admin).plan.strategy == "memory"
+
+    # Removing the photo bumps the counter too; a stale copy's candidate would only drop out, but is not used.
+    with db.connection() as conn:
+        conn.execute("DELETE FROM assets WHERE id = %s", (target,))
+    assert _version(db) > v0 + 1
+    gone = service.search(query, admin)
+    assert gone.plan.strategy != "memory" and target not in {h.id for h in gone.items}
+    assert len(gone.items) == 5
+    resident.wait(30)
+    assert resident.load() is not None and len(resident.current.ids) == 599
+    v1 = _version(db)
+    with db.connection() as conn:
+        conn.execute("UPDATE smart_search SET embedding = embedding + embedding")  # every row: one statement
+    assert _version(db) == v1 + 1
+
+
+def test_retraining_the_lists_makes_the_copy_stale(small_db: Database) -> None:
+    resident = ResidentCache(small_db, 1 << 30, min_interval=3600.0)
+    held = resident.load()
+    service = SearchService(small_db, config=NO_EXACT, resident=resident)
+    query = SearchQuery(vector=held.vectors[3].tolist(), k=5)
+    assert service.search(query, {"id": None, "is_admin": True}).plan.strategy == "memory"
+    train_lists(small_db, lists=6, min_rows=0, force=True)
+    page = service.search(query, {"id": None, "is_admin": True})
+    assert page.plan.strategy != "memory" and len(page.items) == 5
+    assert resident.load() is not None and len(resident.current.offsets) == 7
+
+
+def test_a_library_over_the_budget_is_not_held(small_db: Database) -> None:
+    resident = ResidentCache(small_db, 1000)
+    assert resident.load() is None
+    assert resident.skipped and "MB allowed" in resident.skipped
+    page = SearchService(small_db, config=NO_EXACT, resident=resident).search(
+        SearchQuery(vector=[1.0] + [0.0] * 31, k=7), {"id": None, "is_admin": True}
+    )
+    assert page.plan.strategy != "memory" and len(page.items) == 7
+
+
+def test_too_few_candidates_passing_the_filter_plan_again_in_postgres(search_fixture: SearchFixture) -> None:
+    """Hand over a single candidate: fewer pass the filter than the page needs, the retry is capped, so the
+    search is planned again in PostgreSQL, and stays complete and exact."""
+    fx = search_fixture
+    cfg = PlannerConfig(memory_margin=0.001, memory_slack=0, memory_max_candidates=0, exact_max_rows=0)
+    service = SearchService(fx.db, config=cfg, resident=fx.resident)
+    q = fx.lib.embeddings[11]
+    query = SearchQuery(vector=q.tolist(), k=10, city="Kyoto", strategy="memory")
+    page = service.search(query, fx.admin)
+    assert "in memory match the filters" in (page.plan.fallback or "")
+    assert page.plan.strategy != "memory"
+    mask = reference_mask(fx.lib, query)
+    expected = brute_force(fx.lib, mask, q, 10)
+    assert len(page.items) == min(10, int(mask.sum()))
+    assert len({h.id for h in page.items} & set(expected)) >= 9
+
+
+def test_a_second_batch_sized_by_the_filters_share_completes_the_page(search_fixture: SearchFixture) -> None:
+    fx = search_fixture
+    cfg = PlannerConfig(memory_margin=0.2, memory_slack=0, exact_max_rows=0)
+    service = SearchService(fx.db, config=cfg, resident=fx.resident)
+    q = fx.lib.embeddings[11]
+    query = SearchQuery(vector=q.tolist(), k=20, is_favorite=True, strategy="memory")
+    page = service.search(query, fx.admin)
+    assert page.plan.strategy == "memory" and page.plan.fallback is None
+    first = int(np.ceil(0.2 * 20 / (page.plan.estimated_matches / page.plan.total_embeddings)))
+    assert page.plan.pool > first  # the first batch fell short; the second, sized by what passed, did not
+    assert page.plan.timings_ms["memory"] > 0
+    expected = brute_force(fx.lib, reference_mask(fx.lib, query), q, 20)
+    assert len(page.items) == 20
+    assert len({h.id for h in page.items} & set(expected)) >= 19
+
+
+def test_forcing_memory_without_a_copy_is_a_clear_error(search_fixture: SearchFixture) -> None:
+    from photosearch.search import SearchError
+
+    with pytest.raises(SearchError, match="not in memory"):
+        SearchService(search_fixture.db).search(
+            SearchQuery(vector=[0.1] * 256, strategy="memory"), search_fixture.admin
+        )
+
+
+def test_a_background_request_loads_once_and_is_throttled(small_db: Database) -> None:
+    resident = ResidentCache(small_db, 1 << 30, min_interval=3600.0)
+    assert resident.get(("nothing", -1)) is None  # not current: starts a load in the background
+    resident.wait(30)
+    assert resident.current is not None and resident.last_error is None
+    first = resident.current
+    resident.request()  # within min_interval: no new load
+    resident.wait(30)
+    assert resident.current is first
+
+
+def test_the_server_holds_the_lists_unless_told_not_to(small_db: Database, tmp_path) -> None:
+    on = AppContext(Settings(data_dir=tmp_path, search_memory_mb=64), small_db, owns_db=False)
+    assert on.search_service().resident is not None
+    assert on.search_service().resident.budget_bytes == 64 * 2**20
+    off = AppContext(Settings(data_dir=tmp_path, search_memory_mb=0), small_db, owns_db=False)
+    assert off.search_service().resident is None
+    assert Settings(data_dir=tmp_path).search_memory_bytes() > 0
