@@ -32,3 +32,26 @@ def test_near_broad_queries_walk_hnsw_and_small_filters_go_exact() -> None:
     assert d.strategy == "approximate" and d.ef_search == cfg.ef_search_rescued
     d = choose(cfg, estimated=900, total=M, depth=10, lists=1000)
     assert d.strategy == "exact" and d.bound == int(cfg.exact_max_rows * cfg.bound_factor)
+
+
+def test_the_server_ranks_broad_queries_in_memory_and_leaves_filters_to_postgres() -> None:
+    cfg = PlannerConfig()
+    # Unfiltered, far or near: the 20 nearest lists (~20k rows) ranked in numpy, 30 candidates checked.
+    for far in ("a text query", None):
+        d = choose(cfg, estimated=M, total=M, depth=10, lists=1000, far=far, resident_rows=M)
+        assert (d.strategy, d.probes, d.candidates, d.pool) == ("memory", 20, 30, cfg.quantized_pool_min)
+    # "Not trashed" (~99 %): a few more candidates, as some of the best may be filtered out.
+    d = choose(cfg, estimated=990_000, total=M, depth=10, lists=1000, resident_rows=M)
+    assert d.strategy == "memory" and d.candidates == 31
+    # A ~10 % filter: PostgreSQL's list index reads only the matching rows; memory would rank them all.
+    d = choose(cfg, estimated=100_000, total=M, depth=10, lists=1000, far="a text query", resident_rows=M)
+    assert d.strategy == "quantized"
+    # A few matches still go exact; without a copy in memory, broad queries walk HNSW as before.
+    assert choose(cfg, estimated=900, total=M, depth=10, lists=1000, resident_rows=M).strategy == "exact"
+    assert choose(cfg, estimated=M, total=M, depth=10, lists=1000).strategy == "approximate"
+    # A small library without lists: every row, ranked in memory (exact).
+    d = choose(cfg, estimated=15_000, total=15_000, depth=10, lists=1, resident_rows=15_000)
+    assert (d.strategy, d.probes) == ("memory", None)
+    # Forced, even where it would not be chosen.
+    d = choose(cfg, estimated=100_000, total=M, depth=10, lists=1000, forced="memory", resident_rows=M)
+    assert d.strategy == "memory" and d.probes == 20 and d.candidates == 210

@@ -150,7 +150,7 @@ def test_too_few_candidates_passing_the_filter_plan_again_in_postgres(search_fix
 
 def test_a_second_batch_sized_by_the_filters_share_completes_the_page(search_fixture: SearchFixture) -> None:
     fx = search_fixture
-    cfg = PlannerConfig(memory_margin=0.2, memory_slack=0, exact_max_rows=0)
+    cfg = PlannerConfig(memory_margin=0.2, memory_slack=0, memory_max_candidates=4000, exact_max_rows=0)
     service = SearchService(fx.db, config=cfg, resident=fx.resident)
     q = fx.lib.embeddings[11]
     query = SearchQuery(vector=q.tolist(), k=20, is_favorite=True, strategy="memory")

@@ -482,7 +482,7 @@ class SearchService:
                 return None, note
             share = max(passed, 1) / count  # the filter's share among this query's nearest rows
             count = min(len(rows), count + int(math.ceil(2 * (query.depth - passed) / share)))
-            if count > 8 * self.config.memory_max_candidates:
+            if count > self.config.memory_max_candidates:  # PostgreSQL's own probe reads fewer rows than that
                 return None, note
         return None, None
 
