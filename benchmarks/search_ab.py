@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_bench import product_shared_buffers, resident_copy, sample_queries, server  # noqa: E402
 from search_bench_levels import levels_for  # noqa: E402
 
+from photosearch.config import Settings  # noqa: E402
 from photosearch.db.pool import connect_pool  # noqa: E402
 from photosearch.db.server import ServerInfo, with_dbname  # noqa: E402
 from photosearch.search import SearchQuery, SearchService  # noqa: E402
@@ -64,7 +65,9 @@ def main() -> None:
     ap.add_argument("--query-noise", type=float, default=0.7, help="3.2 for text-like queries")
     ap.add_argument("--only", default=DEFAULT_LEVELS, help="level labels, separated by |")
     ap.add_argument("--queries", type=int, default=40, help="as given to search_bench.py (its exact results)")
-    ap.add_argument("--resident", action="store_true", help="the working tree's side keeps the lists in memory")
+    ap.add_argument(
+        "--resident", action="store_true", help="keep the lists in memory (both sides, if the revision can)"
+    )
     ap.add_argument("--rounds", type=int, default=2, help="passes over the queries (recall from the first)")
     args = ap.parse_args()
 
@@ -83,8 +86,18 @@ def main() -> None:
         ref_search = importlib.import_module(f"{REF}.search")
         ref_db = ref_pool.connect_pool(ref_server.ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
         new_db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
+        ref_kwargs = {}
+        if args.resident:
+            try:  # a revision that has the in-memory copy gets one too
+                ref_resident = importlib.import_module(f"{REF}.search.resident")
+            except ImportError:
+                print(f"{args.rev} has no in-memory copy of the lists: it searches in PostgreSQL only")
+            else:
+                cache = ref_resident.ResidentCache(ref_db, Settings().search_memory_bytes())
+                cache.load()
+                ref_kwargs["resident"] = cache
         sides = [
-            (args.rev, ref_search.SearchService(ref_db), ref_search.SearchQuery),
+            (args.rev, ref_search.SearchService(ref_db, **ref_kwargs), ref_search.SearchQuery),
             (
                 "working tree",
                 SearchService(new_db, resident=resident_copy(new_db) if args.resident else None),
