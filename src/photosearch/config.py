@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     search_memory_mb: int | None = Field(
         default=None,
         description="The server keeps the search lists' vectors in memory (float32: 1M x 512 takes 2 GB) and ranks"
-        " candidates there; a library larger than this searches in PostgreSQL only. Default: 1/8 of RAM; 0 = off",
+        " candidates there; a library larger than this searches in PostgreSQL only. A reload briefly holds two"
+        " copies. Default: 1/8 of RAM; 0 = off",
     )
 
     host: str = "127.0.0.1"

@@ -13,6 +13,9 @@ Queries far from the library (CLIP text against photos: cosine ~0.3 at best) are
 neighbours spread over many lists and HNSW's greedy walk misses most of them (1M rows: recall@10 0.62 at
 ef_search 100, 0.81 at 800). The service measures how far the query is (its nearest centroid's similarity) and
 such queries probe more lists and skip HNSW (PlannerConfig.far_score).
+
+A long-running server also holds the lists' vectors in memory (search/resident.py): broad filters then rank the
+probe there with numpy and let PostgreSQL check and re-score only the best candidates (memory_decision).
 """
 
 from __future__ import annotations
