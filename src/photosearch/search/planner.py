@@ -45,10 +45,11 @@ class PlannerConfig:
     # A query whose nearest centroid is at cosine below far_score is "far" from the library, as CLIP text queries
     # are from photos (text-image similarities top out around 0.3). Its true neighbours spread over many more
     # lists, and HNSW finds few of them (1M, text-like queries: ef 100 recall@10 0.62, ef 800 0.81). So it probes
-    # at least far_probe_share of the lists (1M, ~10 % filters: 2 % of the lists 0.94-0.96, 6 % 0.98-0.99), and a
+    # at least far_probe_share of the lists (1M, ~10 % date and city filters: 2 % of the lists 0.94-0.96, 5 %
+    # 0.982-0.985, 6 % 0.985-0.995 at 12.7-15.3 ms, 7 % 0.990-0.995 at 15.7-22.4 ms in the same hour), and a
     # broad filter probes far_probe_share_broad of them instead of walking HNSW (2 %: 0.995; HNSW + 3 lists 0.84).
     far_score: float = 0.45
-    far_probe_share: float = 0.07
+    far_probe_share: float = 0.06
     far_probe_share_broad: float = 0.02
     probe_all_share: float = 0.25  # a probe of this share of the lists or more reads every matching row instead
     bound_factor: float = 4.0  # a path gathers at most this × its limit before deciding the estimate was wrong
