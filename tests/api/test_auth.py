@@ -178,6 +178,9 @@ def test_admin_only_endpoints(live: LiveServer) -> None:
         body = stats.json()
         assert body["assets"] == len(live.alice.assets) + len(live.bob.assets)
         assert {u["email"] for u in body["usage_by_user"]} >= {live.alice.email, live.bob.email}
+        memory = body["search_memory"]  # the server holds the search lists in memory once loaded
+        assert memory["state"] in ("loaded", "loading", "not loaded") and memory["budget_mb"] > 0
+        assert (memory["rows"] > 0) == (memory["state"] == "loaded")
 
 
 def test_web_login_form(live: LiveServer) -> None:

@@ -125,6 +125,7 @@ def test_a_library_over_the_budget_is_not_held(small_db: Database) -> None:
     resident = ResidentCache(small_db, 1000)
     assert resident.load() is None
     assert resident.skipped and "MB allowed" in resident.skipped
+    assert resident.status()["state"] == "over budget" and "MB allowed" in resident.status()["note"]
     page = SearchService(small_db, config=NO_EXACT, resident=resident).search(
         SearchQuery(vector=[1.0] + [0.0] * 31, k=7), {"id": None, "is_admin": True}
     )
@@ -182,6 +183,8 @@ def test_a_background_request_loads_once_and_is_throttled(small_db: Database) ->
     resident.request()  # within min_interval: no new load
     resident.wait(30)
     assert resident.current is first
+    status = resident.status()
+    assert status["state"] == "loaded" and status["rows"] == 600 and status["loaded_at"] and status["mb"] > 0
 
 
 def test_the_server_holds_the_lists_unless_told_not_to(small_db: Database, tmp_path) -> None:

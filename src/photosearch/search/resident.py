@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from uuid import UUID
 
 import numpy as np
@@ -91,9 +92,27 @@ class ResidentCache:
         self.current: ResidentLists | None = None
         self.last_error: str | None = None
         self.skipped: str | None = None  # why the library is not held (over the budget)
+        self.loaded_at: str | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._next_load = 0.0
+
+    def status(self) -> dict[str, object]:
+        """What /api/server/stats shows: whether the copy is loaded, its size, and why not."""
+        held = self.current
+        loading = self._thread is not None and self._thread.is_alive()
+        state = (
+            "loaded" if held is not None else "loading" if loading else "over budget" if self.skipped else "not loaded"
+        )
+        return {
+            "state": state,
+            "rows": len(held.ids) if held is not None else 0,
+            "mb": round(held.nbytes / 2**20, 1) if held is not None else 0.0,
+            "budget_mb": round(self.budget_bytes / 2**20),
+            "loaded_at": self.loaded_at,
+            "reloading": loading and held is not None,
+            "note": self.skipped or self.last_error,
+        }
 
     def get(self, key: Key) -> ResidentLists | None:
         """The copy if it is current for `key` (else None, and a new one is requested)."""
@@ -129,6 +148,7 @@ class ResidentCache:
         key, ids, vectors, offsets = loaded
         self.current = ResidentLists(key=key, ids=ids, vectors=vectors, offsets=offsets)
         self.skipped = None
+        self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
         log.info(
             "search lists in memory: %d rows, %.0f MB, loaded in %.1f s", len(ids), vectors.nbytes / 2**20, elapsed
         )

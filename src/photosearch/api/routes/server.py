@@ -26,7 +26,8 @@ def health(ctx: Ctx) -> dict[str, Any]:
 
 @router.get("/api/server/stats")
 def server_stats(user: AdminUser, ctx: Ctx) -> dict[str, Any]:
-    """Installation-wide counts, per-user usage and recent jobs."""
+    """Installation-wide counts, per-user usage, recent jobs, and the search lists held in memory."""
+    resident = ctx.search_service().resident
     return {
         **status(ctx.db),
         "version": __version__,
@@ -37,4 +38,5 @@ def server_stats(user: AdminUser, ctx: Ctx) -> dict[str, Any]:
             for u in list_users(ctx.db)
         ],
         "jobs": ctx.jobs.list()[:20],
+        "search_memory": resident.status() if resident is not None else {"state": "off"},
     }
