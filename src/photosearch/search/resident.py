@@ -9,9 +9,10 @@ distances all stay in SQL.
 
 The copy is used only while it is current: it is keyed by the lists' training and `search_version`, a counter
 every change to smart_search bumps (migration 041), which each search reads with its context. When they differ
-the search runs in PostgreSQL as before and a background thread loads a new copy (not more often than
-`min_interval` nor than 5x the last load's duration, so an ingest that bumps the counter every batch does not
-keep the server re-reading the library).
+the search runs in PostgreSQL as before and a background thread loads a new copy: not more often than every
+`min_interval` (60 s) nor than 10x the last load's duration. An ingest bumps the counter every batch for hours;
+re-reading the library each time would take a core from it (1M rows: ~10 s a load, so one in 100 s at most),
+and searches meanwhile run in PostgreSQL, complete as ever.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class ResidentLists:
 class ResidentCache:
     """The current ResidentLists (or None) and the background thread that replaces it."""
 
-    def __init__(self, db: Database, budget_bytes: int, min_interval: float = 10.0) -> None:
+    def __init__(self, db: Database, budget_bytes: int, min_interval: float = 60.0) -> None:
         self.db = db
         self.budget_bytes = budget_bytes
         self.min_interval = min_interval
@@ -141,7 +142,7 @@ class ResidentCache:
         with self.db.connection() as conn:
             loaded = sq.resident_lists(conn, self.budget_bytes)
         elapsed = time.monotonic() - t
-        self._next_load = time.monotonic() + max(self.min_interval, 5 * elapsed)
+        self._next_load = time.monotonic() + max(self.min_interval, 10 * elapsed)
         if isinstance(loaded, str):
             self.skipped, self.current = loaded, None
             return None
