@@ -194,3 +194,50 @@ def test_the_server_holds_the_lists_unless_told_not_to(small_db: Database, tmp_p
     off = AppContext(Settings(data_dir=tmp_path, search_memory_mb=0), small_db, owns_db=False)
     assert off.search_service().resident is None
     assert Settings(data_dir=tmp_path).search_memory_bytes() > 0
+
+
+def test_searches_stay_complete_while_the_copy_is_replaced(small_db: Database) -> None:
+    """Two threads search while the main thread changes embeddings and swaps in new copies: every page is full
+    and each search uses one copy throughout (the swap is a single assignment)."""
+    import threading
+
+    resident = ResidentCache(small_db, 1 << 30, min_interval=3600.0)
+    resident.load()
+    service = SearchService(small_db, config=NO_EXACT, resident=resident)
+    admin = {"id": None, "is_admin": True}
+    rng = np.random.default_rng(3)
+    queries = rng.standard_normal((40, 32)).astype(np.float32)
+    errors: list[BaseException] = []
+    strategies: set[str] = set()
+    stop = threading.Event()
+
+    def search_loop() -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                page = service.search(SearchQuery(vector=queries[i % 40].tolist(), k=10), admin)
+                assert len(page.items) == 10 and len({h.id for h in page.items}) == 10
+                strategies.add(page.plan.strategy)
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+                return
+            i += 1
+
+    threads = [threading.Thread(target=search_loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for round_ in range(4):
+            with small_db.connection() as conn:
+                conn.execute(
+                    "UPDATE smart_search SET embedding = %s WHERE asset_id = (SELECT asset_id FROM smart_search"
+                    " ORDER BY asset_id OFFSET %s LIMIT 1)",
+                    (queries[round_], round_),
+                )
+            resident.load()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors
+    assert "memory" in strategies  # the copy was current for some of the searches
