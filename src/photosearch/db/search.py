@@ -407,7 +407,6 @@ def exact_search(
 
     With `bound`, at most bound+1 rows are gathered; `scanned > bound` tells the caller the estimate was
     wrong and the result is not complete (it then switches to the approximate path).
-
     """
     cap = sql.SQL("LIMIT {}").format(sql.Literal(int(bound) + 1)) if bound is not None else sql.SQL("")
     cutoff = sql.SQL("WHERE f.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")

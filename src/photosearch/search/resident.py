@@ -4,8 +4,8 @@ PostgreSQL spends ~1 µs on each candidate row of a list probe (reach the row, d
 vector, compute the distance, sort): a far (text) query at 1M photos reads ~20,000 rows, 25-35 ms. numpy ranks
 the same rows held as float32, grouped by list, in ~3 ms (one matrix-vector product per list, contiguous
 memory). The candidates it keeps are then checked against the filters and re-scored at full precision by
-PostgreSQL, by primary key (db.search.exact_search with `candidates`), so the filters, the owner scope and the
-distances all stay in SQL.
+PostgreSQL, by primary key (db.search.candidate_search), so the filters, the owner scope and the distances all
+stay in SQL.
 
 The copy is used only while it is current: it is keyed by the lists' training and `search_version`, a counter
 every change to smart_search bumps (migration 041), which each search reads with its context. When they differ
