@@ -449,10 +449,15 @@ def _list_ranking(
         )
     else:
         ranking = sql.SQL("p AS MATERIALIZED ({})").format(top.format(sql.SQL("({})").format(rows), sql.SQL(pool)))
+    return sql.SQL("{ranking}, {rescored}").format(ranking=ranking, rescored=_rescored(metric))
+
+
+def _rescored(metric: str) -> sql.Composable:
+    """CTE r: the candidates in CTE p (column asset_id) re-scored at full precision from smart_search."""
     return sql.SQL(
-        "{ranking}, r AS MATERIALIZED (SELECT s.asset_id AS id, {dist} AS distance"
-        "  FROM p JOIN smart_search s ON s.asset_id = p.asset_id)"
-    ).format(ranking=ranking, dist=_distance(metric))
+        "r AS MATERIALIZED (SELECT s.asset_id AS id, {dist} AS distance"
+        " FROM p JOIN smart_search s ON s.asset_id = p.asset_id)"
+    ).format(dist=_distance(metric))
 
 
 def quantized_search(
@@ -527,11 +532,9 @@ def candidate_search(
     ).format(frm=where.from_clause, where=where.clause)
     query = sql.SQL(
         "WITH f AS MATERIALIZED ({passed}), p AS MATERIALIZED (SELECT f.asset_id FROM f ORDER BY f.n LIMIT %(pool)s),"
-        " r AS MATERIALIZED (SELECT s.asset_id AS id, {dist} AS distance"
-        "  FROM p JOIN smart_search s ON s.asset_id = p.asset_id)"
-        " SELECT r.id, r.distance, (SELECT count(*) FROM f) AS scanned FROM r {cutoff}"
+        " {rescored} SELECT r.id, r.distance, (SELECT count(*) FROM f) AS scanned FROM r {cutoff}"
         " ORDER BY r.distance, r.id LIMIT %(lim)s OFFSET %(off)s"
-    ).format(passed=passed, dist=_distance(metric), cutoff=cutoff)
+    ).format(passed=passed, rescored=_rescored(metric), cutoff=cutoff)
     params = {
         **where.params,
         "cand": list(candidates),
