@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_bench import product_shared_buffers, resident_copy, sample_queries, server  # noqa: E402
 from search_bench_levels import levels_for  # noqa: E402
 
-from photosearch.config import Settings  # noqa: E402
 from photosearch.db.pool import connect_pool  # noqa: E402
 from photosearch.db.server import ServerInfo, with_dbname  # noqa: E402
 from photosearch.search import SearchQuery, SearchService  # noqa: E402
@@ -93,9 +92,7 @@ def main() -> None:
             except ImportError:
                 print(f"{args.rev} has no in-memory copy of the lists: it searches in PostgreSQL only")
             else:
-                cache = ref_resident.ResidentCache(ref_db, Settings().search_memory_bytes())
-                cache.load()
-                ref_kwargs["resident"] = cache
+                ref_kwargs["resident"] = resident_copy(ref_db, ref_resident.ResidentCache)
         sides = [
             (args.rev, ref_search.SearchService(ref_db, **ref_kwargs), ref_search.SearchQuery),
             (

@@ -59,10 +59,10 @@ def product_shared_buffers(rows: int, dim: int) -> str:
     return Settings().embedded_tuning(rows * dim * 4 * 4)["shared_buffers"]
 
 
-def resident_copy(db: Database) -> ResidentCache:
+def resident_copy(db: Database, cache_class: type = ResidentCache) -> ResidentCache:
     """The in-memory copy of the search lists that `photosearch serve` keeps (with its default budget), loaded
-    now rather than in the background."""
-    resident = ResidentCache(db, Settings().search_memory_bytes())
+    now rather than in the background. `cache_class`: another revision's ResidentCache (search_ab.py)."""
+    resident = cache_class(db, Settings().search_memory_bytes())
     t = time.perf_counter()
     held = resident.load()
     if held is None:
