@@ -55,3 +55,21 @@ def test_the_server_ranks_broad_queries_in_memory_and_leaves_filters_to_postgres
     # Forced, even where it would not be chosen.
     d = choose(cfg, estimated=100_000, total=M, depth=10, lists=1000, forced="memory", resident_rows=M)
     assert d.strategy == "memory" and d.probes == 20 and d.candidates == 210
+
+
+def test_filters_the_copy_holds_rank_only_their_rows_in_memory() -> None:
+    """Owner, date and city filters (held=True): numpy ranks the probed rows that match, as PostgreSQL's list
+    index would read them, and twice the page (+ slack) is enough, whatever the selectivity."""
+    cfg = PlannerConfig()
+    # A text query under a ~10 % date filter: 60 lists (60k rows checked), ~6k ranked, 30 candidates.
+    d = choose(cfg, estimated=100_000, total=M, depth=10, lists=1000, far="a text query", resident_rows=M, held=True)
+    assert (d.strategy, d.probes, d.candidates) == ("memory", 60, 30)
+    # One owner's 1 %: 200 lists checked for her ~2,000 rows; the seed's k=64 hands over 138.
+    d = choose(cfg, estimated=10_000, total=M, depth=10, lists=1000, resident_rows=M, held=True)
+    assert (d.strategy, d.probes, d.candidates) == ("memory", 200, 30)
+    d = choose(cfg, estimated=20_000, total=M, depth=64, lists=1000, resident_rows=M, held=True)
+    assert (d.strategy, d.candidates) == ("memory", 138)
+    # Too rare to probe: every list would be checked (1M rows > memory_max_scan): PostgreSQL's indexes.
+    assert choose(cfg, estimated=3_000, total=M, depth=10, lists=1000, resident_rows=M, held=True).strategy != "memory"
+    # The same filters without the copy holding them (a favourite among them) stay in PostgreSQL.
+    assert choose(cfg, estimated=10_000, total=M, depth=10, lists=1000, resident_rows=M).strategy == "quantized"

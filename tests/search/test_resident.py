@@ -1,10 +1,12 @@
 """The search lists held in memory (search/resident.py): what the loader reads, when the copy counts as current
-(migration 041's search_version), the budget, the background load, and the fallbacks of the memory path."""
+(migrations 041 and 042: search_version), the filters it checks itself, the budget, the background load, and the
+fallbacks of the memory path."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from photosearch.db.pool import Database, connect_pool
 from photosearch.db.server import ServerInfo
 from photosearch.search import PlannerConfig, SearchQuery, SearchService
 from photosearch.search.lists import train_lists
-from photosearch.search.resident import ResidentCache
+from photosearch.search.resident import NONE_TAKEN, PG_EPOCH, HeldFilter, ResidentCache, ResidentLists, owner_prefix
 from photosearch.search.synthetic import make_library
 from tests.search.conftest import SearchFixture, brute_force, insert_library, synthetic_database
 from tests.search.reference import reference_mask
@@ -57,6 +59,20 @@ def test_the_copy_holds_search_ivf_grouped_by_list(lists_fixture: SearchFixture)
     expected = fx.lib.embeddings[[row_of[a] for a in ids]]
     assert np.abs(held.vectors - expected).max() < 2e-3  # half precision, as search_ivf stores them
     assert held.rows_in([0, 1]) == held.offsets[2]
+    # ... with each row's owner, date taken and city, as HeldFilter checks them
+    with fx.db.connection() as conn:
+        cols = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT asset_id, owner_id, local_date_time, hashtextextended(city, 0) FROM search_ivf"
+            ).fetchall()
+        }
+    for j, asset in enumerate(ids):
+        owner, taken, city = cols[asset]
+        assert held.owners[j] == (0 if owner is None else owner_prefix(owner))
+        assert held.taken[j] == (NONE_TAKEN if taken is None else (taken - PG_EPOCH) // timedelta(microseconds=1))
+        assert held.cities[j] == (city or 0)
+    assert (held.cities != 0).any() and len(set(held.owners.tolist())) == len(fx.lib.owner_names)
 
 
 def test_a_copy_is_used_only_while_current(small_db: Database) -> None:
@@ -241,3 +257,108 @@ def test_searches_stay_complete_while_the_copy_is_replaced(small_db: Database) -
             t.join(30)
     assert not errors, errors
     assert "memory" in strategies  # the copy was current for some of the searches
+
+
+def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None:
+    """Owner, date taken and city are held in memory (migration 042): changing one bumps search_version, from
+    the asset or its EXIF row; a favourite or a re-training of the lists does not bump it."""
+    db = small_db
+    with db.connection() as conn:
+        target = conn.execute("SELECT asset_id FROM search_ivf ORDER BY asset_id LIMIT 1").fetchone()[0]
+        other = conn.execute("SELECT id FROM users WHERE id <> (SELECT owner_id FROM assets WHERE id = %s) LIMIT 1",
+                             (target,)).fetchone()[0]  # fmt: skip
+    v0 = _version(db)
+    with db.connection() as conn:
+        conn.execute("UPDATE assets SET is_favorite = NOT is_favorite WHERE id = %s", (target,))
+    assert _version(db) == v0
+    train_lists(db, lists=5, min_rows=0, force=True)  # every row's list changes
+    assert _version(db) == v0
+    with db.connection() as conn:
+        conn.execute("UPDATE assets SET local_date_time = local_date_time + interval '1 day' WHERE id = %s", (target,))
+    assert _version(db) == v0 + 1
+    with db.connection() as conn:
+        conn.execute(
+            "INSERT INTO exif (asset_id, city) VALUES (%s, 'Elsewhere')"
+            " ON CONFLICT (asset_id) DO UPDATE SET city = EXCLUDED.city",
+            (target,),
+        )
+    assert _version(db) == v0 + 2
+    with db.connection() as conn:
+        conn.execute("UPDATE assets SET owner_id = %s WHERE id = %s", (other, target))
+    assert _version(db) == v0 + 3
+    resident = ResidentCache(db, 1 << 30, min_interval=0.0)
+    held = resident.load()
+    row = [uuid.UUID(bytes=b) for b in held.ids.tolist()].index(target)
+    assert held.owners[row] == owner_prefix(other)
+    with db.connection() as conn:
+        assert held.cities[row] == conn.execute("SELECT hashtextextended('Elsewhere', 0)").fetchone()[0]
+
+
+def test_held_filters_let_a_superset_of_the_matches_through() -> None:
+    """HeldFilter never drops a row SQL would match: a date without a time zone is widened by a day (PostgreSQL
+    reads it in the session's zone), a photo without a date passes a `before` bound (SQL then drops it), and
+    the owner and city compare by prefix and hash."""
+    day = 86_400_000_000
+    base = datetime(2020, 6, 1, tzinfo=UTC)
+    at = int((base - PG_EPOCH) // timedelta(microseconds=1))
+    owners = [uuid.uuid4() for _ in range(3)]
+    held = ResidentLists(
+        key=("t", 1),
+        ids=np.zeros(5, dtype="V16"),
+        vectors=np.eye(5, 4, dtype=np.float32),
+        offsets=np.array([0, 5]),
+        owners=np.array([owner_prefix(o) for o in owners] + [0, owner_prefix(owners[0])], dtype=np.int64),
+        taken=np.array([at, at + day // 2, at + 3 * day, NONE_TAKEN, at - day // 2], dtype=np.int64),
+        cities=np.array([7, 7, 8, 0, 7], dtype=np.int64),
+    )
+    rows = np.arange(5)
+    aware = HeldFilter.of(None, base, base + timedelta(days=1), None)
+    assert aware.mask(held, rows).tolist() == [True, True, False, False, False]
+    naive = HeldFilter.of(None, base.replace(tzinfo=None), None, None)  # widened: a day earlier
+    assert naive.mask(held, rows).tolist() == [True, True, True, False, True]
+    before = HeldFilter.of(None, None, base, None)
+    assert before.mask(held, rows).tolist() == [False, False, False, True, True]  # no date: SQL decides
+    assert HeldFilter.of(owners[:1], None, None, 7).mask(held, rows).tolist() == [True, False, False, False, True]
+    assert HeldFilter.of(None, None, None, None) is None
+    rows_in, sims = held.scores(np.ones(4, dtype=np.float32), [0], HeldFilter.of(owners[1:], None, None, None))
+    assert rows_in.tolist() == [1, 2] and sims.tolist() == [1.0, 1.0]
+
+
+def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixture: SearchFixture) -> None:
+    """A narrow filter the copy holds runs in memory: numpy ranks only the probed rows it matches, and hands
+    PostgreSQL twice the page (+ slack), which all but the default filters pass. Complete, and as accurate as
+    PostgreSQL's own probe."""
+    fx = lists_fixture
+    cfg = PlannerConfig(exact_max_rows=0, exact_max_rows_joined=0)
+    service = SearchService(fx.db, config=cfg, resident=fx.resident)
+    taken = sorted(fx.lib.taken)
+    window = {"taken_after": taken[1000], "taken_before": taken[1200]}  # ~5 %
+    cases = [
+        ({"owners": ["Beth"]}, fx.admin, ["Beth"]),
+        ({}, fx.user("Beth"), ["Beth"]),  # a user's own photos: the owner scope every non-admin search has
+        (window, fx.admin, None),
+        ({"city": "Kyoto"}, fx.admin, None),
+        ({"exclude_owners": ["Allen"], **window}, fx.admin, [n for n in fx.lib.owner_names if n != "Allen"]),
+        ({"city": "Kyoto", "taken_after": taken[500], "like_asset_id": fx.lib.ids[11]}, fx.admin, None),
+    ]
+    rng = np.random.default_rng(4)
+    for filters, user, names in cases:
+        recalls = []
+        for i in rng.integers(0, len(fx.lib), 4):
+            q = fx.lib.embeddings[i]
+            query = SearchQuery(vector=None if "like_asset_id" in filters else q.tolist(), k=10, **filters)
+            if "like_asset_id" in filters:
+                q = fx.lib.embeddings[11]
+            page = service.search(query, user)
+            mask = reference_mask(fx.lib, query, names)
+            exclude = 11 if "like_asset_id" in filters else None
+            expected = brute_force(fx.lib, mask, q, 10, exclude=exclude)
+            assert page.plan.strategy == "memory" and page.plan.fallback is None, (filters, page.plan)
+            assert "whose owner, date and city match" in page.plan.reason
+            assert page.plan.pool <= 2 * 10 + cfg.memory_slack  # candidates handed over (fewer if fewer match)
+            assert len(page.items) == min(10, int(mask.sum())), filters
+            recalls.append(len({h.id for h in page.items} & set(expected)) / max(len(expected), 1))
+        assert np.mean(recalls) >= 0.95, (filters, recalls)
+    # A narrow filter the copy does not hold stays in PostgreSQL.
+    page = service.search(SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, is_favorite=True), fx.admin)
+    assert page.plan.strategy == "quantized"

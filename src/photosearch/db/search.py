@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 import numpy as np
@@ -238,13 +238,26 @@ def begin_search(conn: psycopg.Connection, estimate: Where | None = None) -> Sea
     )
 
 
-def resident_lists(
-    conn: psycopg.Connection, budget_bytes: int
-) -> tuple[tuple[str | None, int | None], np.ndarray, np.ndarray, np.ndarray] | str:
-    """Every row of search_ivf as (key, ids, float32 vectors grouped by list, list offsets), read in one
-    snapshot with the key it is current for ((trained_at, search_version), as SearchContext has them); or why
-    not, when it would take more than `budget_bytes`. Binary COPY of fixed-width rows, parsed by numpy in
-    chunks: 1M x 512 in ~15 s, without a Python object per row."""
+class ResidentRows(NamedTuple):
+    """What resident_lists reads: search_ivf in list order, with the filter columns the copy checks itself."""
+
+    key: tuple[str | None, int | None]  # (trained_at, search_version), as SearchContext has them
+    ids: np.ndarray  # (n,) 16-byte UUIDs
+    vectors: np.ndarray  # (n, dim) float32
+    offsets: np.ndarray  # (lists + 1,) int64: list i is rows offsets[i]:offsets[i+1]
+    owners: np.ndarray  # (n,) int64: the first 8 bytes of owner_id (0 = none)
+    taken: np.ndarray  # (n,) int64: local_date_time in µs since 2000-01-01 UTC (int64 min = none)
+    cities: np.ndarray  # (n,) int64: hashtextextended(city, 0) (0 = none)
+
+
+RESIDENT_ROW_BYTES = 16 + 3 * 8  # per row beyond the vector: id, owner, taken, city
+
+
+def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows | str:
+    """Every row of search_ivf with its owner, date taken and city (ResidentRows), read in one snapshot with the
+    key it is current for; or why not, when it would take more than `budget_bytes`. Binary COPY of fixed-width
+    rows, parsed by numpy in chunks: 1M x 512 in ~10 s, without a Python object per row. The city comes as a
+    64-bit hash (fixed width); a collision can only let a row through that PostgreSQL then filters out."""
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     key_row = conn.execute(
         "SELECT (SELECT value->>'trained_at' FROM system_metadata WHERE key = 'search_lists'),"
@@ -255,49 +268,64 @@ def resident_lists(
     dim = int(key_row[2] or 0)
     counts = conn.execute("SELECT list_id, count(*) FROM search_ivf GROUP BY list_id ORDER BY list_id").fetchall()
     n = sum(int(c) for _, c in counts)
-    need = n * (dim * 4 + 16)
+    need = n * (dim * 4 + RESIDENT_ROW_BYTES)
     if need > budget_bytes:
         return f"{n} rows x {dim} dimensions need {need / 2**20:.0f} MB > the {budget_bytes / 2**20:.0f} MB allowed"
     sizes = np.zeros((max((int(x) for x, _ in counts), default=-1) + 1,), dtype=np.int64)
     for list_id, count in counts:
         sizes[int(list_id)] = int(count)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    ids = np.empty(n, dtype="V16")
-    vectors = np.empty((n, dim), dtype=np.float32)
-    # COPY BINARY: a 19-byte header, then per row a field count (int2) and each field's length (int4) and bytes:
-    # list_id int2, asset_id uuid, embedding halfvec (int2 dim, int2 unused, dim x float16), all big-endian.
+    out = {
+        "id": np.empty(n, dtype="V16"),
+        "vec": np.empty((n, dim), dtype=np.float32),
+        "owner": np.empty(n, dtype=np.int64),
+        "taken": np.empty(n, dtype=np.int64),
+        "city": np.empty(n, dtype=np.int64),
+    }
+    # COPY BINARY: a 19-byte header, then per row a field count (int2) and each field's length (int4) and bytes,
+    # big-endian: list_id int2, asset_id uuid, owner_id uuid (its first 8 bytes read as one int8), local_date_time
+    # (int8 µs), the city's hash int8, embedding halfvec (int2 dim, int2 unused, dim x float16). NULLs are
+    # coalesced so every row has the same width.
     record = np.dtype(
-        [("nf", ">i2"), ("l1", ">i4"), ("list", ">i2"), ("l2", ">i4"), ("id", "V16"), ("l3", ">i4"), ("dim", ">i2"),
-         ("unused", ">i2"), ("vec", ">f2", (dim,))]
+        [("nf", ">i2"), ("l1", ">i4"), ("list", ">i2"), ("l2", ">i4"), ("id", "V16"), ("l3", ">i4"), ("owner", ">i8"),
+         ("owner_lo", "V8"), ("l4", ">i4"), ("taken", ">i8"), ("l5", ">i4"), ("city", ">i8"), ("l6", ">i4"),
+         ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
     )  # fmt: skip
     pending, pos, header = bytearray(), 0, 19
     with conn.cursor().copy(
-        "COPY (SELECT list_id, asset_id, embedding FROM search_ivf ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
+        "COPY (SELECT list_id, asset_id, coalesce(owner_id, '00000000-0000-0000-0000-000000000000'),"
+        " coalesce(local_date_time, '-infinity'), coalesce(hashtextextended(city, 0), 0), embedding"
+        " FROM search_ivf ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
     ) as copy:
         for block in copy:
             pending += block
             if len(pending) < (1 << 23):
                 continue
-            pos = _parse_copy(pending, header, record, ids, vectors, pos)
+            pos = _parse_copy(pending, header, record, out, pos)
             header = 0
-        pos = _parse_copy(pending, header, record, ids, vectors, pos)
+        pos = _parse_copy(pending, header, record, out, pos)
     if pos != n:
         raise RuntimeError(f"search_ivf changed while it was read: {pos} rows, expected {n}")
-    return key, ids, vectors, offsets
+    return ResidentRows(key, out["id"], out["vec"], offsets, out["owner"], out["taken"], out["city"])
 
 
-def _parse_copy(buf: bytearray, header: int, record: np.dtype, ids: np.ndarray, vectors: np.ndarray, pos: int) -> int:
-    """Parse the whole rows in `buf` (after `header` bytes) into ids/vectors from row `pos`; keep the rest in
-    buf. Returns the next row number."""
+def _parse_copy(buf: bytearray, header: int, record: np.dtype, out: dict[str, np.ndarray], pos: int) -> int:
+    """Parse the whole rows in `buf` (after `header` bytes) into the arrays of `out` (by field name) from row
+    `pos`; keep the rest in buf. Returns the next row number."""
     count = (len(buf) - header) // record.itemsize
     if count > 0:
         rows = np.frombuffer(buf, dtype=record, count=count, offset=header)
-        ids[pos : pos + count] = rows["id"]
-        vectors[pos : pos + count] = rows["vec"]
+        for name, array in out.items():
+            array[pos : pos + count] = rows[name]
         pos += count
         del rows
     del buf[: header + count * record.itemsize]
     return pos
+
+
+def city_hash(conn: psycopg.Connection, city: str) -> int:
+    """The hash resident_lists holds for `city` (PostgreSQL's own function, so both sides agree)."""
+    return int(conn.execute("SELECT hashtextextended(%s, 0)", (city,)).fetchone()[0])
 
 
 def centroids(conn: psycopg.Connection) -> np.ndarray:

@@ -14,8 +14,9 @@ neighbours spread over many lists and HNSW's greedy walk misses most of them (1M
 ef_search 100, 0.81 at 800). The service measures how far the query is (its nearest centroid's similarity) and
 such queries probe more lists and skip HNSW (PlannerConfig.far_score).
 
-A long-running server also holds the lists' vectors in memory (search/resident.py): broad filters then rank the
-probe there with numpy and let PostgreSQL check and re-score only the best candidates (memory_decision).
+A long-running server also holds the lists' vectors in memory (search/resident.py), with each row's owner, date
+taken and city: broad filters, and filters on just those columns (the copy then keeps only the rows that match),
+rank the probe there with numpy and let PostgreSQL check and re-score only the best candidates (memory_decision).
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class PlannerConfig:
     memory_slack: int = 10
     memory_max_candidates: int = 2_000
     memory_max_rows: int = 40_000  # rows ranked in numpy (1M, 20 lists: 20k rows in ~3.4 ms, bound by memory bandwidth)
+    # A filter the copy holds (owner, date taken, city) is checked in numpy on every row of the probed lists
+    # before any vector is read: at most this many rows checked.
+    memory_max_scan: int = 300_000
 
 
 class QueryPlan(BaseModel):
@@ -168,12 +172,14 @@ def choose(
     joins_exif: bool = False,
     far: str | None = None,
     resident_rows: int | None = None,
+    held: bool = False,
 ) -> Decision:
     """Pick the strategy for a query whose filters match about `estimated` of `total` embedded assets, in a
     library split into `lists` search lists (1 = not trained). `joins_exif`: the exact path would join exif
     row by row (100k rows, city=Kyoto, 1.2k matches: exact 17 ms). `far`: why the query counts as far from the
     library (a text query, or its nearest list centroid below PlannerConfig.far_score), None if it does not.
-    `resident_rows`: the rows of a current in-memory copy of the lists (None = no copy)."""
+    `resident_rows`: the rows of a current in-memory copy of the lists (None = no copy); `held`: the copy checks
+    every filter but the default ones (not deleted, on the timeline), so the rows it ranks all but match."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
     broad = selectivity >= cfg.hnsw_min_selectivity  # most rows match: HNSW's territory, unless the query is far
     q_pool = quantized_pool(cfg, depth)
@@ -198,7 +204,7 @@ def choose(
     exact_max = cfg.exact_max_rows_joined if joins_exif else cfg.exact_max_rows
     if resident_rows is not None and (forced == "memory" or estimated > exact_max):
         d = memory_decision(cfg, estimated=estimated, total=total, depth=depth, lists=lists, far=far,
-                            resident_rows=resident_rows, forced=forced == "memory")  # fmt: skip
+                            resident_rows=resident_rows, forced=forced == "memory", held=held)  # fmt: skip
         if d is not None:
             return d
     if estimated <= exact_max:
@@ -252,25 +258,40 @@ def memory_decision(
     far: str | None,
     resident_rows: int,
     forced: bool = False,
+    held: bool = False,
 ) -> Decision | None:
     """Rank the lists a quantized probe would read, in memory, and hand the best `candidates` to PostgreSQL; None
-    when that would rank too many rows or hand over too many candidates (forced: never None), or the filter is
-    not broad. A narrower filter is PostgreSQL's: its list index reads only the matching rows of each list, where
-    memory ranks them all and then checks candidates, more of them the rarer the filter is near the query (1M,
-    example-image queries, a ~10 % date or city filter: memory 15-17 ms, the probe in PostgreSQL 8-11 ms)."""
+    when that would rank too many rows or hand over too many candidates (forced: never None).
+
+    A broad filter ranks every row of the probe and hands over depth / selectivity of them. A narrower filter
+    qualifies only when the copy holds it (`held`: owner, date taken, city): numpy then ranks just the probed
+    rows that match, as PostgreSQL's list index would read, and twice the page is enough. Other narrow filters
+    are PostgreSQL's: memory would rank every row and then check candidates, more of them the rarer the filter is
+    near the query (1M, example-image queries, a ~10 % date or city filter before the copy held those columns:
+    memory 15-17 ms, the probe in PostgreSQL 8-11 ms)."""
     selectivity = min(1.0, max(estimated, 1) / total) if total > 0 else 1.0
     broad = selectivity >= cfg.hnsw_min_selectivity
     probes = probes_for(cfg, estimated, lists, quantized_pool(cfg, depth), bool(far), broad=broad)
-    ranked = resident_rows * (probes or lists) // max(lists, 1)
-    candidates = min(max(ranked, 1), int(math.ceil(cfg.memory_margin * depth / selectivity)) + cfg.memory_slack)
-    if not forced and (not broad or candidates > cfg.memory_max_candidates or ranked > cfg.memory_max_rows):
-        return None
-    where = f"the {probes} of {lists} search lists nearest the query" if probes else "every row"
+    scanned = resident_rows * (probes or lists) // max(lists, 1)  # the rows of the probed lists
+    where = f"the {probes} of {lists} search lists nearest the query" if probes else "every list"
     why = f" ({far})" if far else ""
+    if held and not broad:
+        ranked = min(scanned, math.ceil(estimated * (probes or lists) / max(lists, 1)))
+        candidates = int(math.ceil(cfg.memory_margin * depth)) + cfg.memory_slack
+        fits = ranked <= cfg.memory_max_rows and scanned <= cfg.memory_max_scan
+        what = f"of the ~{scanned} rows of {where}, rank the ~{ranked} whose owner, date and city match in memory"
+    else:
+        ranked = scanned
+        candidates = int(math.ceil(cfg.memory_margin * depth / selectivity)) + cfg.memory_slack
+        candidates = min(max(ranked, 1), candidates)
+        fits = broad and candidates <= cfg.memory_max_candidates and ranked <= cfg.memory_max_rows
+        what = f"rank the ~{ranked} rows of {where} in memory"
+    if not (forced or fits):
+        return None
     return Decision(
         "memory",
-        f"~{estimated} matching rows ({selectivity:.1%}){why}: rank the ~{ranked} rows of {where} in memory, the"
-        f" best {candidates} filtered and re-scored at full precision",
+        f"~{estimated} matching rows ({selectivity:.1%}){why}: {what}, the best {candidates} filtered and"
+        " re-scored at full precision",
         probes=probes,
         candidates=candidates,
         pool=quantized_pool(cfg, depth),

@@ -7,8 +7,14 @@ memory). The candidates it keeps are then checked against the filters and re-sco
 PostgreSQL, by primary key (db.search.candidate_search), so the filters, the owner scope and the distances all
 stay in SQL.
 
+The copy also holds each row's owner, date taken and city (HeldFilter): numpy then ranks only the probed rows
+those filters match, as PostgreSQL's list index would, so owner-scoped, date-range and city searches hand over a
+few dozen candidates, not the thousands a filter that rare would need. The held columns only ever narrow the
+rows towards a superset of the matches (NULLs and hash collisions pass); PostgreSQL still applies every filter.
+
 The copy is used only while it is current: it is keyed by the lists' training and `search_version`, a counter
-every change to smart_search bumps (migration 041), which each search reads with its context. When they differ
+every change to an embedding (migration 041) or to a held column (042) bumps, which each search reads with its
+context. When they differ
 the search runs in PostgreSQL as before and a background thread loads a new copy: not more often than every
 `min_interval` (60 s) nor than 10x the last load's duration. An ingest bumps the counter every batch for hours;
 re-reading the library each time would take a core from it (1M rows: ~10 s a load, so one in 100 s at most),
@@ -22,7 +28,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import numpy as np
@@ -32,21 +38,88 @@ from photosearch.db import search as sq
 
 log = logging.getLogger(__name__)
 
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # timestamptz's binary form counts µs from here
+NONE_TAKEN = np.iinfo(np.int64).min  # '-infinity': what the loader reads for a photo without a date
+
 Key = tuple[str | None, int | None]  # (the lists' trained_at, search_version)
+
+
+def owner_prefix(owner: UUID) -> int:
+    """The owner as the copy holds it: the UUID's first 8 bytes as a signed big-endian int64."""
+    return int.from_bytes(owner.bytes[:8], "big", signed=True)
+
+
+def _pg_micros(value: datetime) -> int:
+    return (value - PG_EPOCH) // timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class HeldFilter:
+    """The part of a query's filters the copy checks itself: the owner scope, the date-taken range, the city.
+    A superset of the rows SQL matches, never less: a date without a time zone is read as UTC widened by a day
+    either way (PostgreSQL reads it in the session's zone), NULLs compare as SQL would or pass, and two cities
+    whose hashes collide both pass. PostgreSQL applies every filter to the candidates again."""
+
+    owners: np.ndarray | None = None  # int64 owner prefixes (owner_prefix) allowed; None = any owner
+    taken_min: int | None = None  # µs since PG_EPOCH, inclusive
+    taken_max: int | None = None  # µs since PG_EPOCH, exclusive
+    city: int | None = None  # the city's hash (db.search.city_hash)
+
+    @classmethod
+    def of(
+        cls, owners: Sequence[UUID] | None, after: datetime | None, before: datetime | None, city: int | None
+    ) -> HeldFilter | None:
+        """The filter for these conditions, None when there is none to check."""
+        if owners is None and after is None and before is None and city is None:
+            return None
+
+        def micros(value: datetime | None, widen: timedelta) -> int | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=UTC) + widen
+            return _pg_micros(value)
+
+        return cls(
+            owners=None if owners is None else np.array([owner_prefix(o) for o in owners], dtype=np.int64),
+            taken_min=micros(after, -timedelta(days=1)),
+            taken_max=micros(before, timedelta(days=1)),
+            city=city,
+        )
+
+    def mask(self, held: ResidentLists, rows: np.ndarray) -> np.ndarray:
+        """Which of `rows` (row numbers of the copy) may match."""
+        keep = np.ones(len(rows), dtype=bool)
+        if self.owners is not None:
+            keep &= np.isin(held.owners[rows], self.owners)
+        if self.taken_min is not None or self.taken_max is not None:
+            taken = held.taken[rows]
+            if self.taken_min is not None:
+                keep &= taken >= self.taken_min  # NONE_TAKEN (no date) fails, as NULL >= x does
+            if self.taken_max is not None:
+                keep &= taken < self.taken_max  # ... and passes here, where SQL's NULL < x fails: a superset
+        if self.city is not None:
+            keep &= held.cities[rows] == self.city
+        return keep
 
 
 @dataclass(frozen=True)
 class ResidentLists:
-    """Every embedded asset's vector, float32, rows grouped by search list: list i is rows offsets[i]:offsets[i+1]."""
+    """Every embedded asset's vector, float32, rows grouped by search list: list i is rows offsets[i]:offsets[i+1];
+    with each row's owner, date taken and city for HeldFilter."""
 
     key: Key
     ids: np.ndarray  # (n,) 16-byte UUIDs
     vectors: np.ndarray  # (n, dim) float32
     offsets: np.ndarray  # (lists + 1,) int64
+    owners: np.ndarray  # (n,) int64 owner prefixes (owner_prefix; 0 = none)
+    taken: np.ndarray  # (n,) int64 µs since PG_EPOCH (NONE_TAKEN = none)
+    cities: np.ndarray  # (n,) int64 city hashes (0 = none)
 
     @property
     def nbytes(self) -> int:
-        return int(self.ids.nbytes + self.vectors.nbytes + self.offsets.nbytes)
+        arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, self.cities)
+        return int(sum(a.nbytes for a in arrays))
 
     def rows_in(self, lists: Sequence[int] | None) -> int:
         """Rows a probe of `lists` (None = every list) ranks."""
@@ -55,24 +128,36 @@ class ResidentLists:
         sizes = np.diff(self.offsets)
         return int(sizes[[x for x in lists if 0 <= x < len(sizes)]].sum())
 
-    def scores(self, q: np.ndarray, lists: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
-        """(row numbers, cosine similarity to q) of every row in `lists` (None = every row). One matrix-vector
-        product per list, in memory order, written into one array."""
-        if lists is None:
-            return np.arange(len(self.ids)), self.vectors @ q
+    def _spans(self, lists: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         valid = np.array(sorted(x for x in set(lists) if 0 <= x < len(self.offsets) - 1), dtype=np.int64)
-        starts, ends = self.offsets[valid], self.offsets[valid + 1]
-        sizes = ends - starts
-        total = int(sizes.sum())
-        sims = np.empty(total, dtype=np.float32)
-        pos = 0
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-            if b > a:
-                np.dot(self.vectors[a:b], q, out=sims[pos : pos + b - a])
-                pos += b - a
-        # row numbers of the concatenated spans, without a Python list per span
-        rows = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
-        return rows, sims
+        return self.offsets[valid], self.offsets[valid + 1]
+
+    def scores(
+        self, q: np.ndarray, lists: Sequence[int] | None, held: HeldFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(row numbers, cosine similarity to q) of every row in `lists` (None = every row) that `held` lets
+        through. Without a filter: one matrix-vector product per list, in memory order, written into one array;
+        with one, the rows that pass are gathered first (a 10 % filter reads a tenth of the vectors)."""
+        if lists is None:
+            rows = np.arange(len(self.ids))
+            if held is None:
+                return rows, self.vectors @ q
+        else:
+            starts, ends = self._spans(lists)
+            sizes = ends - starts
+            total = int(sizes.sum())
+            # row numbers of the concatenated spans, without a Python list per span
+            rows = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
+            if held is None:
+                sims = np.empty(total, dtype=np.float32)
+                pos = 0
+                for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                    if b > a:
+                        np.dot(self.vectors[a:b], q, out=sims[pos : pos + b - a])
+                        pos += b - a
+                return rows, sims
+        rows = rows[held.mask(self, rows)]
+        return rows, self.vectors[rows] @ q
 
     def top(self, rows: np.ndarray, scores: np.ndarray, count: int) -> list[UUID]:
         """The ids of the `count` best-scoring rows, best first."""
@@ -146,12 +231,11 @@ class ResidentCache:
         if isinstance(loaded, str):
             self.skipped, self.current = loaded, None
             return None
-        key, ids, vectors, offsets = loaded
-        self.current = ResidentLists(key=key, ids=ids, vectors=vectors, offsets=offsets)
+        self.current = held = ResidentLists(*loaded)
         self.skipped = None
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
         log.info(
-            "search lists in memory: %d rows, %.0f MB, loaded in %.1f s", len(ids), vectors.nbytes / 2**20, elapsed
+            "search lists in memory: %d rows, %.0f MB, loaded in %.1f s", len(held.ids), held.nbytes / 2**20, elapsed
         )
         return self.current
 

@@ -22,7 +22,7 @@ from photosearch.db import Database
 from photosearch.db import search as sq
 from photosearch.search.planner import Decision, PlannerConfig, QueryPlan, choose, escalate, quantized_pool
 from photosearch.search.query import SearchError, SearchQuery
-from photosearch.search.resident import ResidentCache, ResidentLists
+from photosearch.search.resident import HeldFilter, ResidentCache, ResidentLists
 
 # Every kNN statement: no JIT (compiling costs 50-100 ms, more than the query), no parallel workers
 # (the gather set-up costs more than it saves at these sizes, and cores are shared), and joins to exif/assets
@@ -37,6 +37,13 @@ BASE_SETTINGS: sq.Settings = {
 # the order written: planning them costs more than running them (1M rows: planning 0.73 → 0.44 ms).
 FIXED_JOINS: sq.Settings = {"join_collapse_limit": 1}
 NEGATIVE_WEIGHT = 0.5
+# Filters the in-memory copy does not hold (search/resident.py: it holds the owner, the date taken and the city).
+# The defaults (not deleted, on the timeline) are not among them: nearly every row passes those.
+UNHELD_FILTERS = (
+    "library_ids", "asset_type", "created_after", "created_before", "updated_after", "updated_before", "is_favorite",
+    "is_archived", "is_offline", "file_name_contains", "make", "model", "lens", "state", "country", "rating_min",
+    "rating", "has_gps", "bbox", "near",
+)  # fmt: skip
 
 
 class SearchHit(BaseModel):
@@ -113,6 +120,7 @@ class SearchService:
         self.resident = resident  # the search lists in memory (a long-running server); None: PostgreSQL only
         self._centroids: tuple[str | None, np.ndarray] | None = None
         self._users: sq.UserDirectory | None = None  # owner filters resolve from this copy (users_version keys it)
+        self._city_hashes: dict[str, int] = {}  # city filters as the in-memory copy holds them
 
     # -- query vector ---------------------------------------------------------------------------
 
@@ -319,7 +327,8 @@ class SearchService:
             "joins_exif": where.needs_exif and not ivf.needs_assets,
             "far": self._far(query, nearest_score),
         }
-        d = choose(forced=query.strategy, resident_rows=None if copy is None else len(copy.ids), **choice)
+        held = copy is not None and self._held_only(query, scope)
+        d = choose(forced=query.strategy, resident_rows=None if copy is None else len(copy.ids), held=held, **choice)
         plan = QueryPlan(
             strategy=d.strategy,
             reason=d.reason,
@@ -335,7 +344,7 @@ class SearchService:
         settings = {**BASE_SETTINGS, **fixed}
         if d.strategy == "memory" and copy is not None:
             plan.probes = d.probes
-            ranked, note = self._memory(conn, query, vec, ivf, copy, d, scores, settings, timings, plan)
+            ranked, note = self._memory(conn, query, vec, ivf, scope, copy, d, scores, settings, timings, plan)
             if ranked is not None:
                 return plan, ranked
             d = choose(forced="auto", **choice)  # the copy could not fill the page: plan again, in PostgreSQL
@@ -434,12 +443,30 @@ class SearchService:
         plan.strategy = "exact"
         return plan, ranked
 
+    @staticmethod
+    def _held_only(query: SearchQuery, scope: list[UUID] | None) -> bool:
+        """Whether the in-memory copy checks every filter of the query but the defaults, and at least one."""
+        if any(getattr(query, name) not in (None, []) for name in UNHELD_FILTERS):
+            return False
+        if query.trashed_only or (query.visibility is not None and query.visibility != ["timeline"]):
+            return False
+        return scope is not None or query.taken_after is not None or query.taken_before is not None or bool(query.city)
+
+    def _city_hash(self, conn: psycopg.Connection, city: str) -> int:
+        found = self._city_hashes.get(city)
+        if found is None:
+            if len(self._city_hashes) > 10_000:
+                self._city_hashes.clear()
+            found = self._city_hashes[city] = sq.city_hash(conn, city)
+        return found
+
     def _memory(
         self,
         conn: psycopg.Connection,
         query: SearchQuery,
         vec: np.ndarray,
         ivf: sq.Where,
+        scope: list[UUID] | None,
         copy: ResidentLists,
         d: Decision,
         scores: np.ndarray | None,
@@ -453,8 +480,9 @@ class SearchService:
         complete for the probed lists (every better matching row was handed over). Returns (None, why) when that
         still falls short: the caller plans again in PostgreSQL, which widens the probe itself."""
         lists = self._nearest(scores, d.probes)
+        city = None if query.city is None else self._city_hash(conn, query.city)
         t = time.perf_counter()
-        rows, sims = copy.scores(vec, lists)
+        rows, sims = copy.scores(vec, lists, HeldFilter.of(scope, query.taken_after, query.taken_before, city))
         timings["memory_rank"] = _ms(t)
         count = min(d.candidates or query.depth, len(rows))
         for attempt in (1, 2):

@@ -1,0 +1,17 @@
+-- The in-memory copy of the search lists (search/resident.py) also holds three filter columns of each row, the
+-- owner, the date taken and the city, so that numpy can rank only the rows those filters match (owner-scoped,
+-- date-range and city searches: a few thousand of a probe's rows instead of PostgreSQL reading each by its list
+-- index). The copy must then be stale whenever one of them changes, as it is when an embedding does (migration
+-- 041): a row trigger on search_ivf, which carries all three (kept in sync from smart_search and exif by the
+-- triggers of migration 013), bumps search_version when one of them differs. Its WHEN clause is checked per row
+-- without a call, so re-training the lists (an UPDATE of list_id on every row) and favouriting a photo cost
+-- nothing; a statement trigger with transition tables would keep both images of every row a training updates.
+CREATE FUNCTION search_version_bump_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE system_metadata SET value = to_jsonb((value #>> '{}')::bigint + 1) WHERE key = 'search_version';
+    RETURN NULL;
+END $$;
+CREATE TRIGGER search_version_bump_held AFTER UPDATE ON search_ivf
+    FOR EACH ROW
+    WHEN ((OLD.owner_id, OLD.local_date_time, OLD.city) IS DISTINCT FROM (NEW.owner_id, NEW.local_date_time, NEW.city))
+    EXECUTE FUNCTION search_version_bump_row();
