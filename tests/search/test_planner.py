@@ -69,7 +69,10 @@ def test_filters_the_copy_holds_rank_only_their_rows_in_memory() -> None:
     assert (d.strategy, d.probes, d.candidates) == ("memory", 200, 30)
     d = choose(cfg, estimated=20_000, total=M, depth=64, lists=1000, resident_rows=M, held=True)
     assert (d.strategy, d.candidates) == ("memory", 138)
-    # Too rare to probe: every list would be checked (1M rows > memory_max_scan): PostgreSQL's indexes.
-    assert choose(cfg, estimated=3_000, total=M, depth=10, lists=1000, resident_rows=M, held=True).strategy != "memory"
+    # Too rare to probe (favourites taken in one year, 0.3 %): every row is checked in place, ~3,000 ranked.
+    d = choose(cfg, estimated=3_000, total=M, depth=10, lists=1000, resident_rows=M, held=True)
+    assert (d.strategy, d.probes, d.candidates) == ("memory", None, 30)
+    big = PlannerConfig(memory_max_scan=M // 2)
+    assert choose(big, estimated=3_000, total=M, depth=10, lists=1000, resident_rows=M, held=True).strategy != "memory"
     # The same filters without the copy holding them (a favourite among them) stay in PostgreSQL.
     assert choose(cfg, estimated=10_000, total=M, depth=10, lists=1000, resident_rows=M).strategy == "quantized"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from photosearch.api.context import AppContext
 from photosearch.config import Settings
 from photosearch.db.pool import Database, connect_pool
+from photosearch.db.search import ResidentRows
 from photosearch.db.server import ServerInfo
 from photosearch.search import PlannerConfig, SearchQuery, SearchService
 from photosearch.search.lists import train_lists
@@ -38,9 +40,9 @@ def small_db(pg_admin_dsn: str) -> Iterator[Database]:
             db.close()
 
 
-def _version(db: Database) -> int:
+def _version(db: Database, key: str = "search_version") -> int:
     with db.connection() as conn:
-        return int(conn.execute("SELECT value FROM system_metadata WHERE key = 'search_version'").fetchone()[0])
+        return int(conn.execute("SELECT value FROM system_metadata WHERE key = %s", (key,)).fetchone()[0])
 
 
 def test_the_copy_holds_search_ivf_grouped_by_list(lists_fixture: SearchFixture) -> None:
@@ -170,7 +172,7 @@ def test_a_second_batch_sized_by_the_filters_share_completes_the_page(search_fix
     cfg = PlannerConfig(memory_margin=0.2, memory_slack=0, memory_max_candidates=4000, exact_max_rows=0)
     service = SearchService(fx.db, config=cfg, resident=fx.resident)
     q = fx.lib.embeddings[11]
-    query = SearchQuery(vector=q.tolist(), k=20, is_favorite=True, strategy="memory")
+    query = SearchQuery(vector=q.tolist(), k=20, asset_type="VIDEO", strategy="memory")  # ~4 %, not held
     page = service.search(query, fx.admin)
     assert page.plan.strategy == "memory" and page.plan.fallback is None
     first = int(np.ceil(0.2 * 20 / (page.plan.estimated_matches / page.plan.total_embeddings)))
@@ -261,16 +263,16 @@ def test_searches_stay_complete_while_the_copy_is_replaced(small_db: Database) -
 
 def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None:
     """Owner, date taken and city are held in memory (migration 042): changing one bumps search_version, from
-    the asset or its EXIF row; a favourite or a re-training of the lists does not bump it."""
+    the asset or its EXIF row; a favourite (it bumps favorites_version, 043) or a re-training does not."""
     db = small_db
     with db.connection() as conn:
         target = conn.execute("SELECT asset_id FROM search_ivf ORDER BY asset_id LIMIT 1").fetchone()[0]
         other = conn.execute("SELECT id FROM users WHERE id <> (SELECT owner_id FROM assets WHERE id = %s) LIMIT 1",
                              (target,)).fetchone()[0]  # fmt: skip
-    v0 = _version(db)
+    v0, f0 = _version(db), _version(db, "favorites_version")
     with db.connection() as conn:
         conn.execute("UPDATE assets SET is_favorite = NOT is_favorite WHERE id = %s", (target,))
-    assert _version(db) == v0
+    assert _version(db) == v0 and _version(db, "favorites_version") == f0 + 1
     train_lists(db, lists=5, min_rows=0, force=True)  # every row's list changes
     assert _version(db) == v0
     with db.connection() as conn:
@@ -302,16 +304,27 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
     base = datetime(2020, 6, 1, tzinfo=UTC)
     at = int((base - PG_EPOCH) // timedelta(microseconds=1))
     owners = [uuid.uuid4() for _ in range(3)]
-    held = ResidentLists(
-        key=("t", 1),
-        ids=np.zeros(5, dtype="V16"),
-        vectors=np.eye(5, 4, dtype=np.float32),
-        offsets=np.array([0, 5]),
-        owners=np.array([owner_prefix(o) for o in owners] + [0, owner_prefix(owners[0])], dtype=np.int64),
-        taken=np.array([at, at + day // 2, at + 3 * day, NONE_TAKEN, at - day // 2], dtype=np.int64),
-        cities=np.array([7, 7, 8, 0, 7], dtype=np.int64),
+    ids = [uuid.uuid4() for _ in range(5)]
+    held = ResidentLists.build(
+        ResidentRows(
+            key=("t", 1),
+            ids=np.frombuffer(b"".join(i.bytes for i in ids), dtype="V16").copy(),
+            vectors=np.eye(5, 4, dtype=np.float32),
+            offsets=np.array([0, 5]),
+            owners=np.array([owner_prefix(o) for o in owners] + [0, owner_prefix(owners[0])], dtype=np.int64),
+            taken=np.array([at, at + day // 2, at + 3 * day, NONE_TAKEN, at - day // 2], dtype=np.int64),
+            cities=np.array([7, 7, 8, 0, 7], dtype=np.int64),
+            favorites=np.zeros(5, dtype=bool),
+            favorites_version=0,
+        )
     )
+    # a changed favourite finds its row by id; an id the copy does not hold is left out
+    wanted = np.frombuffer(b"".join(i.bytes for i in (ids[3], uuid.uuid4(), ids[0])), dtype="V16")
+    assert held.rows_of(wanted).tolist() == [0, 3]
+    held = replace(held, favorites=np.array([True, False, True, False, True]))
     rows = np.arange(5)
+    assert HeldFilter.of(None, None, None, None, True).mask(held, rows).tolist() == [True, False, True, False, True]
+    assert HeldFilter.of(None, None, None, None, False).mask(held, None).tolist() == [False, True, False, True, False]
     aware = HeldFilter.of(None, base, base + timedelta(days=1), None)
     assert aware.mask(held, rows).tolist() == [True, True, False, False, False]
     naive = HeldFilter.of(None, base.replace(tzinfo=None), None, None)  # widened: a day earlier
@@ -340,6 +353,8 @@ def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixtur
         ({"city": "Kyoto"}, fx.admin, None),
         ({"exclude_owners": ["Allen"], **window}, fx.admin, [n for n in fx.lib.owner_names if n != "Allen"]),
         ({"city": "Kyoto", "taken_after": taken[500], "like_asset_id": fx.lib.ids[11]}, fx.admin, None),
+        ({"is_favorite": True, **window}, fx.admin, None),
+        ({"is_favorite": True}, fx.user("Beth"), ["Beth"]),
     ]
     rng = np.random.default_rng(4)
     for filters, user, names in cases:
@@ -354,11 +369,43 @@ def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixtur
             exclude = 11 if "like_asset_id" in filters else None
             expected = brute_force(fx.lib, mask, q, 10, exclude=exclude)
             assert page.plan.strategy == "memory" and page.plan.fallback is None, (filters, page.plan)
-            assert "whose owner, date and city match" in page.plan.reason
+            assert "that match in memory" in page.plan.reason
             assert page.plan.pool <= 2 * 10 + cfg.memory_slack  # candidates handed over (fewer if fewer match)
             assert len(page.items) == min(10, int(mask.sum())), filters
             recalls.append(len({h.id for h in page.items} & set(expected)) / max(len(expected), 1))
         assert np.mean(recalls) >= 0.95, (filters, recalls)
     # A narrow filter the copy does not hold stays in PostgreSQL.
-    page = service.search(SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, is_favorite=True), fx.admin)
-    assert page.plan.strategy == "quantized"
+    page = service.search(SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, is_archived=True), fx.admin)
+    assert page.plan.strategy != "memory"
+
+
+def test_a_favourite_refreshes_the_copys_favourites_not_its_vectors(small_db: Database) -> None:
+    """Favouriting bumps favorites_version (migration 043): until the copy's favourites are re-read (in the
+    background, the vectors stay), favourites searches leave that filter to PostgreSQL and stay complete; then
+    they run in memory again, with the new favourite."""
+    db = small_db
+    resident = ResidentCache(db, 1 << 30, min_interval=3600.0)
+    first = resident.load()
+    service = SearchService(db, config=NO_EXACT, resident=resident)
+    admin = {"id": None, "is_admin": True}
+    with db.connection() as conn:
+        target, vec = conn.execute(
+            "SELECT asset_id, embedding FROM smart_search WHERE NOT is_favorite AND deleted_at IS NULL"
+            " ORDER BY asset_id LIMIT 1"
+        ).fetchone()
+        favorites = conn.execute("SELECT count(*) FROM search_ivf WHERE is_favorite").fetchone()[0]
+    assert int(first.favorites.sum()) == favorites > 0
+    query = SearchQuery(vector=vec.to_list(), k=5, is_favorite=True)
+    before = service.search(query, admin)
+    assert before.plan.strategy == "memory" and target not in {h.id for h in before.items}
+
+    with db.connection() as conn:
+        conn.execute("UPDATE assets SET is_favorite = true WHERE id = %s", (target,))
+    stale = service.search(query, admin)  # starts the re-read in the background
+    assert stale.plan.strategy != "memory" and stale.items[0].id == target and len(stale.items) == 5
+    resident.wait(30)
+    fresh = resident.current
+    assert fresh is not first and fresh.vectors is first.vectors  # the same vectors, new favourites
+    assert int(fresh.favorites.sum()) == favorites + 1
+    after = service.search(query, admin)
+    assert after.plan.strategy == "memory" and after.items[0].id == target and len(after.items) == 5

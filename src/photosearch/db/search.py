@@ -209,6 +209,7 @@ class SearchContext:
     estimated: int | None = None  # the planner's row estimate for the filters, when begin_search was given them
     users_version: int | None = None  # bumped by every change to `users` (migration 040; keys the users cache)
     search_version: int | None = None  # bumped by every change to smart_search (migration 041; keys the resident copy)
+    favorites_version: int | None = None  # bumped by every (un)favourite (migration 043; the copy's favourites)
 
 
 _CONTEXT = (
@@ -216,7 +217,8 @@ _CONTEXT = (
     " (SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'smart_search'::regclass),"
     " (SELECT value FROM system_metadata WHERE key = 'search_lists'),"
     " (SELECT value FROM system_metadata WHERE key = 'users_version'),"
-    " (SELECT value FROM system_metadata WHERE key = 'search_version')"
+    " (SELECT value FROM system_metadata WHERE key = 'search_version'),"
+    " (SELECT value FROM system_metadata WHERE key = 'favorites_version')"
 )
 
 
@@ -235,6 +237,7 @@ def begin_search(conn: psycopg.Connection, estimate: Where | None = None) -> Sea
         estimated=_plan_rows(est) if est is not None else None,
         users_version=None if row[3] is None else int(row[3]),
         search_version=None if row[4] is None else int(row[4]),
+        favorites_version=None if row[5] is None else int(row[5]),
     )
 
 
@@ -248,24 +251,29 @@ class ResidentRows(NamedTuple):
     owners: np.ndarray  # (n,) int64: the first 8 bytes of owner_id (0 = none)
     taken: np.ndarray  # (n,) int64: local_date_time in µs since 2000-01-01 UTC (int64 min = none)
     cities: np.ndarray  # (n,) int64: hashtextextended(city, 0) (0 = none)
+    favorites: np.ndarray  # (n,) bool: is_favorite
+    favorites_version: int | None  # system_metadata.favorites_version, read in the same snapshot
 
 
-RESIDENT_ROW_BYTES = 16 + 3 * 8  # per row beyond the vector: id, owner, taken, city
+RESIDENT_ROW_BYTES = 16 + 3 * 8 + 1 + 16  # per row beyond the vector: id, owner, taken, city, favourite, id order
 
 
 def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows | str:
-    """Every row of search_ivf with its owner, date taken and city (ResidentRows), read in one snapshot with the
-    key it is current for; or why not, when it would take more than `budget_bytes`. Binary COPY of fixed-width
-    rows, parsed by numpy in chunks: 1M x 512 in ~10 s, without a Python object per row. The city comes as a
-    64-bit hash (fixed width); a collision can only let a row through that PostgreSQL then filters out."""
+    """Every row of search_ivf with its owner, date taken, city and favourite flag (ResidentRows), read in one
+    snapshot with the key it is current for; or why not, when it would take more than `budget_bytes`. Binary
+    COPY of fixed-width rows, parsed by numpy in chunks: 1M x 512 in ~10 s, without a Python object per row. The
+    city comes as a 64-bit hash (fixed width); a collision can only let a row through that PostgreSQL then
+    filters out."""
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     key_row = conn.execute(
         "SELECT (SELECT value->>'trained_at' FROM system_metadata WHERE key = 'search_lists'),"
         " (SELECT value FROM system_metadata WHERE key = 'search_version'),"
-        " (SELECT (value->>'dim')::int FROM system_metadata WHERE key = 'embedding')"
+        " (SELECT (value->>'dim')::int FROM system_metadata WHERE key = 'embedding'),"
+        " (SELECT value FROM system_metadata WHERE key = 'favorites_version')"
     ).fetchone()
     key = (key_row[0], None if key_row[1] is None else int(key_row[1]))
     dim = int(key_row[2] or 0)
+    favorites_version = None if key_row[3] is None else int(key_row[3])
     counts = conn.execute("SELECT list_id, count(*) FROM search_ivf GROUP BY list_id ORDER BY list_id").fetchall()
     n = sum(int(c) for _, c in counts)
     need = n * (dim * 4 + RESIDENT_ROW_BYTES)
@@ -281,20 +289,22 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         "owner": np.empty(n, dtype=np.int64),
         "taken": np.empty(n, dtype=np.int64),
         "city": np.empty(n, dtype=np.int64),
+        "favorite": np.empty(n, dtype=bool),
     }
     # COPY BINARY: a 19-byte header, then per row a field count (int2) and each field's length (int4) and bytes,
     # big-endian: list_id int2, asset_id uuid, owner_id uuid (its first 8 bytes read as one int8), local_date_time
-    # (int8 µs), the city's hash int8, embedding halfvec (int2 dim, int2 unused, dim x float16). NULLs are
-    # coalesced so every row has the same width.
+    # (int8 µs), the city's hash int8, is_favorite bool, embedding halfvec (int2 dim, int2 unused, dim x
+    # float16). NULLs are coalesced so every row has the same width.
     record = np.dtype(
         [("nf", ">i2"), ("l1", ">i4"), ("list", ">i2"), ("l2", ">i4"), ("id", "V16"), ("l3", ">i4"), ("owner", ">i8"),
          ("owner_lo", "V8"), ("l4", ">i4"), ("taken", ">i8"), ("l5", ">i4"), ("city", ">i8"), ("l6", ">i4"),
-         ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
+         ("favorite", "?"), ("l7", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
     )  # fmt: skip
     pending, pos, header = bytearray(), 0, 19
     with conn.cursor().copy(
         "COPY (SELECT list_id, asset_id, coalesce(owner_id, '00000000-0000-0000-0000-000000000000'),"
-        " coalesce(local_date_time, '-infinity'), coalesce(hashtextextended(city, 0), 0), embedding"
+        " coalesce(local_date_time, '-infinity'), coalesce(hashtextextended(city, 0), 0), coalesce(is_favorite, false),"
+        " embedding"
         " FROM search_ivf ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
     ) as copy:
         for block in copy:
@@ -306,7 +316,9 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         pos = _parse_copy(pending, header, record, out, pos)
     if pos != n:
         raise RuntimeError(f"search_ivf changed while it was read: {pos} rows, expected {n}")
-    return ResidentRows(key, out["id"], out["vec"], offsets, out["owner"], out["taken"], out["city"])
+    return ResidentRows(
+        key, out["id"], out["vec"], offsets, out["owner"], out["taken"], out["city"], out["favorite"], favorites_version
+    )
 
 
 def _parse_copy(buf: bytearray, header: int, record: np.dtype, out: dict[str, np.ndarray], pos: int) -> int:
@@ -321,6 +333,23 @@ def _parse_copy(buf: bytearray, header: int, record: np.dtype, out: dict[str, np
         del rows
     del buf[: header + count * record.itemsize]
     return pos
+
+
+def favorite_ids(conn: psycopg.Connection) -> tuple[int | None, np.ndarray]:
+    """(favorites_version, the 16-byte ids of every favourite in search_ivf), read in one snapshot: what the
+    in-memory copy re-reads when only favourites changed. Binary COPY, so no Python object per id."""
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    version = conn.execute("SELECT value FROM system_metadata WHERE key = 'favorites_version'").fetchone()[0]
+    buf = bytearray()
+    with conn.cursor().copy(
+        "COPY (SELECT asset_id FROM search_ivf WHERE is_favorite) TO STDOUT (FORMAT BINARY)"
+    ) as copy:
+        for block in copy:
+            buf += block
+    record = np.dtype([("nf", ">i2"), ("l1", ">i4"), ("id", "V16")])
+    count = max(0, (len(buf) - 19 - 2) // record.itemsize)  # a 19-byte header and a 2-byte trailer
+    ids = np.frombuffer(buf, dtype=record, count=count, offset=19)["id"].copy()
+    return (None if version is None else int(version)), ids
 
 
 def city_hash(conn: psycopg.Connection, city: str) -> int:

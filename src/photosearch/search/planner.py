@@ -15,7 +15,8 @@ ef_search 100, 0.81 at 800). The service measures how far the query is (its near
 such queries probe more lists and skip HNSW (PlannerConfig.far_score).
 
 A long-running server also holds the lists' vectors in memory (search/resident.py), with each row's owner, date
-taken and city: broad filters, and filters on just those columns (the copy then keeps only the rows that match),
+taken, city and favourite flag: broad filters, and filters on just those columns (the copy then keeps only the
+rows that match),
 rank the probe there with numpy and let PostgreSQL check and re-score only the best candidates (memory_decision).
 """
 
@@ -74,9 +75,10 @@ class PlannerConfig:
     memory_slack: int = 10
     memory_max_candidates: int = 2_000
     memory_max_rows: int = 40_000  # rows ranked in numpy (1M, 20 lists: 20k rows in ~3.4 ms, bound by memory bandwidth)
-    # A filter the copy holds (owner, date taken, city) is checked in numpy on every row of the probed lists
-    # before any vector is read: at most this many rows checked.
-    memory_max_scan: int = 300_000
+    # A filter the copy holds (owner, date taken, city, favourite) is checked in numpy on every row of the probed
+    # lists (every row, read in place, when the filter is too rare to probe) before any vector is read: ~1-3 ns a
+    # row and column, so 1M rows cost a few ms where PostgreSQL reads each scattered match at ~3.5 µs.
+    memory_max_scan: int = 2_000_000
 
 
 class QueryPlan(BaseModel):
@@ -264,8 +266,9 @@ def memory_decision(
     when that would rank too many rows or hand over too many candidates (forced: never None).
 
     A broad filter ranks every row of the probe and hands over depth / selectivity of them. A narrower filter
-    qualifies only when the copy holds it (`held`: owner, date taken, city): numpy then ranks just the probed
-    rows that match, as PostgreSQL's list index would read, and twice the page is enough. Other narrow filters
+    qualifies only when the copy holds it (`held`: owner, date taken, city, favourite): numpy then ranks just
+    the probed rows that match (every matching row when the filter is too rare to probe), as PostgreSQL's
+    indexes would find them, and twice the page is enough. Other narrow filters
     are PostgreSQL's: memory would rank every row and then check candidates, more of them the rarer the filter is
     near the query (1M, example-image queries, a ~10 % date or city filter before the copy held those columns:
     memory 15-17 ms, the probe in PostgreSQL 8-11 ms)."""
@@ -279,7 +282,9 @@ def memory_decision(
         ranked = min(scanned, math.ceil(estimated * (probes or lists) / max(lists, 1)))
         candidates = int(math.ceil(cfg.memory_margin * depth)) + cfg.memory_slack
         fits = ranked <= cfg.memory_max_rows and scanned <= cfg.memory_max_scan
-        what = f"of the ~{scanned} rows of {where}, rank the ~{ranked} whose owner, date and city match in memory"
+        what = (
+            f"of the ~{scanned} rows of {where}, rank the ~{ranked} that match in memory (owner, date, city, favourite)"
+        )
     else:
         ranked = scanned
         candidates = int(math.ceil(cfg.memory_margin * depth / selectivity)) + cfg.memory_slack

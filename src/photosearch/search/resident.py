@@ -7,14 +7,16 @@ memory). The candidates it keeps are then checked against the filters and re-sco
 PostgreSQL, by primary key (db.search.candidate_search), so the filters, the owner scope and the distances all
 stay in SQL.
 
-The copy also holds each row's owner, date taken and city (HeldFilter): numpy then ranks only the probed rows
-those filters match, as PostgreSQL's list index would, so owner-scoped, date-range and city searches hand over a
-few dozen candidates, not the thousands a filter that rare would need. The held columns only ever narrow the
-rows towards a superset of the matches (NULLs and hash collisions pass); PostgreSQL still applies every filter.
+The copy also holds each row's owner, date taken, city and favourite flag (HeldFilter): numpy then ranks only
+the rows those filters match, as PostgreSQL's indexes would find them, so owner-scoped, date-range, city and
+favourites searches hand over a few dozen candidates, not the thousands a filter that rare would need. The held
+columns only ever narrow the rows to a superset of the matches (NULLs and hash collisions pass); PostgreSQL
+still applies every filter.
 
 The copy is used only while it is current: it is keyed by the lists' training and `search_version`, a counter
 every change to an embedding (migration 041) or to a held column (042) bumps, which each search reads with its
-context. When they differ
+context. Favourites have a counter of their own (043): favouriting a photo is common, so it re-reads only the
+favourites' ids (~0.1 s at 1M photos), in the background, while the vectors stay. When they differ
 the search runs in PostgreSQL as before and a background thread loads a new copy: not more often than every
 `min_interval` (60 s) nor than 10x the last load's duration. An ingest bumps the counter every batch for hours;
 re-reading the library each time would take a core from it (1M rows: ~10 s a load, so one in 100 s at most),
@@ -27,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -64,13 +66,19 @@ class HeldFilter:
     taken_min: int | None = None  # µs since PG_EPOCH, inclusive
     taken_max: int | None = None  # µs since PG_EPOCH, exclusive
     city: int | None = None  # the city's hash (db.search.city_hash)
+    favorite: bool | None = None
 
     @classmethod
     def of(
-        cls, owners: Sequence[UUID] | None, after: datetime | None, before: datetime | None, city: int | None
+        cls,
+        owners: Sequence[UUID] | None,
+        after: datetime | None,
+        before: datetime | None,
+        city: int | None,
+        favorite: bool | None = None,
     ) -> HeldFilter | None:
         """The filter for these conditions, None when there is none to check."""
-        if owners is None and after is None and before is None and city is None:
+        if owners is None and after is None and before is None and city is None and favorite is None:
             return None
 
         def micros(value: datetime | None, widen: timedelta) -> int | None:
@@ -85,28 +93,35 @@ class HeldFilter:
             taken_min=micros(after, -timedelta(days=1)),
             taken_max=micros(before, timedelta(days=1)),
             city=city,
+            favorite=favorite,
         )
 
-    def mask(self, held: ResidentLists, rows: np.ndarray) -> np.ndarray:
-        """Which of `rows` (row numbers of the copy) may match."""
-        keep = np.ones(len(rows), dtype=bool)
+    def mask(self, held: ResidentLists, rows: np.ndarray | None) -> np.ndarray:
+        """Which of `rows` (row numbers of the copy; None = every row, read in place) may match."""
+
+        def column(values: np.ndarray) -> np.ndarray:
+            return values if rows is None else values[rows]
+
+        keep = np.ones(len(held.ids) if rows is None else len(rows), dtype=bool)
+        if self.favorite is not None:
+            keep &= column(held.favorites) == self.favorite
         if self.owners is not None:
-            keep &= np.isin(held.owners[rows], self.owners)
+            keep &= np.isin(column(held.owners), self.owners)
         if self.taken_min is not None or self.taken_max is not None:
-            taken = held.taken[rows]
+            taken = column(held.taken)
             if self.taken_min is not None:
                 keep &= taken >= self.taken_min  # NONE_TAKEN (no date) fails, as NULL >= x does
             if self.taken_max is not None:
                 keep &= taken < self.taken_max  # ... and passes here, where SQL's NULL < x fails: a superset
         if self.city is not None:
-            keep &= held.cities[rows] == self.city
+            keep &= column(held.cities) == self.city
         return keep
 
 
 @dataclass(frozen=True)
 class ResidentLists:
     """Every embedded asset's vector, float32, rows grouped by search list: list i is rows offsets[i]:offsets[i+1];
-    with each row's owner, date taken and city for HeldFilter."""
+    with each row's owner, date taken, city and favourite flag for HeldFilter."""
 
     key: Key
     ids: np.ndarray  # (n,) 16-byte UUIDs
@@ -115,11 +130,37 @@ class ResidentLists:
     owners: np.ndarray  # (n,) int64 owner prefixes (owner_prefix; 0 = none)
     taken: np.ndarray  # (n,) int64 µs since PG_EPOCH (NONE_TAKEN = none)
     cities: np.ndarray  # (n,) int64 city hashes (0 = none)
+    favorites: np.ndarray  # (n,) bool
+    favorites_version: int | None  # system_metadata.favorites_version the favourites are current for
+    id_order: np.ndarray  # (n,) int64: row numbers sorted by id (rows_of)
+    id_sorted: np.ndarray  # (n,) uint64: the first 8 bytes of ids[id_order]
+
+    @classmethod
+    def build(cls, loaded: sq.ResidentRows) -> ResidentLists:
+        """The copy, with the sorted id index that maps a changed favourite to its row."""
+        first = loaded.ids.view(">u8")[::2].astype(np.uint64)
+        order = np.argsort(first, kind="stable")
+        return cls(*loaded, id_order=order, id_sorted=first[order])
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, self.cities)
-        return int(sum(a.nbytes for a in arrays))
+        arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, self.cities, self.favorites)
+        return int(sum(a.nbytes for a in arrays) + self.id_order.nbytes + self.id_sorted.nbytes)
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """The row numbers of `ids` (16-byte UUIDs) that the copy holds; ids it does not hold are left out."""
+        if len(ids) == 0 or len(self.ids) == 0:
+            return np.zeros(0, dtype=np.int64)
+        first = ids.view(">u8")[::2].astype(np.uint64)
+        lo = np.searchsorted(self.id_sorted, first, side="left")
+        hi = np.searchsorted(self.id_sorted, first, side="right")
+        mine, theirs = self.ids.view(np.uint64).reshape(-1, 2), ids.view(np.uint64).reshape(-1, 2)
+        cand = self.id_order[np.minimum(lo, len(self.ids) - 1)]
+        exact = (hi > lo) & (mine[cand] == theirs).all(axis=1)
+        rows = cand[exact].tolist()
+        for i in np.flatnonzero(~exact & (hi - lo > 1)).tolist():  # ids sharing their first 8 bytes: look on
+            rows += [int(r) for r in self.id_order[lo[i] + 1 : hi[i]] if (mine[r] == theirs[i]).all()][:1]
+        return np.array(sorted(rows), dtype=np.int64)
 
     def rows_in(self, lists: Sequence[int] | None) -> int:
         """Rows a probe of `lists` (None = every list) ranks."""
@@ -139,9 +180,10 @@ class ResidentLists:
         through. Without a filter: one matrix-vector product per list, in memory order, written into one array;
         with one, the rows that pass are gathered first (a 10 % filter reads a tenth of the vectors)."""
         if lists is None:
-            rows = np.arange(len(self.ids))
             if held is None:
-                return rows, self.vectors @ q
+                return np.arange(len(self.ids)), self.vectors @ q
+            rows = np.flatnonzero(held.mask(self, None))  # every row: read the columns in place
+            return rows, self.vectors[rows] @ q
         else:
             starts, ends = self._spans(lists)
             sizes = ends - starts
@@ -181,6 +223,7 @@ class ResidentCache:
         self.loaded_at: str | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._favorites_thread: threading.Thread | None = None
         self._next_load = 0.0
 
     def status(self) -> dict[str, object]:
@@ -217,9 +260,43 @@ class ResidentCache:
             self._thread.start()
 
     def wait(self, timeout: float | None = None) -> None:
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        for thread in (self._thread, self._favorites_thread):
+            if thread is not None:
+                thread.join(timeout)
+
+    def favorites(self, held: ResidentLists, version: int | None) -> bool:
+        """Whether `held`'s favourites are current for `version` (SearchContext.favorites_version); if not, they
+        are re-read in the background (the vectors stay) and the search leaves the favourite filter to SQL."""
+        if held.favorites_version == version:
+            return True
+        with self._lock:
+            busy = any(t is not None and t.is_alive() for t in (self._thread, self._favorites_thread))
+            if not busy:
+                self._favorites_thread = threading.Thread(
+                    target=self._refresh_favorites, name="photosearch-favorites", daemon=True
+                )
+                self._favorites_thread.start()
+        return False
+
+    def refresh_favorites(self) -> ResidentLists | None:
+        """Re-read which photos are favourites into the current copy (in this thread); the vectors stay."""
+        held = self.current
+        if held is None:
+            return None
+        with self.db.connection() as conn:
+            version, ids = sq.favorite_ids(conn)
+        favorites = np.zeros(len(held.ids), dtype=bool)
+        favorites[held.rows_of(ids)] = True
+        with self._lock:
+            if self.current is held:  # not replaced by a whole new copy meanwhile
+                self.current = replace(held, favorites=favorites, favorites_version=version)
+        return self.current
+
+    def _refresh_favorites(self) -> None:
+        try:
+            self.refresh_favorites()
+        except Exception as exc:  # noqa: BLE001 - favourites filters go on in PostgreSQL; the next search retries
+            log.warning("re-reading the favourites failed: %s", exc)
 
     def load(self) -> ResidentLists | None:
         """Load a copy now (in this thread) and make it current; None when the library is over the budget."""
@@ -231,7 +308,9 @@ class ResidentCache:
         if isinstance(loaded, str):
             self.skipped, self.current = loaded, None
             return None
-        self.current = held = ResidentLists(*loaded)
+        held = ResidentLists.build(loaded)
+        with self._lock:  # after a favourites refresh of the old copy, never before it
+            self.current = held
         self.skipped = None
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
         log.info(

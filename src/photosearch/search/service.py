@@ -37,10 +37,10 @@ BASE_SETTINGS: sq.Settings = {
 # the order written: planning them costs more than running them (1M rows: planning 0.73 → 0.44 ms).
 FIXED_JOINS: sq.Settings = {"join_collapse_limit": 1}
 NEGATIVE_WEIGHT = 0.5
-# Filters the in-memory copy does not hold (search/resident.py: it holds the owner, the date taken and the city).
-# The defaults (not deleted, on the timeline) are not among them: nearly every row passes those.
+# Filters the in-memory copy does not hold (search/resident.py: it holds the owner, the date taken, the city and
+# the favourite flag). The defaults (not deleted, on the timeline) are not among them: nearly every row passes.
 UNHELD_FILTERS = (
-    "library_ids", "asset_type", "created_after", "created_before", "updated_after", "updated_before", "is_favorite",
+    "library_ids", "asset_type", "created_after", "created_before", "updated_after", "updated_before",
     "is_archived", "is_offline", "file_name_contains", "make", "model", "lens", "state", "country", "rating_min",
     "rating", "has_gps", "bbox", "near",
 )  # fmt: skip
@@ -327,7 +327,10 @@ class SearchService:
             "joins_exif": where.needs_exif and not ivf.needs_assets,
             "far": self._far(query, nearest_score),
         }
-        held = copy is not None and self._held_only(query, scope)
+        favorites = (
+            copy is not None and self.resident is not None and self.resident.favorites(copy, ctx.favorites_version)
+        )
+        held = copy is not None and self._held_only(query, scope, favorites)
         d = choose(forced=query.strategy, resident_rows=None if copy is None else len(copy.ids), held=held, **choice)
         plan = QueryPlan(
             strategy=d.strategy,
@@ -344,7 +347,8 @@ class SearchService:
         settings = {**BASE_SETTINGS, **fixed}
         if d.strategy == "memory" and copy is not None:
             plan.probes = d.probes
-            ranked, note = self._memory(conn, query, vec, ivf, scope, copy, d, scores, settings, timings, plan)
+            held_filter = (scope, favorites)
+            ranked, note = self._memory(conn, query, vec, ivf, held_filter, copy, d, scores, settings, timings, plan)
             if ranked is not None:
                 return plan, ranked
             d = choose(forced="auto", **choice)  # the copy could not fill the page: plan again, in PostgreSQL
@@ -444,13 +448,17 @@ class SearchService:
         return plan, ranked
 
     @staticmethod
-    def _held_only(query: SearchQuery, scope: list[UUID] | None) -> bool:
-        """Whether the in-memory copy checks every filter of the query but the defaults, and at least one."""
+    def _held_only(query: SearchQuery, scope: list[UUID] | None, favorites: bool) -> bool:
+        """Whether the in-memory copy checks every filter of the query but the defaults, and at least one.
+        `favorites`: the copy's favourite flags are current."""
         if any(getattr(query, name) not in (None, []) for name in UNHELD_FILTERS):
             return False
         if query.trashed_only or (query.visibility is not None and query.visibility != ["timeline"]):
             return False
-        return scope is not None or query.taken_after is not None or query.taken_before is not None or bool(query.city)
+        if query.is_favorite is not None and not favorites:
+            return False
+        dated = query.taken_after is not None or query.taken_before is not None
+        return scope is not None or dated or bool(query.city) or query.is_favorite is not None
 
     def _city_hash(self, conn: psycopg.Connection, city: str) -> int:
         found = self._city_hashes.get(city)
@@ -466,7 +474,7 @@ class SearchService:
         query: SearchQuery,
         vec: np.ndarray,
         ivf: sq.Where,
-        scope: list[UUID] | None,
+        held: tuple[list[UUID] | None, bool],
         copy: ResidentLists,
         d: Decision,
         scores: np.ndarray | None,
@@ -480,9 +488,13 @@ class SearchService:
         complete for the probed lists (every better matching row was handed over). Returns (None, why) when that
         still falls short: the caller plans again in PostgreSQL, which widens the probe itself."""
         lists = self._nearest(scores, d.probes)
+        scope, favorites = held  # the owner scope; whether the copy's favourite flags are current
         city = None if query.city is None else self._city_hash(conn, query.city)
+        favorite = query.is_favorite if favorites else None
         t = time.perf_counter()
-        rows, sims = copy.scores(vec, lists, HeldFilter.of(scope, query.taken_after, query.taken_before, city))
+        rows, sims = copy.scores(
+            vec, lists, HeldFilter.of(scope, query.taken_after, query.taken_before, city, favorite)
+        )
         timings["memory_rank"] = _ms(t)
         count = min(d.candidates or query.depth, len(rows))
         for attempt in (1, 2):
