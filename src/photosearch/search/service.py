@@ -348,7 +348,12 @@ class SearchService:
         if d.strategy == "memory" and copy is not None:
             plan.probes = d.probes
             held_filter = (scope, favorites)
-            ranked, note = self._memory(conn, query, vec, ivf, held_filter, copy, d, scores, settings, timings, plan)
+            # Candidates are checked in smart_search (one descent each, the full vector in the same row), unless a
+            # filter is on EXIF columns, which search_ivf carries.
+            checked = ivf if where.needs_exif or where.needs_assets else where
+            ranked, note = self._memory(
+                conn, query, vec, checked, held_filter, copy, d, scores, settings, timings, plan
+            )
             if ranked is not None:
                 return plan, ranked
             d = choose(forced="auto", **choice)  # the copy could not fill the page: plan again, in PostgreSQL
@@ -473,7 +478,7 @@ class SearchService:
         conn: psycopg.Connection,
         query: SearchQuery,
         vec: np.ndarray,
-        ivf: sq.Where,
+        checked: sq.Where,
         held: tuple[list[UUID] | None, bool],
         copy: ResidentLists,
         d: Decision,
@@ -504,7 +509,7 @@ class SearchService:
             ranked = sq.candidate_search(
                 conn,
                 vec,
-                ivf,
+                checked,
                 ids,
                 pool=d.pool or quantized_pool(self.config, query.depth),
                 max_distance=query.max_distance,
