@@ -26,9 +26,10 @@ and searches meanwhile run in PostgreSQL, complete as ever.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -96,26 +97,40 @@ class HeldFilter:
             favorite=favorite,
         )
 
+    def _checks(self, held: ResidentLists) -> list[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]:
+        """(column, test) per condition, cheapest to read first (a byte per row before eight)."""
+        checks: list[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]] = []
+        if self.favorite is not None:
+            checks.append((held.favorites, lambda v: v == self.favorite))
+        if self.city is not None:
+            checks.append((held.cities, lambda v: v == self.city))
+        if self.owners is not None:
+            checks.append((held.owners, lambda v: np.isin(v, self.owners)))
+        lo, hi = self.taken_min, self.taken_max
+        if lo is not None and hi is not None:
+            # NONE_TAKEN (no date) fails `>=`, as NULL >= x does, and passes `<`, where SQL's NULL < x fails: a
+            # superset either way
+            checks.append((held.taken, lambda v: (v >= lo) & (v < hi)))
+        elif lo is not None:
+            checks.append((held.taken, lambda v: v >= lo))
+        elif hi is not None:
+            checks.append((held.taken, lambda v: v < hi))
+        return checks
+
     def mask(self, held: ResidentLists, rows: np.ndarray | None) -> np.ndarray:
         """Which of `rows` (row numbers of the copy; None = every row, read in place) may match."""
-
-        def column(values: np.ndarray) -> np.ndarray:
-            return values if rows is None else values[rows]
-
         keep = np.ones(len(held.ids) if rows is None else len(rows), dtype=bool)
-        if self.favorite is not None:
-            keep &= column(held.favorites) == self.favorite
-        if self.owners is not None:
-            keep &= np.isin(column(held.owners), self.owners)
-        if self.taken_min is not None or self.taken_max is not None:
-            taken = column(held.taken)
-            if self.taken_min is not None:
-                keep &= taken >= self.taken_min  # NONE_TAKEN (no date) fails, as NULL >= x does
-            if self.taken_max is not None:
-                keep &= taken < self.taken_max  # ... and passes here, where SQL's NULL < x fails: a superset
-        if self.city is not None:
-            keep &= column(held.cities) == self.city
+        for column, test in self._checks(held):
+            keep &= test(column if rows is None else column[rows])
         return keep
+
+    def select(self, held: ResidentLists, rows: np.ndarray | None) -> np.ndarray:
+        """The row numbers of `rows` (None = every row) that may match: the first condition is tested on every
+        row (in place when there are no `rows`), each next one only on the rows still left (1M rows, favourites
+        taken in a year: ~1 ms instead of ~5 ms for three full columns)."""
+        for column, test in self._checks(held):
+            rows = np.flatnonzero(test(column)) if rows is None else rows[test(column[rows])]
+        return np.arange(len(held.ids)) if rows is None else rows
 
 
 @dataclass(frozen=True)
@@ -134,18 +149,53 @@ class ResidentLists:
     favorites_version: int | None  # system_metadata.favorites_version the favourites are current for
     id_order: np.ndarray  # (n,) int64: row numbers sorted by id (rows_of)
     id_sorted: np.ndarray  # (n,) uint64: the first 8 bytes of ids[id_order]
+    taken_sorted: np.ndarray  # (n,) int64: `taken`, sorted (estimate)
+    owner_counts: dict[int, int]  # rows per owner prefix
+    city_counts: dict[int, int]  # rows per city hash
 
     @classmethod
     def build(cls, loaded: sq.ResidentRows) -> ResidentLists:
-        """The copy, with the sorted id index that maps a changed favourite to its row."""
+        """The copy, with the sorted id index that maps a changed favourite to its row and the counts that
+        estimate a held filter's matches."""
         first = loaded.ids.view(">u8")[::2].astype(np.uint64)
         order = np.argsort(first, kind="stable")
-        return cls(*loaded, id_order=order, id_sorted=first[order])
+        owners, owner_n = np.unique(loaded.owners, return_counts=True)
+        cities, city_n = np.unique(loaded.cities, return_counts=True)
+        return cls(
+            *loaded,
+            id_order=order,
+            id_sorted=first[order],
+            taken_sorted=np.sort(loaded.taken),
+            owner_counts=dict(zip(owners.tolist(), owner_n.tolist(), strict=True)),
+            city_counts=dict(zip(cities.tolist(), city_n.tolist(), strict=True)),
+        )
 
     @property
     def nbytes(self) -> int:
         arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, self.cities, self.favorites)
-        return int(sum(a.nbytes for a in arrays) + self.id_order.nbytes + self.id_sorted.nbytes)
+        extra = self.id_order.nbytes + self.id_sorted.nbytes + self.taken_sorted.nbytes
+        return int(sum(a.nbytes for a in arrays) + extra)
+
+    def estimate(self, held: HeldFilter) -> int:
+        """Rows `held` matches, from the copy's counts, each condition taken as independent of the others (as
+        PostgreSQL's planner takes them): what a search with only held filters plans with, instead of asking
+        PostgreSQL (EXPLAIN: ~1-2 ms at 1M photos)."""
+        n = len(self.ids)
+        if n == 0:
+            return 0
+        share = 1.0
+        if held.owners is not None:
+            share *= sum(self.owner_counts.get(int(o), 0) for o in set(held.owners.tolist())) / n
+        if held.city is not None:
+            share *= self.city_counts.get(held.city, 0) / n
+        if held.favorite is not None:
+            favorites = int(np.count_nonzero(self.favorites))
+            share *= (favorites if held.favorite else n - favorites) / n
+        if held.taken_min is not None or held.taken_max is not None:
+            lo = 0 if held.taken_min is None else np.searchsorted(self.taken_sorted, held.taken_min, side="left")
+            hi = n if held.taken_max is None else np.searchsorted(self.taken_sorted, held.taken_max, side="left")
+            share *= max(int(hi) - int(lo), 0) / n
+        return int(math.ceil(n * share))
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
         """The row numbers of `ids` (16-byte UUIDs) that the copy holds; ids it does not hold are left out."""
@@ -182,7 +232,7 @@ class ResidentLists:
         if lists is None:
             if held is None:
                 return np.arange(len(self.ids)), self.vectors @ q
-            rows = np.flatnonzero(held.mask(self, None))  # every row: read the columns in place
+            rows = held.select(self, None)  # every row: read the columns in place
             return rows, self.vectors[rows] @ q
         else:
             starts, ends = self._spans(lists)
@@ -198,7 +248,7 @@ class ResidentLists:
                         np.dot(self.vectors[a:b], q, out=sims[pos : pos + b - a])
                         pos += b - a
                 return rows, sims
-        rows = rows[held.mask(self, rows)]
+        rows = held.select(self, rows)
         return rows, self.vectors[rows] @ q
 
     def top(self, rows: np.ndarray, scores: np.ndarray, count: int) -> list[UUID]:
