@@ -233,7 +233,7 @@ class ResidentLists:
             if held is None:
                 return np.arange(len(self.ids)), self.vectors @ q
             rows = held.select(self, None)  # every row: read the columns in place
-            return rows, self.vectors[rows] @ q
+            return rows, np.take(self.vectors, rows, axis=0) @ q  # take: faster than fancy indexing here
         else:
             starts, ends = self._spans(lists)
             sizes = ends - starts
@@ -249,7 +249,7 @@ class ResidentLists:
                         pos += b - a
                 return rows, sims
         rows = held.select(self, rows)
-        return rows, self.vectors[rows] @ q
+        return rows, np.take(self.vectors, rows, axis=0) @ q
 
     def top(self, rows: np.ndarray, scores: np.ndarray, count: int) -> list[UUID]:
         """The ids of the `count` best-scoring rows, best first."""
