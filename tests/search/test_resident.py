@@ -263,16 +263,22 @@ def test_searches_stay_complete_while_the_copy_is_replaced(small_db: Database) -
 
 def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None:
     """Owner, date taken and city are held in memory (migration 042): changing one bumps search_version, from
-    the asset or its EXIF row; a favourite (it bumps favorites_version, 043) or a re-training does not."""
+    the asset or its EXIF row; a favourite or trashing (they bump flags_version, 043) or a re-training does not."""
     db = small_db
     with db.connection() as conn:
         target = conn.execute("SELECT asset_id FROM search_ivf ORDER BY asset_id LIMIT 1").fetchone()[0]
         other = conn.execute("SELECT id FROM users WHERE id <> (SELECT owner_id FROM assets WHERE id = %s) LIMIT 1",
                              (target,)).fetchone()[0]  # fmt: skip
-    v0, f0 = _version(db), _version(db, "favorites_version")
+    v0, f0 = _version(db), _version(db, "flags_version")
     with db.connection() as conn:
         conn.execute("UPDATE assets SET is_favorite = NOT is_favorite WHERE id = %s", (target,))
-    assert _version(db) == v0 and _version(db, "favorites_version") == f0 + 1
+        conn.execute("UPDATE assets SET deleted_at = now() WHERE id = %s", (target,))
+        conn.execute(
+            "UPDATE assets SET deleted_at = deleted_at + interval '1 s' WHERE id = %s", (target,)
+        )  # still trashed
+        conn.execute("UPDATE assets SET deleted_at = NULL, visibility = 'hidden' WHERE id = %s", (target,))
+        conn.execute("UPDATE assets SET visibility = 'timeline' WHERE id = %s", (target,))
+    assert _version(db) == v0 and _version(db, "flags_version") == f0 + 4
     train_lists(db, lists=5, min_rows=0, force=True)  # every row's list changes
     assert _version(db) == v0
     with db.connection() as conn:
@@ -315,12 +321,18 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
             taken=np.array([at, at + day // 2, at + 3 * day, NONE_TAKEN, at - day // 2], dtype=np.int64),
             cities=np.array([7, 7, 8, 0, 7], dtype=np.int64),
             favorites=np.zeros(5, dtype=bool),
-            favorites_version=0,
+            live=np.array([True, True, True, True, False]),
+            timeline=np.array([True, False, True, True, True]),
+            flags_version=0,
         )
     )
     # a changed favourite finds its row by id; an id the copy does not hold is left out
     wanted = np.frombuffer(b"".join(i.bytes for i in (ids[3], uuid.uuid4(), ids[0])), dtype="V16")
-    assert held.rows_of(wanted).tolist() == [0, 3]
+    rows, which = held.locate(wanted)
+    assert rows.tolist() == [3, 0] and which.tolist() == [0, 2]
+    assert HeldFilter.of(None, None, None, None, live=True, timeline=True).mask(held, None).tolist() == [
+        True, False, True, True, False
+    ]  # fmt: skip
     held = replace(held, favorites=np.array([True, False, True, False, True]))
     rows = np.arange(5)
     assert HeldFilter.of(None, None, None, None, True).mask(held, rows).tolist() == [True, False, True, False, True]
@@ -384,9 +396,9 @@ def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixtur
 
 
 def test_a_favourite_refreshes_the_copys_favourites_not_its_vectors(small_db: Database) -> None:
-    """Favouriting bumps favorites_version (migration 043): until the copy's favourites are re-read (in the
-    background, the vectors stay), favourites searches leave that filter to PostgreSQL and stay complete; then
-    they run in memory again, with the new favourite."""
+    """Favouriting bumps flags_version (migration 043): until the copy's flags are re-read (in the background,
+    the vectors stay), favourites searches leave that filter to PostgreSQL and stay complete; then they run in
+    memory again, with the new favourite. Trashing a photo likewise drops it from the copy's default filter."""
     db = small_db
     resident = ResidentCache(db, 1 << 30, min_interval=3600.0)
     first = resident.load()
@@ -413,3 +425,17 @@ def test_a_favourite_refreshes_the_copys_favourites_not_its_vectors(small_db: Da
     assert int(fresh.favorites.sum()) == favorites + 1
     after = service.search(query, admin)
     assert after.plan.strategy == "memory" and after.items[0].id == target and len(after.items) == 5
+
+    # Trashing it: until the flags are re-read, "not in the trash" is left to PostgreSQL; then the copy has it too,
+    # and a plain search is estimated from the copy's counts, without asking PostgreSQL.
+    plain = SearchQuery(vector=vec.to_list(), k=5)
+    with db.connection() as conn:
+        conn.execute("UPDATE assets SET deleted_at = now() WHERE id = %s", (target,))
+    page = service.search(plain, admin)
+    assert target not in {h.id for h in page.items} and len(page.items) == 5
+    resident.wait(30)
+    row = [uuid.UUID(bytes=b) for b in resident.current.ids.tolist()].index(target)
+    assert not resident.current.live[row] and resident.current.favorites[row]
+    page = service.search(plain, admin)
+    assert page.plan.strategy == "memory" and page.plan.estimate_method == "the in-memory copy's counts"
+    assert target not in {h.id for h in page.items} and len(page.items) == 5

@@ -209,7 +209,7 @@ class SearchContext:
     estimated: int | None = None  # the planner's row estimate for the filters, when begin_search was given them
     users_version: int | None = None  # bumped by every change to `users` (migration 040; keys the users cache)
     search_version: int | None = None  # bumped by every change to smart_search (migration 041; keys the resident copy)
-    favorites_version: int | None = None  # bumped by every (un)favourite (migration 043; the copy's favourites)
+    flags_version: int | None = None  # bumped when a favourite, trash or visibility flag changes (migration 043)
 
 
 _CONTEXT = (
@@ -218,7 +218,7 @@ _CONTEXT = (
     " (SELECT value FROM system_metadata WHERE key = 'search_lists'),"
     " (SELECT value FROM system_metadata WHERE key = 'users_version'),"
     " (SELECT value FROM system_metadata WHERE key = 'search_version'),"
-    " (SELECT value FROM system_metadata WHERE key = 'favorites_version')"
+    " (SELECT value FROM system_metadata WHERE key = 'flags_version')"
 )
 
 
@@ -242,7 +242,7 @@ def begin_search(conn: psycopg.Connection, estimate: Where | None = None) -> Sea
         estimated=_plan_rows(est) if est is not None else None,
         users_version=None if row[3] is None else int(row[3]),
         search_version=None if row[4] is None else int(row[4]),
-        favorites_version=None if row[5] is None else int(row[5]),
+        flags_version=None if row[5] is None else int(row[5]),
     )
 
 
@@ -257,11 +257,13 @@ class ResidentRows(NamedTuple):
     taken: np.ndarray  # (n,) int64: local_date_time in µs since 2000-01-01 UTC (int64 min = none)
     cities: np.ndarray  # (n,) int64: hashtextextended(city, 0) (0 = none)
     favorites: np.ndarray  # (n,) bool: is_favorite
-    favorites_version: int | None  # system_metadata.favorites_version, read in the same snapshot
+    live: np.ndarray  # (n,) bool: deleted_at IS NULL (not in the trash)
+    timeline: np.ndarray  # (n,) bool: visibility = 'timeline'
+    flags_version: int | None  # system_metadata.flags_version, read in the same snapshot
 
 
 # per row beyond the vector: id, owner, taken, city, favourite; the id order and the sorted dates (resident.py)
-RESIDENT_ROW_BYTES = 16 + 3 * 8 + 1 + 16 + 8
+RESIDENT_ROW_BYTES = 16 + 3 * 8 + 3 + 16 + 8
 
 
 def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows | str:
@@ -275,11 +277,11 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         "SELECT (SELECT value->>'trained_at' FROM system_metadata WHERE key = 'search_lists'),"
         " (SELECT value FROM system_metadata WHERE key = 'search_version'),"
         " (SELECT (value->>'dim')::int FROM system_metadata WHERE key = 'embedding'),"
-        " (SELECT value FROM system_metadata WHERE key = 'favorites_version')"
+        " (SELECT value FROM system_metadata WHERE key = 'flags_version')"
     ).fetchone()
     key = (key_row[0], None if key_row[1] is None else int(key_row[1]))
     dim = int(key_row[2] or 0)
-    favorites_version = None if key_row[3] is None else int(key_row[3])
+    flags_version = None if key_row[3] is None else int(key_row[3])
     counts = conn.execute("SELECT list_id, count(*) FROM search_ivf GROUP BY list_id ORDER BY list_id").fetchall()
     n = sum(int(c) for _, c in counts)
     need = n * (dim * 4 + RESIDENT_ROW_BYTES)
@@ -296,21 +298,24 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         "taken": np.empty(n, dtype=np.int64),
         "city": np.empty(n, dtype=np.int64),
         "favorite": np.empty(n, dtype=bool),
+        "live": np.empty(n, dtype=bool),
+        "timeline": np.empty(n, dtype=bool),
     }
     # COPY BINARY: a 19-byte header, then per row a field count (int2) and each field's length (int4) and bytes,
     # big-endian: list_id int2, asset_id uuid, owner_id uuid (its first 8 bytes read as one int8), local_date_time
-    # (int8 µs), the city's hash int8, is_favorite bool, embedding halfvec (int2 dim, int2 unused, dim x
-    # float16). NULLs are coalesced so every row has the same width.
+    # (int8 µs), the city's hash int8, the flags (is_favorite, not trashed, on the timeline: bools), embedding
+    # halfvec (int2 dim, int2 unused, dim x float16). NULLs are coalesced so every row has the same width.
     record = np.dtype(
         [("nf", ">i2"), ("l1", ">i4"), ("list", ">i2"), ("l2", ">i4"), ("id", "V16"), ("l3", ">i4"), ("owner", ">i8"),
          ("owner_lo", "V8"), ("l4", ">i4"), ("taken", ">i8"), ("l5", ">i4"), ("city", ">i8"), ("l6", ">i4"),
-         ("favorite", "?"), ("l7", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
+         ("favorite", "?"), ("l7", ">i4"), ("live", "?"), ("l8", ">i4"), ("timeline", "?"), ("l9", ">i4"),
+         ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
     )  # fmt: skip
     pending, pos, header = bytearray(), 0, 19
     with conn.cursor().copy(
         "COPY (SELECT list_id, asset_id, coalesce(owner_id, '00000000-0000-0000-0000-000000000000'),"
         " coalesce(local_date_time, '-infinity'), coalesce(hashtextextended(city, 0), 0), coalesce(is_favorite, false),"
-        " embedding"
+        " deleted_at IS NULL, coalesce(visibility = 'timeline', false), embedding"
         " FROM search_ivf ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
     ) as copy:
         for block in copy:
@@ -323,7 +328,17 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
     if pos != n:
         raise RuntimeError(f"search_ivf changed while it was read: {pos} rows, expected {n}")
     return ResidentRows(
-        key, out["id"], out["vec"], offsets, out["owner"], out["taken"], out["city"], out["favorite"], favorites_version
+        key,
+        out["id"],
+        out["vec"],
+        offsets,
+        out["owner"],
+        out["taken"],
+        out["city"],
+        out["favorite"],
+        out["live"],
+        out["timeline"],
+        flags_version,
     )
 
 
@@ -341,21 +356,43 @@ def _parse_copy(buf: bytearray, header: int, record: np.dtype, out: dict[str, np
     return pos
 
 
-def favorite_ids(conn: psycopg.Connection) -> tuple[int | None, np.ndarray]:
-    """(favorites_version, the 16-byte ids of every favourite in search_ivf), read in one snapshot: what the
-    in-memory copy re-reads when only favourites changed. Binary COPY, so no Python object per id."""
+class FlagRows(NamedTuple):
+    """The photos whose flags are not the common ones (a favourite, in the trash, or off the timeline)."""
+
+    version: int | None  # system_metadata.flags_version, read in the same snapshot
+    ids: np.ndarray  # (m,) 16-byte UUIDs
+    favorite: np.ndarray  # (m,) bool
+    live: np.ndarray  # (m,) bool: not in the trash
+    timeline: np.ndarray  # (m,) bool: visibility = 'timeline'
+
+
+def flag_rows(conn: psycopg.Connection) -> FlagRows:
+    """What the in-memory copy re-reads when only flags changed (every other photo: not a favourite, not
+    trashed, on the timeline), found through smart_search's partial indexes for each, in one snapshot. Binary
+    COPY, so no Python object per row."""
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    version = conn.execute("SELECT value FROM system_metadata WHERE key = 'favorites_version'").fetchone()[0]
+    version = conn.execute("SELECT value FROM system_metadata WHERE key = 'flags_version'").fetchone()[0]
     buf = bytearray()
     with conn.cursor().copy(
-        "COPY (SELECT asset_id FROM search_ivf WHERE is_favorite) TO STDOUT (FORMAT BINARY)"
+        "COPY (SELECT asset_id, coalesce(is_favorite, false), deleted_at IS NULL,"
+        " coalesce(visibility = 'timeline', false) FROM smart_search"
+        " WHERE is_favorite OR deleted_at IS NOT NULL OR visibility <> 'timeline') TO STDOUT (FORMAT BINARY)"
     ) as copy:
         for block in copy:
             buf += block
-    record = np.dtype([("nf", ">i2"), ("l1", ">i4"), ("id", "V16")])
+    record = np.dtype(
+        [("nf", ">i2"), ("l1", ">i4"), ("id", "V16"), ("l2", ">i4"), ("favorite", "?"), ("l3", ">i4"), ("live", "?"),
+         ("l4", ">i4"), ("timeline", "?")]
+    )  # fmt: skip
     count = max(0, (len(buf) - 19 - 2) // record.itemsize)  # a 19-byte header and a 2-byte trailer
-    ids = np.frombuffer(buf, dtype=record, count=count, offset=19)["id"].copy()
-    return (None if version is None else int(version)), ids
+    rows = np.frombuffer(buf, dtype=record, count=count, offset=19)
+    return FlagRows(
+        None if version is None else int(version),
+        rows["id"].copy(),
+        rows["favorite"].copy(),
+        rows["live"].copy(),
+        rows["timeline"].copy(),
+    )
 
 
 def city_hash(conn: psycopg.Connection, city: str) -> int:

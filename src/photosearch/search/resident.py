@@ -7,7 +7,7 @@ memory). The candidates it keeps are then checked against the filters and re-sco
 PostgreSQL, by primary key (db.search.candidate_search), so the filters, the owner scope and the distances all
 stay in SQL.
 
-The copy also holds each row's owner, date taken, city and favourite flag (HeldFilter): numpy then ranks only
+The copy also holds each row's owner, date taken, city and flags (HeldFilter): numpy then ranks only
 the rows those filters match, as PostgreSQL's indexes would find them, so owner-scoped, date-range, city and
 favourites searches hand over a few dozen candidates, not the thousands a filter that rare would need. The held
 columns only ever narrow the rows to a superset of the matches (NULLs and hash collisions pass); PostgreSQL
@@ -15,8 +15,9 @@ still applies every filter.
 
 The copy is used only while it is current: it is keyed by the lists' training and `search_version`, a counter
 every change to an embedding (migration 041) or to a held column (042) bumps, which each search reads with its
-context. Favourites have a counter of their own (043): favouriting a photo is common, so it re-reads only the
-favourites' ids (~0.1 s at 1M photos), in the background, while the vectors stay. When they differ
+context. The flags (favourite, in the trash, on the timeline) have a counter of their own (043): favouriting or
+archiving a photo is common, so it re-reads only the flags of the photos whose flags are not the common ones
+(~0.1 s at 1M photos), in the background, while the vectors stay. When they differ
 the search runs in PostgreSQL as before and a background thread loads a new copy: not more often than every
 `min_interval` (60 s) nor than 10x the last load's duration. An ingest bumps the counter every batch for hours;
 re-reading the library each time would take a core from it (1M rows: ~10 s a load, so one in 100 s at most),
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # timestamptz's binary form counts µs from here
 NONE_TAKEN = np.iinfo(np.int64).min  # '-infinity': what the loader reads for a photo without a date
+FLAG_CHECK_SHARE = 0.05  # the trash and timeline flags are checked in memory only when they remove more than this
 
 Key = tuple[str | None, int | None]  # (the lists' trained_at, search_version)
 
@@ -68,6 +70,8 @@ class HeldFilter:
     taken_max: int | None = None  # µs since PG_EPOCH, exclusive
     city: int | None = None  # the city's hash (db.search.city_hash)
     favorite: bool | None = None
+    live: bool | None = None  # True: not in the trash (deleted_at IS NULL); False: in it
+    timeline: bool | None = None  # True: visibility = 'timeline'
 
     @classmethod
     def of(
@@ -77,9 +81,11 @@ class HeldFilter:
         before: datetime | None,
         city: int | None,
         favorite: bool | None = None,
+        live: bool | None = None,
+        timeline: bool | None = None,
     ) -> HeldFilter | None:
         """The filter for these conditions, None when there is none to check."""
-        if owners is None and after is None and before is None and city is None and favorite is None:
+        if all(x is None for x in (owners, after, before, city, favorite, live, timeline)):
             return None
 
         def micros(value: datetime | None, widen: timedelta) -> int | None:
@@ -95,10 +101,12 @@ class HeldFilter:
             taken_max=micros(before, timedelta(days=1)),
             city=city,
             favorite=favorite,
+            live=live,
+            timeline=timeline,
         )
 
     def _checks(self, held: ResidentLists) -> list[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]:
-        """(column, test) per condition, cheapest to read first (a byte per row before eight)."""
+        """(column, test) per condition, the ones that usually keep fewest rows first."""
         checks: list[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]] = []
         if self.favorite is not None:
             checks.append((held.favorites, lambda v: v == self.favorite))
@@ -115,6 +123,15 @@ class HeldFilter:
             checks.append((held.taken, lambda v: v >= lo))
         elif hi is not None:
             checks.append((held.taken, lambda v: v < hi))
+        # Last, and only when they remove more than a few rows: nearly every photo is out of the trash and on the
+        # timeline, and PostgreSQL checks the candidates anyway (the page's slack covers the few that fail).
+        n = max(len(held.ids), 1)
+        for want, flags, count in (
+            (self.live, held.live, held.live_count),
+            (self.timeline, held.timeline, held.timeline_count),
+        ):
+            if want is not None and (count if not want else n - count) / n > FLAG_CHECK_SHARE:
+                checks.append((flags, lambda v, want=want: v == want))
         return checks
 
     def mask(self, held: ResidentLists, rows: np.ndarray | None) -> np.ndarray:
@@ -136,7 +153,7 @@ class HeldFilter:
 @dataclass(frozen=True)
 class ResidentLists:
     """Every embedded asset's vector, float32, rows grouped by search list: list i is rows offsets[i]:offsets[i+1];
-    with each row's owner, date taken, city and favourite flag for HeldFilter."""
+    with each row's owner, date taken, city and flags for HeldFilter."""
 
     key: Key
     ids: np.ndarray  # (n,) 16-byte UUIDs
@@ -146,16 +163,21 @@ class ResidentLists:
     taken: np.ndarray  # (n,) int64 µs since PG_EPOCH (NONE_TAKEN = none)
     cities: np.ndarray  # (n,) int64 city hashes (0 = none)
     favorites: np.ndarray  # (n,) bool
-    favorites_version: int | None  # system_metadata.favorites_version the favourites are current for
-    id_order: np.ndarray  # (n,) int64: row numbers sorted by id (rows_of)
+    live: np.ndarray  # (n,) bool: not in the trash
+    timeline: np.ndarray  # (n,) bool: visibility = 'timeline'
+    flags_version: int | None  # system_metadata.flags_version the three flags are current for
+    id_order: np.ndarray  # (n,) int64: row numbers sorted by id (locate)
     id_sorted: np.ndarray  # (n,) uint64: the first 8 bytes of ids[id_order]
     taken_sorted: np.ndarray  # (n,) int64: `taken`, sorted (estimate)
     owner_counts: dict[int, int]  # rows per owner prefix
     city_counts: dict[int, int]  # rows per city hash
+    favorite_count: int  # rows with each flag set
+    live_count: int
+    timeline_count: int
 
     @classmethod
     def build(cls, loaded: sq.ResidentRows) -> ResidentLists:
-        """The copy, with the sorted id index that maps a changed favourite to its row and the counts that
+        """The copy, with the sorted id index that maps a changed flag to its row and the counts that
         estimate a held filter's matches."""
         first = loaded.ids.view(">u8")[::2].astype(np.uint64)
         order = np.argsort(first, kind="stable")
@@ -168,11 +190,13 @@ class ResidentLists:
             taken_sorted=np.sort(loaded.taken),
             owner_counts=dict(zip(owners.tolist(), owner_n.tolist(), strict=True)),
             city_counts=dict(zip(cities.tolist(), city_n.tolist(), strict=True)),
+            **_flag_counts(loaded.favorites, loaded.live, loaded.timeline),
         )
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, self.cities, self.favorites)
+        arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, self.cities)
+        arrays += (self.favorites, self.live, self.timeline)
         extra = self.id_order.nbytes + self.id_sorted.nbytes + self.taken_sorted.nbytes
         return int(sum(a.nbytes for a in arrays) + extra)
 
@@ -188,29 +212,40 @@ class ResidentLists:
             share *= sum(self.owner_counts.get(int(o), 0) for o in set(held.owners.tolist())) / n
         if held.city is not None:
             share *= self.city_counts.get(held.city, 0) / n
-        if held.favorite is not None:
-            favorites = int(np.count_nonzero(self.favorites))
-            share *= (favorites if held.favorite else n - favorites) / n
+        counts = (
+            (held.favorite, self.favorite_count),
+            (held.live, self.live_count),
+            (held.timeline, self.timeline_count),
+        )
+        for want, yes in counts:
+            if want is not None:
+                share *= (yes if want else n - yes) / n
         if held.taken_min is not None or held.taken_max is not None:
             lo = 0 if held.taken_min is None else np.searchsorted(self.taken_sorted, held.taken_min, side="left")
             hi = n if held.taken_max is None else np.searchsorted(self.taken_sorted, held.taken_max, side="left")
             share *= max(int(hi) - int(lo), 0) / n
         return int(math.ceil(n * share))
 
-    def rows_of(self, ids: np.ndarray) -> np.ndarray:
-        """The row numbers of `ids` (16-byte UUIDs) that the copy holds; ids it does not hold are left out."""
+    def locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row numbers, positions in `ids`) of the `ids` (16-byte UUIDs) that the copy holds; the others are
+        left out."""
+        none = np.zeros(0, dtype=np.int64)
         if len(ids) == 0 or len(self.ids) == 0:
-            return np.zeros(0, dtype=np.int64)
+            return none, none
         first = ids.view(">u8")[::2].astype(np.uint64)
         lo = np.searchsorted(self.id_sorted, first, side="left")
         hi = np.searchsorted(self.id_sorted, first, side="right")
         mine, theirs = self.ids.view(np.uint64).reshape(-1, 2), ids.view(np.uint64).reshape(-1, 2)
         cand = self.id_order[np.minimum(lo, len(self.ids) - 1)]
         exact = (hi > lo) & (mine[cand] == theirs).all(axis=1)
-        rows = cand[exact].tolist()
+        rows, which = cand[exact].tolist(), np.flatnonzero(exact).tolist()
         for i in np.flatnonzero(~exact & (hi - lo > 1)).tolist():  # ids sharing their first 8 bytes: look on
-            rows += [int(r) for r in self.id_order[lo[i] + 1 : hi[i]] if (mine[r] == theirs[i]).all()][:1]
-        return np.array(sorted(rows), dtype=np.int64)
+            for r in self.id_order[lo[i] + 1 : hi[i]].tolist():
+                if (mine[r] == theirs[i]).all():
+                    rows.append(r)
+                    which.append(i)
+                    break
+        return np.array(rows, dtype=np.int64), np.array(which, dtype=np.int64)
 
     def rows_in(self, lists: Sequence[int] | None) -> int:
         """Rows a probe of `lists` (None = every list) ranks."""
@@ -260,6 +295,14 @@ class ResidentLists:
         return [UUID(bytes=b) for b in self.ids[rows[order]].tolist()]
 
 
+def _flag_counts(favorites: np.ndarray, live: np.ndarray, timeline: np.ndarray) -> dict[str, int]:
+    return {
+        "favorite_count": int(np.count_nonzero(favorites)),
+        "live_count": int(np.count_nonzero(live)),
+        "timeline_count": int(np.count_nonzero(timeline)),
+    }
+
+
 class ResidentCache:
     """The current ResidentLists (or None) and the background thread that replaces it."""
 
@@ -273,7 +316,7 @@ class ResidentCache:
         self.loaded_at: str | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._favorites_thread: threading.Thread | None = None
+        self._flags_thread: threading.Thread | None = None
         self._next_load = 0.0
 
     def status(self) -> dict[str, object]:
@@ -310,43 +353,51 @@ class ResidentCache:
             self._thread.start()
 
     def wait(self, timeout: float | None = None) -> None:
-        for thread in (self._thread, self._favorites_thread):
+        for thread in (self._thread, self._flags_thread):
             if thread is not None:
                 thread.join(timeout)
 
-    def favorites(self, held: ResidentLists, version: int | None) -> bool:
-        """Whether `held`'s favourites are current for `version` (SearchContext.favorites_version); if not, they
-        are re-read in the background (the vectors stay) and the search leaves the favourite filter to SQL."""
-        if held.favorites_version == version:
+    def flags(self, held: ResidentLists, version: int | None) -> bool:
+        """Whether `held`'s flags are current for `version` (SearchContext.flags_version); if not, they are
+        re-read in the background (the vectors stay) and searches leave those filters to SQL meanwhile."""
+        if held.flags_version == version:
             return True
         with self._lock:
-            busy = any(t is not None and t.is_alive() for t in (self._thread, self._favorites_thread))
+            busy = any(t is not None and t.is_alive() for t in (self._thread, self._flags_thread))
             if not busy:
-                self._favorites_thread = threading.Thread(
-                    target=self._refresh_favorites, name="photosearch-favorites", daemon=True
-                )
-                self._favorites_thread.start()
+                self._flags_thread = threading.Thread(target=self._refresh_flags, name="photosearch-flags", daemon=True)
+                self._flags_thread.start()
         return False
 
-    def refresh_favorites(self) -> ResidentLists | None:
-        """Re-read which photos are favourites into the current copy (in this thread); the vectors stay."""
+    def refresh_flags(self) -> ResidentLists | None:
+        """Re-read the flags into the current copy (in this thread): every photo not listed has the common ones
+        (not a favourite, not trashed, on the timeline). The vectors stay."""
         held = self.current
         if held is None:
             return None
         with self.db.connection() as conn:
-            version, ids = sq.favorite_ids(conn)
-        favorites = np.zeros(len(held.ids), dtype=bool)
-        favorites[held.rows_of(ids)] = True
+            found = sq.flag_rows(conn)
+        rows, which = held.locate(found.ids)
+        n = len(held.ids)
+        favorites, live, timeline = np.zeros(n, dtype=bool), np.ones(n, dtype=bool), np.ones(n, dtype=bool)
+        favorites[rows], live[rows], timeline[rows] = found.favorite[which], found.live[which], found.timeline[which]
         with self._lock:
             if self.current is held:  # not replaced by a whole new copy meanwhile
-                self.current = replace(held, favorites=favorites, favorites_version=version)
+                self.current = replace(
+                    held,
+                    favorites=favorites,
+                    live=live,
+                    timeline=timeline,
+                    flags_version=found.version,
+                    **_flag_counts(favorites, live, timeline),
+                )
         return self.current
 
-    def _refresh_favorites(self) -> None:
+    def _refresh_flags(self) -> None:
         try:
-            self.refresh_favorites()
-        except Exception as exc:  # noqa: BLE001 - favourites filters go on in PostgreSQL; the next search retries
-            log.warning("re-reading the favourites failed: %s", exc)
+            self.refresh_flags()
+        except Exception as exc:  # noqa: BLE001 - those filters go on in PostgreSQL; the next search retries
+            log.warning("re-reading the photos' flags failed: %s", exc)
 
     def load(self) -> ResidentLists | None:
         """Load a copy now (in this thread) and make it current; None when the library is over the budget."""

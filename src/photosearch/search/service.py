@@ -280,11 +280,19 @@ class SearchService:
         copy = None if self.resident is None else self.resident.get((ctx.lists_version, ctx.search_version))
         if copy is None or self.resident is None:
             return Held(None, None, False)
-        favorites = self.resident.favorites(copy, ctx.favorites_version)  # the copy's favourite flags are current
+        flags = self.resident.flags(copy, ctx.flags_version)  # the copy's favourite/trash/timeline flags are current
         city = None if query.city is None else self._city_hash(conn, query.city)
-        favorite = query.is_favorite if favorites else None
-        found = HeldFilter.of(scope, query.taken_after, query.taken_before, city, favorite)
-        return Held(copy, found, found is not None and self._held_only(query, scope, favorites))
+        found = HeldFilter.of(
+            scope,
+            query.taken_after,
+            query.taken_before,
+            city,
+            favorite=query.is_favorite if flags else None,
+            # as compile_filters has them: trashed_only wins over with_deleted
+            live=None if not flags else False if query.trashed_only else None if query.with_deleted else True,
+            timeline=True if flags and query.visibility == ["timeline"] else None,
+        )
+        return Held(copy, found, found is not None and self._held_only(query, flags))
 
     @staticmethod
     def _estimate(
@@ -381,9 +389,10 @@ class SearchService:
             # Candidates are checked in smart_search (one descent each, the full vector in the same row), unless a
             # filter is on EXIF columns, which search_ivf carries.
             checked = ivf if where.needs_exif or where.needs_assets else where
-            ranked, note = self._memory(
-                conn, query, vec, checked, held.filter, copy, d, scores, settings, timings, plan
-            )
+            # A broad filter is not applied in memory: nearly every row passes, and ranking whole lists is cheaper
+            # than gathering the rows that do.
+            narrow = held.filter if estimated < total * self.config.hnsw_min_selectivity else None
+            ranked, note = self._memory(conn, query, vec, checked, narrow, copy, d, scores, settings, timings, plan)
             if ranked is not None:
                 return plan, ranked
             d = choose(forced="auto", **choice)  # the copy could not fill the page: plan again, in PostgreSQL
@@ -483,17 +492,15 @@ class SearchService:
         return plan, ranked
 
     @staticmethod
-    def _held_only(query: SearchQuery, scope: list[UUID] | None, favorites: bool) -> bool:
-        """Whether the in-memory copy checks every filter of the query but the defaults, and at least one.
-        `favorites`: the copy's favourite flags are current."""
+    def _held_only(query: SearchQuery, flags: bool) -> bool:
+        """Whether the in-memory copy checks every filter of the query (given it checks at least one). `flags`:
+        the copy's flags are current; while they are re-read, the default filters (not trashed, on the timeline),
+        which nearly every photo passes, are left to PostgreSQL, and favourites and trash filters are not held."""
         if any(getattr(query, name) not in (None, []) for name in UNHELD_FILTERS):
             return False
-        if query.trashed_only or (query.visibility is not None and query.visibility != ["timeline"]):
+        if query.visibility is not None and query.visibility != ["timeline"]:
             return False
-        if query.is_favorite is not None and not favorites:
-            return False
-        dated = query.taken_after is not None or query.taken_before is not None
-        return scope is not None or dated or bool(query.city) or query.is_favorite is not None
+        return flags or (query.is_favorite is None and not query.trashed_only)
 
     def _city_hash(self, conn: psycopg.Connection, city: str) -> int:
         found = self._city_hashes.get(city)
