@@ -74,5 +74,13 @@ def test_filters_the_copy_holds_rank_only_their_rows_in_memory() -> None:
     assert (d.strategy, d.probes, d.candidates) == ("memory", None, 30)
     big = PlannerConfig(memory_max_scan=M // 2)
     assert choose(big, estimated=3_000, total=M, depth=10, lists=1000, resident_rows=M, held=True).strategy != "memory"
+    # At 100k, one owner's 976 photos are found and ranked in memory rather than read one by one (exact); at 1M the
+    # same count stays exact (1,000 rows checked per match), as do a few matches anywhere.
+    d = choose(cfg, estimated=976, total=100_000, depth=10, lists=316, resident_rows=100_000, held=True)
+    assert (d.strategy, d.probes) == ("memory", None)
+    assert choose(cfg, estimated=970, total=M, depth=10, lists=1000, resident_rows=M, held=True).strategy == "exact"
+    assert choose(cfg, estimated=98, total=100_000, depth=10, lists=316, resident_rows=100_000, held=True).strategy == (
+        "exact"
+    )
     # The same filters without the copy holding them (a favourite among them) stay in PostgreSQL.
     assert choose(cfg, estimated=10_000, total=M, depth=10, lists=1000, resident_rows=M).strategy == "quantized"

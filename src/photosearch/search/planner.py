@@ -79,6 +79,13 @@ class PlannerConfig:
     # lists (every row, read in place, when the filter is too rare to probe) before any vector is read: ~1-3 ns a
     # row and column, so 1M rows cost a few ms where PostgreSQL reads each scattered match at ~3.5 µs.
     memory_max_scan: int = 2_000_000
+    # ... and it runs in memory below exact_max_rows too, from memory_held_min_rows estimated matches up, when the
+    # copy holds at most memory_held_scan_per_row rows per match: the exact path reads each match where it lies in
+    # PostgreSQL (~5 µs a row), numpy checks every row in place (~3 ns a row and column) and ranks the matches.
+    # Measured back to back: 100k rows, one owner's 976 photos 10.6 → 8.8 ms, favourites taken in a year (290)
+    # 11.3 → 7.4 ms; but 1M rows, one owner's 970 photos 6.5 → 9.0 ms (1,000 rows checked per match).
+    memory_held_min_rows: int = 200
+    memory_held_scan_per_row: int = 500
 
 
 class QueryPlan(BaseModel):
@@ -204,7 +211,13 @@ def choose(
         return b if total > b else None
 
     exact_max = cfg.exact_max_rows_joined if joins_exif else cfg.exact_max_rows
-    if resident_rows is not None and (forced == "memory" or estimated > exact_max):
+    held_first = (
+        held
+        and resident_rows is not None
+        and estimated >= cfg.memory_held_min_rows
+        and resident_rows <= cfg.memory_held_scan_per_row * estimated
+    )
+    if resident_rows is not None and (forced == "memory" or estimated > exact_max or held_first):
         d = memory_decision(cfg, estimated=estimated, total=total, depth=depth, lists=lists, far=far,
                             resident_rows=resident_rows, forced=forced == "memory", held=held)  # fmt: skip
         if d is not None:
