@@ -206,7 +206,6 @@ class SearchContext:
     lists: int  # trained search lists, 1 = none
     lists_version: str | None  # changes whenever the lists are re-trained (keys the centroid cache)
     index_type: str = "vector"  # the HNSW index: over vector or halfvec (db.embedding.hnsw_order)
-    estimated: int | None = None  # the planner's row estimate for the filters, when begin_search was given them
     users_version: int | None = None  # bumped by every change to `users` (migration 040; keys the users cache)
     search_version: int | None = None  # bumped by every change to smart_search (migration 041; keys the resident copy)
     flags_version: int | None = None  # bumped when a favourite, trash or visibility flag changes (migration 043)
@@ -227,11 +226,11 @@ def estimate_matches(conn: psycopg.Connection, where: Where) -> int:
     return _plan_rows(conn.execute(_explain(where), where.params).fetchone()[0])
 
 
-def begin_search(conn: psycopg.Connection, estimate: Where | None = None) -> SearchContext:
-    """Read the SearchContext and (given filters) the planner's estimate of their matches. Two plain statements:
-    here a psycopg pipeline of the two cost more (0.72 ms) than sending them one after the other (0.60 ms)."""
+def begin_search(conn: psycopg.Connection) -> SearchContext:
+    """Read the SearchContext. The estimate of the filters' matches (estimate_matches) is a statement of its own,
+    sent after it when needed: here a psycopg pipeline of the two cost more (0.72 ms) than sending them one after
+    the other (0.60 ms), and a search whose filters the in-memory copy holds needs no EXPLAIN."""
     row = conn.execute(_CONTEXT, prepare=True).fetchone()  # same text every time: plan it once
-    est = conn.execute(_explain(estimate), estimate.params).fetchone()[0] if estimate is not None else None
     embedding, lists = row[0] or {}, row[2] or {}
     return SearchContext(
         dim=int(embedding.get("dim") or 0),
@@ -239,7 +238,6 @@ def begin_search(conn: psycopg.Connection, estimate: Where | None = None) -> Sea
         lists=int(lists.get("lists") or 1),
         lists_version=lists.get("trained_at"),
         index_type=str(embedding.get("index_type") or "vector"),
-        estimated=_plan_rows(est) if est is not None else None,
         users_version=None if row[3] is None else int(row[3]),
         search_version=None if row[4] is None else int(row[4]),
         flags_version=None if row[5] is None else int(row[5]),

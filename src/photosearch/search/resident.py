@@ -15,13 +15,14 @@ still applies every filter.
 
 The copy is used only while it is current: it is keyed by the lists' training and `search_version`, a counter
 every change to an embedding (migration 041) or to a held column (042) bumps, which each search reads with its
-context. The flags (favourite, in the trash, on the timeline) have a counter of their own (043): favouriting or
-archiving a photo is common, so it re-reads only the flags of the photos whose flags are not the common ones
-(~0.1 s at 1M photos), in the background, while the vectors stay. When they differ
-the search runs in PostgreSQL as before and a background thread loads a new copy: not more often than every
-`min_interval` (60 s) nor than 10x the last load's duration. An ingest bumps the counter every batch for hours;
-re-reading the library each time would take a core from it (1M rows: ~10 s a load, so one in 100 s at most),
-and searches meanwhile run in PostgreSQL, complete as ever.
+context. When they differ the search runs in PostgreSQL as before and a background thread loads a new copy: not
+more often than every `min_interval` (60 s) nor than 10x the last load's duration. An ingest bumps the counter
+every batch for hours; re-reading the library each time would take a core from it (1M rows: ~10 s a load, so one
+in 100 s at most), and searches meanwhile run in PostgreSQL, complete as ever.
+
+The flags (favourite, in the trash, on the timeline) have a counter of their own (043): favouriting or archiving
+a photo is common, so it re-reads only the flags of the photos whose flags are not the common ones, in the
+background, while the vectors stay; until then the copy checks no flag and PostgreSQL applies those filters.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def _pg_micros(value: datetime) -> int:
 
 @dataclass(frozen=True)
 class HeldFilter:
-    """The part of a query's filters the copy checks itself: the owner scope, the date-taken range, the city.
-    A superset of the rows SQL matches, never less: a date without a time zone is read as UTC widened by a day
+    """The part of a query's filters the copy checks itself: the owner scope, the date-taken range, the city, the
+    flags. A superset of the rows SQL matches, never less: a date without a time zone is read as UTC widened by a day
     either way (PostgreSQL reads it in the session's zone), NULLs compare as SQL would or pass, and two cities
     whose hashes collide both pass. PostgreSQL applies every filter to the candidates again."""
 

@@ -38,7 +38,7 @@ BASE_SETTINGS: sq.Settings = {
 FIXED_JOINS: sq.Settings = {"join_collapse_limit": 1}
 NEGATIVE_WEIGHT = 0.5
 # Filters the in-memory copy does not hold (search/resident.py: it holds the owner, the date taken, the city and
-# the favourite flag). The defaults (not deleted, on the timeline) are not among them: nearly every row passes.
+# the favourite, trash and timeline flags; a visibility other than the timeline is not held either).
 UNHELD_FILTERS = (
     "library_ids", "asset_type", "created_after", "created_before", "updated_after", "updated_before",
     "is_archived", "is_offline", "file_name_contains", "make", "model", "lens", "state", "country", "rating_min",
@@ -48,7 +48,7 @@ UNHELD_FILTERS = (
 
 class Held(NamedTuple):
     """The server's in-memory copy of the lists for one search (None: none, or not current), the part of the
-    query's filters it checks itself, and whether that is every filter but the defaults."""
+    query's filters it checks itself, and whether that is every filter (SearchService._held_only)."""
 
     copy: ResidentLists | None
     filter: HeldFilter | None
@@ -503,6 +503,7 @@ class SearchService:
         return flags or (query.is_favorite is None and not query.trashed_only)
 
     def _city_hash(self, conn: psycopg.Connection, city: str) -> int:
+        """The city as the in-memory copy holds it (hashed by PostgreSQL, once per city)."""
         found = self._city_hashes.get(city)
         if found is None:
             if len(self._city_hashes) > 10_000:
