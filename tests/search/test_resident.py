@@ -66,15 +66,17 @@ def test_the_copy_holds_search_ivf_grouped_by_list(lists_fixture: SearchFixture)
         cols = {
             r[0]: r[1:]
             for r in conn.execute(
-                "SELECT asset_id, owner_id, local_date_time, hashtextextended(city, 0) FROM search_ivf"
+                "SELECT asset_id, owner_id, local_date_time, hashtextextended(city, 0), hashtextextended(model, 0)"
+                " FROM search_ivf"
             ).fetchall()
         }
     for j, asset in enumerate(ids):
-        owner, taken, city = cols[asset]
+        owner, taken, city, model = cols[asset]
         assert held.owners[j] == (0 if owner is None else owner_prefix(owner))
         assert held.taken[j] == (NONE_TAKEN if taken is None else (taken - PG_EPOCH) // timedelta(microseconds=1))
-        assert held.cities[j] == (city or 0)
-    assert (held.cities != 0).any() and len(set(held.owners.tolist())) == len(fx.lib.owner_names)
+        assert held.texts["city"][j] == (city or 0) and held.texts["model"][j] == (model or 0)
+    assert (held.texts["city"] != 0).any() and (held.texts["model"] != 0).any()
+    assert len(set(held.owners.tolist())) == len(fx.lib.owner_names)
 
 
 def test_a_copy_is_used_only_while_current(small_db: Database) -> None:
@@ -262,8 +264,8 @@ def test_searches_stay_complete_while_the_copy_is_replaced(small_db: Database) -
 
 
 def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None:
-    """Owner, date taken and city are held in memory (migration 042): changing one bumps search_version, from
-    the asset or its EXIF row; a favourite or trashing (they bump flags_version, 043) or a re-training does not."""
+    """Owner, date taken, place and camera are held in memory (migration 042): changing one bumps search_version,
+    from the asset or its EXIF row; a favourite or trashing (they bump flags_version, 043) or a re-training does not."""
     db = small_db
     with db.connection() as conn:
         target = conn.execute("SELECT asset_id FROM search_ivf ORDER BY asset_id LIMIT 1").fetchone()[0]
@@ -294,12 +296,16 @@ def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None
     with db.connection() as conn:
         conn.execute("UPDATE assets SET owner_id = %s WHERE id = %s", (other, target))
     assert _version(db) == v0 + 3
+    with db.connection() as conn:  # the camera, from EXIF
+        conn.execute("UPDATE exif SET model = 'Another camera' WHERE asset_id = %s", (target,))
+        conn.execute("UPDATE exif SET description = 'not held' WHERE asset_id = %s", (target,))
+    assert _version(db) == v0 + 4
     resident = ResidentCache(db, 1 << 30, min_interval=0.0)
     held = resident.load()
     row = [uuid.UUID(bytes=b) for b in held.ids.tolist()].index(target)
     assert held.owners[row] == owner_prefix(other)
     with db.connection() as conn:
-        assert held.cities[row] == conn.execute("SELECT hashtextextended('Elsewhere', 0)").fetchone()[0]
+        assert held.texts["city"][row] == conn.execute("SELECT hashtextextended('Elsewhere', 0)").fetchone()[0]
 
 
 def test_held_filters_let_a_superset_of_the_matches_through() -> None:
@@ -319,7 +325,7 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
             offsets=np.array([0, 5]),
             owners=np.array([owner_prefix(o) for o in owners] + [0, owner_prefix(owners[0])], dtype=np.int64),
             taken=np.array([at, at + day // 2, at + 3 * day, NONE_TAKEN, at - day // 2], dtype=np.int64),
-            cities=np.array([7, 7, 8, 0, 7], dtype=np.int64),
+            texts={"city": np.array([7, 7, 8, 0, 7], dtype=np.int64), "model": np.zeros(5, dtype=np.int64)},
             favorites=np.zeros(5, dtype=bool),
             live=np.array([True, True, True, True, False]),
             timeline=np.array([True, False, True, True, True]),
@@ -343,7 +349,8 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
     assert naive.mask(held, rows).tolist() == [True, True, True, False, True]
     before = HeldFilter.of(None, None, base, None)
     assert before.mask(held, rows).tolist() == [False, False, False, True, True]  # no date: SQL decides
-    assert HeldFilter.of(owners[:1], None, None, 7).mask(held, rows).tolist() == [True, False, False, False, True]
+    city = HeldFilter.of(owners[:1], None, None, {"city": 7})
+    assert city.mask(held, rows).tolist() == [True, False, False, False, True]
     assert HeldFilter.of(None, None, None, None) is None
     rows_in, sims = held.scores(np.ones(4, dtype=np.float32), [0], HeldFilter.of(owners[1:], None, None, None))
     assert rows_in.tolist() == [1, 2] and sims.tolist() == [1.0, 1.0]
@@ -367,6 +374,7 @@ def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixtur
         ({"city": "Kyoto", "taken_after": taken[500], "like_asset_id": fx.lib.ids[11]}, fx.admin, None),
         ({"is_favorite": True, **window}, fx.admin, None),
         ({"is_favorite": True}, fx.user("Beth"), ["Beth"]),
+        ({"model": "Pixel 7", "country": "Japan"}, fx.admin, None),
     ]
     rng = np.random.default_rng(4)
     for filters, user, names in cases:

@@ -253,22 +253,24 @@ class ResidentRows(NamedTuple):
     offsets: np.ndarray  # (lists + 1,) int64: list i is rows offsets[i]:offsets[i+1]
     owners: np.ndarray  # (n,) int64: the first 8 bytes of owner_id (0 = none)
     taken: np.ndarray  # (n,) int64: local_date_time in µs since 2000-01-01 UTC (int64 min = none)
-    cities: np.ndarray  # (n,) int64: hashtextextended(city, 0) (0 = none)
+    texts: dict[str, np.ndarray]  # HELD_TEXT column -> (n,) int64: hashtextextended(value, 0) (0 = none)
     favorites: np.ndarray  # (n,) bool: is_favorite
     live: np.ndarray  # (n,) bool: deleted_at IS NULL (not in the trash)
     timeline: np.ndarray  # (n,) bool: visibility = 'timeline'
     flags_version: int | None  # system_metadata.flags_version, read in the same snapshot
 
 
-# per row beyond the vector: id, owner, taken, city, favourite; the id order and the sorted dates (resident.py)
-RESIDENT_ROW_BYTES = 16 + 3 * 8 + 3 + 16 + 8
+# The EXIF text columns the in-memory copy holds (hashed) besides the owner, the date and the flags.
+HELD_TEXT = ("city", "state", "country", "make", "model", "lens_model")
+# per row beyond the vector: id, owner, taken, the text hashes, the flags; the id order and the sorted dates
+RESIDENT_ROW_BYTES = 16 + 2 * 8 + 8 * len(HELD_TEXT) + 3 + 16 + 8
 
 
 def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows | str:
-    """Every row of search_ivf with its owner, date taken, city and favourite flag (ResidentRows), read in one
+    """Every row of search_ivf with its owner, date taken, EXIF place and camera, and flags (ResidentRows), read in one
     snapshot with the key it is current for; or why not, when it would take more than `budget_bytes`. Binary
     COPY of fixed-width rows, parsed by numpy in chunks: 1M x 512 in ~10 s, without a Python object per row. The
-    city comes as a 64-bit hash (fixed width); a collision can only let a row through that PostgreSQL then
+    texts come as 64-bit hashes (fixed width); a collision can only let a row through that PostgreSQL then
     filters out."""
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     key_row = conn.execute(
@@ -294,27 +296,33 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         "vec": np.empty((n, dim), dtype=np.float32),
         "owner": np.empty(n, dtype=np.int64),
         "taken": np.empty(n, dtype=np.int64),
-        "city": np.empty(n, dtype=np.int64),
+        **{column: np.empty(n, dtype=np.int64) for column in HELD_TEXT},
         "favorite": np.empty(n, dtype=bool),
         "live": np.empty(n, dtype=bool),
         "timeline": np.empty(n, dtype=bool),
     }
     # COPY BINARY: a 19-byte header, then per row a field count (int2) and each field's length (int4) and bytes,
     # big-endian: list_id int2, asset_id uuid, owner_id uuid (its first 8 bytes read as one int8), local_date_time
-    # (int8 µs), the city's hash int8, the flags (is_favorite, not trashed, on the timeline: bools), embedding
-    # halfvec (int2 dim, int2 unused, dim x float16). NULLs are coalesced so every row has the same width.
+    # (int8 µs), the HELD_TEXT hashes (int8 each), the flags (is_favorite, not trashed, on the timeline: bools),
+    # embedding halfvec (int2 dim, int2 unused, dim x float16). NULLs are coalesced so every row has the same width.
     record = np.dtype(
         [("nf", ">i2"), ("l1", ">i4"), ("list", ">i2"), ("l2", ">i4"), ("id", "V16"), ("l3", ">i4"), ("owner", ">i8"),
-         ("owner_lo", "V8"), ("l4", ">i4"), ("taken", ">i8"), ("l5", ">i4"), ("city", ">i8"), ("l6", ">i4"),
+         ("owner_lo", "V8"), ("l4", ">i4"), ("taken", ">i8"),
+         *[f for column in HELD_TEXT for f in ((f"l_{column}", ">i4"), (column, ">i8"))], ("l6", ">i4"),
          ("favorite", "?"), ("l7", ">i4"), ("live", "?"), ("l8", ">i4"), ("timeline", "?"), ("l9", ">i4"),
          ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
     )  # fmt: skip
     pending, pos, header = bytearray(), 0, 19
+    hashes = sql.SQL("").join(
+        sql.SQL("coalesce(hashtextextended({}, 0), 0), ").format(sql.Identifier(column)) for column in HELD_TEXT
+    )
     with conn.cursor().copy(
-        "COPY (SELECT list_id, asset_id, coalesce(owner_id, '00000000-0000-0000-0000-000000000000'),"
-        " coalesce(local_date_time, '-infinity'), coalesce(hashtextextended(city, 0), 0), coalesce(is_favorite, false),"
-        " deleted_at IS NULL, coalesce(visibility = 'timeline', false), embedding"
-        " FROM search_ivf ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
+        sql.SQL(
+            "COPY (SELECT list_id, asset_id, coalesce(owner_id, '00000000-0000-0000-0000-000000000000'),"
+            " coalesce(local_date_time, '-infinity'), {hashes} coalesce(is_favorite, false),"
+            " deleted_at IS NULL, coalesce(visibility = 'timeline', false), embedding"
+            " FROM search_ivf ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
+        ).format(hashes=hashes)
     ) as copy:
         for block in copy:
             pending += block
@@ -332,7 +340,7 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         offsets,
         out["owner"],
         out["taken"],
-        out["city"],
+        {column: out[column] for column in HELD_TEXT},
         out["favorite"],
         out["live"],
         out["timeline"],
@@ -393,9 +401,9 @@ def flag_rows(conn: psycopg.Connection) -> FlagRows:
     )
 
 
-def city_hash(conn: psycopg.Connection, city: str) -> int:
-    """The hash resident_lists holds for `city` (PostgreSQL's own function, so both sides agree)."""
-    return int(conn.execute("SELECT hashtextextended(%s, 0)", (city,)).fetchone()[0])
+def text_hash(conn: psycopg.Connection, value: str) -> int:
+    """The hash resident_lists holds for an EXIF text `value` (PostgreSQL's own function, so both sides agree)."""
+    return int(conn.execute("SELECT hashtextextended(%s, 0)", (value,)).fetchone()[0])
 
 
 def centroids(conn: psycopg.Connection) -> np.ndarray:

@@ -75,7 +75,7 @@ class PlannerConfig:
     memory_slack: int = 10
     memory_max_candidates: int = 2_000
     memory_max_rows: int = 40_000  # rows ranked in numpy (1M, 20 lists: 20k rows in ~3.4 ms, bound by memory bandwidth)
-    # A filter the copy holds (owner, date taken, city, favourite) is checked in numpy on every row of the probed
+    # A filter the copy holds (owner, date taken, place, camera, flags) is checked in numpy on every row of the probed
     # lists (every row, read in place, when the filter is too rare to probe) before any vector is read: ~1-3 ns a
     # row and column, so 1M rows cost a few ms where PostgreSQL reads each scattered match at ~3.5 µs.
     memory_max_scan: int = 2_000_000
@@ -279,7 +279,7 @@ def memory_decision(
     when that would rank too many rows or hand over too many candidates (forced: never None).
 
     A broad filter ranks every row of the probe and hands over depth / selectivity of them. A narrower filter
-    qualifies only when the copy holds it (`held`: owner, date taken, city, favourite): numpy then ranks just
+    qualifies only when the copy holds it (`held`: owner, date, place, camera, flags): numpy then ranks just
     the probed rows that match (every matching row when the filter is too rare to probe), as PostgreSQL's
     indexes would find them, and twice the page is enough. Other narrow filters
     are PostgreSQL's: memory would rank every row and then check candidates, more of them the rarer the filter is
@@ -296,7 +296,8 @@ def memory_decision(
         candidates = int(math.ceil(cfg.memory_margin * depth)) + cfg.memory_slack
         fits = ranked <= cfg.memory_max_rows and scanned <= cfg.memory_max_scan
         what = (
-            f"of the ~{scanned} rows of {where}, rank the ~{ranked} that match in memory (owner, date, city, favourite)"
+            f"of the ~{scanned} rows of {where}, rank the ~{ranked} that match in memory"
+            " (owner, date, place, camera, flags)"
         )
     else:
         ranked = scanned

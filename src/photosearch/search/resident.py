@@ -7,11 +7,11 @@ memory). The candidates it keeps are then checked against the filters and re-sco
 PostgreSQL, by primary key (db.search.candidate_search), so the filters, the owner scope and the distances all
 stay in SQL.
 
-The copy also holds each row's owner, date taken, city and flags (HeldFilter): numpy then ranks only
-the rows those filters match, as PostgreSQL's indexes would find them, so owner-scoped, date-range, city and
-favourites searches hand over a few dozen candidates, not the thousands a filter that rare would need. The held
-columns only ever narrow the rows to a superset of the matches (NULLs and hash collisions pass); PostgreSQL
-still applies every filter.
+The copy also holds each row's owner, date taken, place and camera (hashed) and flags (HeldFilter): numpy then
+ranks only the rows those filters match, as PostgreSQL's indexes would find them, so owner-scoped, date-range,
+place, camera and favourites searches hand over a few dozen candidates, not the thousands a filter that rare
+would need. The held columns only ever narrow the rows to a superset of the matches (NULLs and hash collisions
+pass); PostgreSQL still applies every filter.
 
 The copy is used only while it is current: it is keyed by the lists' training and `search_version`, a counter
 every change to an embedding (migration 041) or to a held column (042) bumps, which each search reads with its
@@ -31,7 +31,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -61,15 +61,16 @@ def _pg_micros(value: datetime) -> int:
 
 @dataclass(frozen=True)
 class HeldFilter:
-    """The part of a query's filters the copy checks itself: the owner scope, the date-taken range, the city, the
-    flags. A superset of the rows SQL matches, never less: a date without a time zone is read as UTC widened by a day
-    either way (PostgreSQL reads it in the session's zone), NULLs compare as SQL would or pass, and two cities
-    whose hashes collide both pass. PostgreSQL applies every filter to the candidates again."""
+    """The part of a query's filters the copy checks itself: the owner scope, the date-taken range, the EXIF place
+    and camera (db.search.HELD_TEXT), the flags. A superset of the rows SQL matches, never less: a date without a
+    time zone is read as UTC widened by a day either way (PostgreSQL reads it in the session's zone), NULLs
+    compare as SQL would or pass, and two values whose hashes collide both pass. PostgreSQL applies every filter
+    to the candidates again."""
 
     owners: np.ndarray | None = None  # int64 owner prefixes (owner_prefix) allowed; None = any owner
     taken_min: int | None = None  # µs since PG_EPOCH, inclusive
     taken_max: int | None = None  # µs since PG_EPOCH, exclusive
-    city: int | None = None  # the city's hash (db.search.city_hash)
+    texts: tuple[tuple[str, int], ...] = ()  # (HELD_TEXT column, the value's hash: db.search.text_hash)
     favorite: bool | None = None
     live: bool | None = None  # True: not in the trash (deleted_at IS NULL); False: in it
     timeline: bool | None = None  # True: visibility = 'timeline'
@@ -80,13 +81,13 @@ class HeldFilter:
         owners: Sequence[UUID] | None,
         after: datetime | None,
         before: datetime | None,
-        city: int | None,
+        texts: Mapping[str, int] | None,
         favorite: bool | None = None,
         live: bool | None = None,
         timeline: bool | None = None,
     ) -> HeldFilter | None:
         """The filter for these conditions, None when there is none to check."""
-        if all(x is None for x in (owners, after, before, city, favorite, live, timeline)):
+        if not texts and all(x is None for x in (owners, after, before, favorite, live, timeline)):
             return None
 
         def micros(value: datetime | None, widen: timedelta) -> int | None:
@@ -100,7 +101,7 @@ class HeldFilter:
             owners=None if owners is None else np.array([owner_prefix(o) for o in owners], dtype=np.int64),
             taken_min=micros(after, -timedelta(days=1)),
             taken_max=micros(before, timedelta(days=1)),
-            city=city,
+            texts=tuple(sorted((texts or {}).items())),
             favorite=favorite,
             live=live,
             timeline=timeline,
@@ -111,8 +112,8 @@ class HeldFilter:
         checks: list[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]] = []
         if self.favorite is not None:
             checks.append((held.favorites, lambda v: v == self.favorite))
-        if self.city is not None:
-            checks.append((held.cities, lambda v: v == self.city))
+        for column, value in self.texts:
+            checks.append((held.texts[column], lambda v, value=value: v == value))
         if self.owners is not None:
             checks.append((held.owners, lambda v: np.isin(v, self.owners)))
         lo, hi = self.taken_min, self.taken_max
@@ -154,7 +155,7 @@ class HeldFilter:
 @dataclass(frozen=True)
 class ResidentLists:
     """Every embedded asset's vector, float32, rows grouped by search list: list i is rows offsets[i]:offsets[i+1];
-    with each row's owner, date taken, city and flags for HeldFilter."""
+    with each row's owner, date taken, EXIF text hashes and flags for HeldFilter."""
 
     key: Key
     ids: np.ndarray  # (n,) 16-byte UUIDs
@@ -162,7 +163,7 @@ class ResidentLists:
     offsets: np.ndarray  # (lists + 1,) int64
     owners: np.ndarray  # (n,) int64 owner prefixes (owner_prefix; 0 = none)
     taken: np.ndarray  # (n,) int64 µs since PG_EPOCH (NONE_TAKEN = none)
-    cities: np.ndarray  # (n,) int64 city hashes (0 = none)
+    texts: dict[str, np.ndarray]  # HELD_TEXT column -> (n,) int64 hashes (0 = none)
     favorites: np.ndarray  # (n,) bool
     live: np.ndarray  # (n,) bool: not in the trash
     timeline: np.ndarray  # (n,) bool: visibility = 'timeline'
@@ -171,7 +172,7 @@ class ResidentLists:
     id_sorted: np.ndarray  # (n,) uint64: the first 8 bytes of ids[id_order]
     taken_sorted: np.ndarray  # (n,) int64: `taken`, sorted (estimate)
     owner_counts: dict[int, int]  # rows per owner prefix
-    city_counts: dict[int, int]  # rows per city hash
+    text_counts: dict[str, dict[int, int]]  # HELD_TEXT column -> rows per hash
     favorite_count: int  # rows with each flag set
     live_count: int
     timeline_count: int
@@ -182,21 +183,19 @@ class ResidentLists:
         estimate a held filter's matches."""
         first = loaded.ids.view(">u8")[::2].astype(np.uint64)
         order = np.argsort(first, kind="stable")
-        owners, owner_n = np.unique(loaded.owners, return_counts=True)
-        cities, city_n = np.unique(loaded.cities, return_counts=True)
         return cls(
             *loaded,
             id_order=order,
             id_sorted=first[order],
             taken_sorted=np.sort(loaded.taken),
-            owner_counts=dict(zip(owners.tolist(), owner_n.tolist(), strict=True)),
-            city_counts=dict(zip(cities.tolist(), city_n.tolist(), strict=True)),
+            owner_counts=_counts(loaded.owners),
+            text_counts={column: _counts(values) for column, values in loaded.texts.items()},
             **_flag_counts(loaded.favorites, loaded.live, loaded.timeline),
         )
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, self.cities)
+        arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, *self.texts.values())
         arrays += (self.favorites, self.live, self.timeline)
         extra = self.id_order.nbytes + self.id_sorted.nbytes + self.taken_sorted.nbytes
         return int(sum(a.nbytes for a in arrays) + extra)
@@ -211,8 +210,8 @@ class ResidentLists:
         share = 1.0
         if held.owners is not None:
             share *= sum(self.owner_counts.get(int(o), 0) for o in set(held.owners.tolist())) / n
-        if held.city is not None:
-            share *= self.city_counts.get(held.city, 0) / n
+        for column, value in held.texts:
+            share *= self.text_counts[column].get(value, 0) / n
         counts = (
             (held.favorite, self.favorite_count),
             (held.live, self.live_count),
@@ -294,6 +293,11 @@ class ResidentLists:
             rows, scores = rows[part], scores[part]
         order = np.argsort(-scores, kind="stable")
         return [UUID(bytes=b) for b in self.ids[rows[order]].tolist()]
+
+
+def _counts(values: np.ndarray) -> dict[int, int]:
+    found, counts = np.unique(values, return_counts=True)
+    return dict(zip(found.tolist(), counts.tolist(), strict=True))
 
 
 def _flag_counts(favorites: np.ndarray, live: np.ndarray, timeline: np.ndarray) -> dict[str, int]:

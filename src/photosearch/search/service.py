@@ -37,13 +37,15 @@ BASE_SETTINGS: sq.Settings = {
 # the order written: planning them costs more than running them (1M rows: planning 0.73 → 0.44 ms).
 FIXED_JOINS: sq.Settings = {"join_collapse_limit": 1}
 NEGATIVE_WEIGHT = 0.5
-# Filters the in-memory copy does not hold (search/resident.py: it holds the owner, the date taken, the city and
-# the favourite, trash and timeline flags; a visibility other than the timeline is not held either).
+# Filters the in-memory copy does not hold (search/resident.py: it holds the owner, the date taken, the EXIF place
+# and camera, and the favourite, trash and timeline flags; a visibility other than the timeline is not held either).
 UNHELD_FILTERS = (
     "library_ids", "asset_type", "created_after", "created_before", "updated_after", "updated_before",
-    "is_archived", "is_offline", "file_name_contains", "make", "model", "lens", "state", "country", "rating_min",
-    "rating", "has_gps", "bbox", "near",
+    "is_archived", "is_offline", "file_name_contains", "rating_min", "rating", "has_gps", "bbox", "near",
 )  # fmt: skip
+# SearchQuery field -> the EXIF column the copy holds it in (hashed: db.search.HELD_TEXT)
+HELD_TEXT_FILTERS = {"city": "city", "state": "state", "country": "country", "make": "make", "model": "model",
+                     "lens": "lens_model"}  # fmt: skip
 
 
 class Held(NamedTuple):
@@ -129,7 +131,7 @@ class SearchService:
         self.resident = resident  # the search lists in memory (a long-running server); None: PostgreSQL only
         self._centroids: tuple[str | None, np.ndarray] | None = None
         self._users: sq.UserDirectory | None = None  # owner filters resolve from this copy (users_version keys it)
-        self._city_hashes: dict[str, int] = {}  # city filters as the in-memory copy holds them
+        self._text_hashes: dict[str, int] = {}  # place and camera filters as the in-memory copy holds them
 
     # -- query vector ---------------------------------------------------------------------------
 
@@ -281,12 +283,16 @@ class SearchService:
         if copy is None or self.resident is None:
             return Held(None, None, False)
         flags = self.resident.flags(copy, ctx.flags_version)  # the copy's favourite/trash/timeline flags are current
-        city = None if query.city is None else self._city_hash(conn, query.city)
+        texts = {
+            column: self._text_hash(conn, getattr(query, name))
+            for name, column in HELD_TEXT_FILTERS.items()
+            if getattr(query, name) is not None
+        }
         found = HeldFilter.of(
             scope,
             query.taken_after,
             query.taken_before,
-            city,
+            texts,
             favorite=query.is_favorite if flags else None,
             # as compile_filters has them: trashed_only wins over with_deleted
             live=None if not flags else False if query.trashed_only else None if query.with_deleted else True,
@@ -502,13 +508,13 @@ class SearchService:
             return False
         return flags or (query.is_favorite is None and not query.trashed_only)
 
-    def _city_hash(self, conn: psycopg.Connection, city: str) -> int:
-        """The city as the in-memory copy holds it (hashed by PostgreSQL, once per city)."""
-        found = self._city_hashes.get(city)
+    def _text_hash(self, conn: psycopg.Connection, value: str) -> int:
+        """A place or camera as the in-memory copy holds it (hashed by PostgreSQL, once per value)."""
+        found = self._text_hashes.get(value)
         if found is None:
-            if len(self._city_hashes) > 10_000:
-                self._city_hashes.clear()
-            found = self._city_hashes[city] = sq.city_hash(conn, city)
+            if len(self._text_hashes) > 10_000:
+                self._text_hashes.clear()
+            found = self._text_hashes[value] = sq.text_hash(conn, value)
         return found
 
     def _memory(

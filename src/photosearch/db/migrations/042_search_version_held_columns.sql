@@ -1,9 +1,10 @@
--- The in-memory copy of the search lists (search/resident.py) also holds three filter columns of each row, the
--- owner, the date taken and the city, so that numpy can rank only the rows those filters match (owner-scoped,
--- date-range and city searches: a few thousand of a probe's rows instead of PostgreSQL reading each by its list
--- index). The copy must then be stale whenever one of them changes, as it is when an embedding does (migration
--- 041): a row trigger on search_ivf, which carries all three (kept in sync from smart_search and exif by the
--- triggers of migration 013), bumps search_version when one of them differs. Its WHEN clause is checked per row
+-- The in-memory copy of the search lists (search/resident.py) also holds filter columns of each row: the owner,
+-- the date taken, and the EXIF place and camera (city, state, country, make, model, lens), so that numpy can rank
+-- only the rows those filters match (owner-scoped, date-range, place and camera searches: a few thousand of a
+-- probe's rows instead of PostgreSQL reading each by its list index). The copy must then be stale whenever one
+-- of them changes, as it is when an embedding does (migration 041): a row trigger on search_ivf, which carries
+-- them all (kept in sync from smart_search and exif by the triggers of migration 013), bumps search_version when
+-- one of them differs. Its WHEN clause is checked per row
 -- without a call, so re-training the lists (an UPDATE of list_id on every row) and favouriting a photo cost
 -- nothing; a statement trigger with transition tables would keep both images of every row a training updates.
 CREATE FUNCTION search_version_bump_row() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -13,5 +14,7 @@ BEGIN
 END $$;
 CREATE TRIGGER search_version_bump_held AFTER UPDATE ON search_ivf
     FOR EACH ROW
-    WHEN ((OLD.owner_id, OLD.local_date_time, OLD.city) IS DISTINCT FROM (NEW.owner_id, NEW.local_date_time, NEW.city))
+    WHEN ((OLD.owner_id, OLD.local_date_time, OLD.city, OLD.state, OLD.country, OLD.make, OLD.model, OLD.lens_model)
+          IS DISTINCT FROM
+          (NEW.owner_id, NEW.local_date_time, NEW.city, NEW.state, NEW.country, NEW.make, NEW.model, NEW.lens_model))
     EXECUTE FUNCTION search_version_bump_row();
