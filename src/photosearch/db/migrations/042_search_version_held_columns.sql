@@ -7,9 +7,10 @@
 -- one of them differs. Its WHEN clause is checked per row
 -- without a call, so re-training the lists (an UPDATE of list_id on every row) and favouriting a photo cost
 -- nothing; a statement trigger with transition tables would keep both images of every row a training updates.
-CREATE FUNCTION search_version_bump_row() RETURNS trigger LANGUAGE plpgsql AS $$
+-- The counter to bump is the trigger's argument (043 uses the same function for the flags' counter).
+CREATE FUNCTION metadata_counter_bump() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE system_metadata SET value = to_jsonb((value #>> '{}')::bigint + 1) WHERE key = 'search_version';
+    UPDATE system_metadata SET value = to_jsonb((value #>> '{}')::bigint + 1) WHERE key = TG_ARGV[0];
     RETURN NULL;
 END $$;
 CREATE TRIGGER search_version_bump_held AFTER UPDATE ON search_ivf
@@ -17,4 +18,4 @@ CREATE TRIGGER search_version_bump_held AFTER UPDATE ON search_ivf
     WHEN ((OLD.owner_id, OLD.local_date_time, OLD.city, OLD.state, OLD.country, OLD.make, OLD.model, OLD.lens_model)
           IS DISTINCT FROM
           (NEW.owner_id, NEW.local_date_time, NEW.city, NEW.state, NEW.country, NEW.make, NEW.model, NEW.lens_model))
-    EXECUTE FUNCTION search_version_bump_row();
+    EXECUTE FUNCTION metadata_counter_bump('search_version');

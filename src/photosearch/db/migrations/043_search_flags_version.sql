@@ -8,13 +8,8 @@
 -- search_version (migration 041), which replaces the whole copy.
 INSERT INTO system_metadata (key, value) VALUES ('flags_version', '0') ON CONFLICT (key) DO NOTHING;
 
-CREATE FUNCTION flags_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE system_metadata SET value = to_jsonb((value #>> '{}')::bigint + 1) WHERE key = 'flags_version';
-    RETURN NULL;
-END $$;
 CREATE TRIGGER flags_version_bump AFTER UPDATE ON search_ivf
     FOR EACH ROW
     WHEN ((OLD.is_favorite, OLD.deleted_at IS NULL, OLD.visibility)
           IS DISTINCT FROM (NEW.is_favorite, NEW.deleted_at IS NULL, NEW.visibility))
-    EXECUTE FUNCTION flags_version_bump();
+    EXECUTE FUNCTION metadata_counter_bump('flags_version');  -- migration 042's
