@@ -337,21 +337,19 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
     wanted = np.frombuffer(b"".join(i.bytes for i in (ids[3], uuid.uuid4(), ids[0])), dtype="V16")
     rows, which = held.locate(wanted)
     assert rows.tolist() == [3, 0] and which.tolist() == [0, 2]
-    assert HeldFilter.of(None, None, None, None, live=True, timeline=True).mask(held, None).tolist() == [
-        True, False, True, True, False
-    ]  # fmt: skip
+    assert HeldFilter.of(None, None, None, None, live=True, timeline=True).select(held, None).tolist() == [0, 2, 3]
     held = replace(held, favorites=np.array([True, False, True, False, True]))
     rows = np.arange(5)
-    assert HeldFilter.of(None, None, None, None, True).mask(held, rows).tolist() == [True, False, True, False, True]
-    assert HeldFilter.of(None, None, None, None, False).mask(held, None).tolist() == [False, True, False, True, False]
+    assert HeldFilter.of(None, None, None, None, True).select(held, rows).tolist() == [0, 2, 4]
+    assert HeldFilter.of(None, None, None, None, False).select(held, None).tolist() == [1, 3]
     aware = HeldFilter.of(None, base, base + timedelta(days=1), None)
-    assert aware.mask(held, rows).tolist() == [True, True, False, False, False]
+    assert aware.select(held, rows).tolist() == [0, 1]
     naive = HeldFilter.of(None, base.replace(tzinfo=None), None, None)  # widened: a day earlier
-    assert naive.mask(held, rows).tolist() == [True, True, True, False, True]
+    assert naive.select(held, rows).tolist() == [0, 1, 2, 4]
     before = HeldFilter.of(None, None, base, None)
-    assert before.mask(held, rows).tolist() == [False, False, False, True, True]  # no date: SQL decides
+    assert before.select(held, rows).tolist() == [3, 4]  # no date: SQL decides
     city = HeldFilter.of(owners[:1], None, None, {"city": 7})
-    assert city.mask(held, rows).tolist() == [True, False, False, False, True]
+    assert city.select(held, rows).tolist() == [0, 4]
     assert HeldFilter.of(None, None, None, None) is None
     rows_in, sims = held.scores(np.ones(4, dtype=np.float32), [0], HeldFilter.of(owners[1:], None, None, None))
     assert rows_in.tolist() == [1, 2] and sims.tolist() == [1.0, 1.0]

@@ -312,7 +312,7 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
          ("favorite", "?"), ("l7", ">i4"), ("live", "?"), ("l8", ">i4"), ("timeline", "?"), ("l9", ">i4"),
          ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
     )  # fmt: skip
-    pending, pos, header = bytearray(), 0, 19
+    pending, pos, header = bytearray(), 0, COPY_HEADER
     hashes = sql.SQL("").join(
         sql.SQL("coalesce(hashtextextended({}, 0), 0), ").format(sql.Identifier(column)) for column in HELD_TEXT
     )
@@ -346,6 +346,9 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         out["timeline"],
         flags_version,
     )
+
+
+COPY_HEADER = 19  # bytes before the first row of a binary COPY (signature, flags, extension length)
 
 
 def _parse_copy(buf: bytearray, header: int, record: np.dtype, out: dict[str, np.ndarray], pos: int) -> int:
@@ -390,15 +393,13 @@ def flag_rows(conn: psycopg.Connection) -> FlagRows:
         [("nf", ">i2"), ("l1", ">i4"), ("id", "V16"), ("l2", ">i4"), ("favorite", "?"), ("l3", ">i4"), ("live", "?"),
          ("l4", ">i4"), ("timeline", "?")]
     )  # fmt: skip
-    count = max(0, (len(buf) - 19 - 2) // record.itemsize)  # a 19-byte header and a 2-byte trailer
-    rows = np.frombuffer(buf, dtype=record, count=count, offset=19)
-    return FlagRows(
-        None if version is None else int(version),
-        rows["id"].copy(),
-        rows["favorite"].copy(),
-        rows["live"].copy(),
-        rows["timeline"].copy(),
-    )
+    m = max(0, (len(buf) - COPY_HEADER) // record.itemsize)  # (the 2-byte trailer is not a whole row)
+    out = {
+        "id": np.empty(m, dtype="V16"),
+        **{name: np.empty(m, dtype=bool) for name in ("favorite", "live", "timeline")},
+    }
+    _parse_copy(buf, COPY_HEADER, record, out, 0)
+    return FlagRows(None if version is None else int(version), out["id"], out["favorite"], out["live"], out["timeline"])
 
 
 def text_hash(conn: psycopg.Connection, value: str) -> int:
@@ -635,8 +636,8 @@ def candidate_search(
     `where` over smart_search (its rows carry the common filter columns and the full-precision vector): one
     index descent per candidate, filter and re-score in the same row. Over search_ivf (`ivf=True`, for filters on
     EXIF columns, which search_ivf carries): the filters there, then a second descent into smart_search for the
-    first `pool`. At 1M rows an index descent is most of a candidate's cost (~7 µs: a random uuid B-tree in 6 GB
-    of shared buffers), so the seed's k=64 page (138 candidates, 128 re-scored) saves ~1/4 of the statement."""
+    first `pool`. At 1M rows an index descent is much of a candidate's cost (~7 µs: a random uuid B-tree in 6 GB
+    of shared buffers); one descent instead of two saved 2-6 % end to end (search_ab.py)."""
     cutoff = sql.SQL("WHERE r.distance <= %(maxd)s") if max_distance is not None else sql.SQL("")
     if where.ivf:
         passed = sql.SQL(

@@ -15,9 +15,9 @@ ef_search 100, 0.81 at 800). The service measures how far the query is (its near
 such queries probe more lists and skip HNSW (PlannerConfig.far_score).
 
 A long-running server also holds the lists' vectors in memory (search/resident.py), with each row's owner, date
-taken, city and favourite flag: broad filters, and filters on just those columns (the copy then keeps only the
-rows that match),
-rank the probe there with numpy and let PostgreSQL check and re-score only the best candidates (memory_decision).
+taken, EXIF place and camera, and flags: broad filters, and filters on just those columns (the copy then keeps
+only the rows that match), rank the probe there with numpy and let PostgreSQL check and re-score only the best
+candidates (memory_decision).
 """
 
 from __future__ import annotations
@@ -169,6 +169,12 @@ def probes_for(
     return None if probes >= lists * cfg.probe_all_share else probes
 
 
+def is_broad(cfg: PlannerConfig, estimated: int, total: int) -> bool:
+    """Whether a filter matching about `estimated` of `total` rows is broad (hnsw_min_selectivity): it cannot
+    match more than twice its estimate, and checking it row by row costs more than it saves."""
+    return (min(1.0, estimated / total) if total > 0 else 1.0) >= cfg.hnsw_min_selectivity
+
+
 def choose(
     cfg: PlannerConfig,
     *,
@@ -188,9 +194,10 @@ def choose(
     row by row (100k rows, city=Kyoto, 1.2k matches: exact 17 ms). `far`: why the query counts as far from the
     library (a text query, or its nearest list centroid below PlannerConfig.far_score), None if it does not.
     `resident_rows`: the rows of a current in-memory copy of the lists (None = no copy); `held`: the copy checks
-    every filter but the default ones (not deleted, on the timeline), so the rows it ranks all but match."""
+    every filter of the query itself (search.service.SearchService._held_only), so the rows it ranks all but
+    match."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
-    broad = selectivity >= cfg.hnsw_min_selectivity  # most rows match: HNSW's territory, unless the query is far
+    broad = is_broad(cfg, estimated, total)  # most rows match: HNSW's territory, unless the query is far
     q_pool = quantized_pool(cfg, depth)
     if forced == "exact":
         return Decision("exact", "forced by the query")
@@ -281,12 +288,12 @@ def memory_decision(
     A broad filter ranks every row of the probe and hands over depth / selectivity of them. A narrower filter
     qualifies only when the copy holds it (`held`: owner, date, place, camera, flags): numpy then ranks just
     the probed rows that match (every matching row when the filter is too rare to probe), as PostgreSQL's
-    indexes would find them, and twice the page is enough. Other narrow filters
-    are PostgreSQL's: memory would rank every row and then check candidates, more of them the rarer the filter is
-    near the query (1M, example-image queries, a ~10 % date or city filter before the copy held those columns:
-    memory 15-17 ms, the probe in PostgreSQL 8-11 ms)."""
+    indexes would find them, and twice the page is enough. Other narrow filters are PostgreSQL's: memory would
+    rank every row and then check candidates, more of them the rarer the filter is near the query (1M,
+    example-image queries, a ~10 % date or city filter before the copy held those columns: memory 15-17 ms, the
+    probe in PostgreSQL 8-11 ms)."""
     selectivity = min(1.0, max(estimated, 1) / total) if total > 0 else 1.0
-    broad = selectivity >= cfg.hnsw_min_selectivity
+    broad = is_broad(cfg, estimated, total)
     probes = probes_for(cfg, estimated, lists, quantized_pool(cfg, depth), bool(far), broad=broad)
     scanned = resident_rows * (probes or lists) // max(lists, 1)  # the rows of the probed lists
     where = f"the {probes} of {lists} search lists nearest the query" if probes else "every list"

@@ -136,13 +136,6 @@ class HeldFilter:
                 checks.append((flags, lambda v, want=want: v == want))
         return checks
 
-    def mask(self, held: ResidentLists, rows: np.ndarray | None) -> np.ndarray:
-        """Which of `rows` (row numbers of the copy; None = every row, read in place) may match."""
-        keep = np.ones(len(held.ids) if rows is None else len(rows), dtype=bool)
-        for column, test in self._checks(held):
-            keep &= test(column if rows is None else column[rows])
-        return keep
-
     def select(self, held: ResidentLists, rows: np.ndarray | None) -> np.ndarray:
         """The row numbers of `rows` (None = every row) that may match: the first condition is tested on every
         row (in place when there are no `rows`), each next one only on the rows still left (1M rows, favourites
@@ -267,23 +260,25 @@ class ResidentLists:
         if lists is None:
             if held is None:
                 return np.arange(len(self.ids)), self.vectors @ q
-            rows = held.select(self, None)  # every row: read the columns in place
-            return rows, np.take(self.vectors, rows, axis=0) @ q  # take: faster than fancy indexing here
-        else:
-            starts, ends = self._spans(lists)
-            sizes = ends - starts
-            total = int(sizes.sum())
-            # row numbers of the concatenated spans, without a Python list per span
-            rows = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
-            if held is None:
-                sims = np.empty(total, dtype=np.float32)
-                pos = 0
-                for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-                    if b > a:
-                        np.dot(self.vectors[a:b], q, out=sims[pos : pos + b - a])
-                        pos += b - a
-                return rows, sims
-        rows = held.select(self, rows)
+            return self._gathered(q, held.select(self, None))  # every row: the filter's columns read in place
+        starts, ends = self._spans(lists)
+        sizes = ends - starts
+        total = int(sizes.sum())
+        # row numbers of the concatenated spans, without a Python list per span
+        rows = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
+        if held is not None:
+            return self._gathered(q, held.select(self, rows))
+        sims = np.empty(total, dtype=np.float32)
+        pos = 0
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            if b > a:
+                np.dot(self.vectors[a:b], q, out=sims[pos : pos + b - a])
+                pos += b - a
+        return rows, sims
+
+    def _gathered(self, q: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, their similarity to q): the rows' vectors gathered first (np.take: faster than fancy indexing
+        here, 1.7 ms against 2.2 ms for 3k scattered rows at 1M)."""
         return rows, np.take(self.vectors, rows, axis=0) @ q
 
     def top(self, rows: np.ndarray, scores: np.ndarray, count: int) -> list[UUID]:
@@ -420,7 +415,7 @@ class ResidentCache:
             self.skipped, self.current = loaded, None
             return None
         held = ResidentLists.build(loaded)
-        with self._lock:  # after a favourites refresh of the old copy, never before it
+        with self._lock:  # after a flags refresh of the old copy, never before it
             self.current = held
         self.skipped = None
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")

@@ -20,7 +20,15 @@ from pydantic import BaseModel
 
 from photosearch.db import Database
 from photosearch.db import search as sq
-from photosearch.search.planner import Decision, PlannerConfig, QueryPlan, choose, escalate, quantized_pool
+from photosearch.search.planner import (
+    Decision,
+    PlannerConfig,
+    QueryPlan,
+    choose,
+    escalate,
+    is_broad,
+    quantized_pool,
+)
 from photosearch.search.query import SearchError, SearchQuery
 from photosearch.search.resident import HeldFilter, ResidentCache, ResidentLists
 
@@ -397,7 +405,7 @@ class SearchService:
             checked = ivf if where.needs_exif or where.needs_assets else where
             # A broad filter is not applied in memory: nearly every row passes, and ranking whole lists is cheaper
             # than gathering the rows that do.
-            narrow = held.filter if estimated < total * self.config.hnsw_min_selectivity else None
+            narrow = None if is_broad(self.config, estimated, total) else held.filter
             ranked, note = self._memory(conn, query, vec, checked, narrow, copy, d, scores, settings, timings, plan)
             if ranked is not None:
                 return plan, ranked

@@ -4,9 +4,9 @@
 -- probe's rows instead of PostgreSQL reading each by its list index). The copy must then be stale whenever one
 -- of them changes, as it is when an embedding does (migration 041): a row trigger on search_ivf, which carries
 -- them all (kept in sync from smart_search and exif by the triggers of migration 013), bumps search_version when
--- one of them differs. Its WHEN clause is checked per row
--- without a call, so re-training the lists (an UPDATE of list_id on every row) and favouriting a photo cost
--- nothing; a statement trigger with transition tables would keep both images of every row a training updates.
+-- one of them differs. Its WHEN clause is checked per row without a call, so re-training the lists (an UPDATE of
+-- list_id on every row) and favouriting a photo cost nothing; a statement trigger with transition tables would
+-- keep both images of every row a training updates.
 -- The counter to bump is the trigger's argument (043 uses the same function for the flags' counter).
 CREATE FUNCTION metadata_counter_bump() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
