@@ -59,19 +59,19 @@ def test_the_server_ranks_broad_queries_in_memory_and_leaves_filters_to_postgres
 
 def test_filters_the_copy_holds_rank_only_their_rows_in_memory() -> None:
     """Owner, date and city filters (held=True): numpy ranks the probed rows that match, as PostgreSQL's list
-    index would read them, and twice the page (+ slack) is enough, whatever the selectivity."""
+    index would read them, and a tenth over the page (+ slack) is enough, whatever the selectivity."""
     cfg = PlannerConfig()
     # A text query under a ~10 % date filter: 60 lists (60k rows checked), ~6k ranked, 30 candidates.
     d = choose(cfg, estimated=100_000, total=M, depth=10, lists=1000, far="a text query", resident_rows=M, held=True)
-    assert (d.strategy, d.probes, d.candidates) == ("memory", 60, 30)
-    # One owner's 1 %: 200 lists checked for her ~2,000 rows; the seed's k=64 hands over 138.
+    assert (d.strategy, d.probes, d.candidates) == ("memory", 60, 21)
+    # One owner's 1 %: 200 lists checked for her ~2,000 rows; the seed's k=64 hands over 81.
     d = choose(cfg, estimated=10_000, total=M, depth=10, lists=1000, resident_rows=M, held=True)
-    assert (d.strategy, d.probes, d.candidates) == ("memory", 200, 30)
+    assert (d.strategy, d.probes, d.candidates) == ("memory", 200, 21)
     d = choose(cfg, estimated=20_000, total=M, depth=64, lists=1000, resident_rows=M, held=True)
-    assert (d.strategy, d.candidates) == ("memory", 138)
+    assert (d.strategy, d.candidates) == ("memory", 81)
     # Too rare to probe (favourites taken in one year, 0.3 %): every row is checked in place, ~3,000 ranked.
     d = choose(cfg, estimated=3_000, total=M, depth=10, lists=1000, resident_rows=M, held=True)
-    assert (d.strategy, d.probes, d.candidates) == ("memory", None, 30)
+    assert (d.strategy, d.probes, d.candidates) == ("memory", None, 21)
     big = PlannerConfig(memory_max_scan=M // 2)
     assert choose(big, estimated=3_000, total=M, depth=10, lists=1000, resident_rows=M, held=True).strategy != "memory"
     # At 100k, one owner's 976 photos are found and ranked in memory rather than read one by one (exact); at 1M the
@@ -79,6 +79,13 @@ def test_filters_the_copy_holds_rank_only_their_rows_in_memory() -> None:
     d = choose(cfg, estimated=976, total=100_000, depth=10, lists=316, resident_rows=100_000, held=True)
     assert (d.strategy, d.probes) == ("memory", None)
     assert choose(cfg, estimated=970, total=M, depth=10, lists=1000, resident_rows=M, held=True).strategy == "exact"
+    # ... unless the copy's owner or date index finds them without reading the other rows.
+    d = choose(cfg, estimated=970, total=M, depth=10, lists=1000, resident_rows=M, held=True, held_rows=970)
+    assert (d.strategy, d.probes, d.candidates) == ("memory", None, 21) and "owner or date index" in d.reason
+    # A broad filter is not applied in memory (whole lists are ranked), whatever the index would find.
+    wide = PlannerConfig(hnsw_min_selectivity=0.05)
+    d = choose(wide, estimated=395, total=4000, depth=64, lists=1, resident_rows=4000, held=True, held_rows=399)
+    assert (d.strategy, d.candidates) == ("memory", 1307) and "index" not in d.reason  # 2 × 64 / 9.9 % + 10
     assert choose(cfg, estimated=98, total=100_000, depth=10, lists=316, resident_rows=100_000, held=True).strategy == (
         "exact"
     )

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -20,7 +21,15 @@ from photosearch.db.search import ResidentRows
 from photosearch.db.server import ServerInfo
 from photosearch.search import PlannerConfig, SearchQuery, SearchService
 from photosearch.search.lists import train_lists
-from photosearch.search.resident import NONE_TAKEN, PG_EPOCH, HeldFilter, ResidentCache, ResidentLists, owner_prefix
+from photosearch.search.resident import (
+    NAIVE_WIDEN,
+    NONE_TAKEN,
+    PG_EPOCH,
+    HeldFilter,
+    ResidentCache,
+    ResidentLists,
+    owner_prefix,
+)
 from photosearch.search.synthetic import make_library
 from tests.search.conftest import SearchFixture, brute_force, insert_library, synthetic_database
 from tests.search.reference import reference_mask
@@ -157,7 +166,9 @@ def test_too_few_candidates_passing_the_filter_plan_again_in_postgres(search_fix
     """Hand over a single candidate: fewer pass the filter than the page needs, the retry is capped, so the
     search is planned again in PostgreSQL, and stays complete and exact."""
     fx = search_fixture
-    cfg = PlannerConfig(memory_margin=0.001, memory_slack=0, memory_max_candidates=0, exact_max_rows=0)
+    cfg = PlannerConfig(
+        memory_margin=0.001, memory_held_margin=0.001, memory_slack=0, memory_max_candidates=0, exact_max_rows=0
+    )
     service = SearchService(fx.db, config=cfg, resident=fx.resident)
     q = fx.lib.embeddings[11]
     query = SearchQuery(vector=q.tolist(), k=10, city="Kyoto", strategy="memory")
@@ -310,9 +321,9 @@ def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None
 
 
 def test_held_filters_let_a_superset_of_the_matches_through() -> None:
-    """HeldFilter never drops a row SQL would match: a date without a time zone is widened by a day (PostgreSQL
-    reads it in the session's zone), a photo without a date passes a `before` bound (SQL then drops it), and
-    the owner and city compare by prefix and hash."""
+    """HeldFilter never drops a row SQL would match: a date without a time zone is read in the session's zone and
+    widened by a few hours (by a day when the zone is not known), a photo without a date passes a `before` bound
+    (SQL then drops it), and the owner and city compare by prefix and hash."""
     day = 86_400_000_000
     base = datetime(2020, 6, 1, tzinfo=UTC)
     at = int((base - PG_EPOCH) // timedelta(microseconds=1))
@@ -337,22 +348,108 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
     wanted = np.frombuffer(b"".join(i.bytes for i in (ids[3], uuid.uuid4(), ids[0])), dtype="V16")
     rows, which = held.locate(wanted)
     assert rows.tolist() == [3, 0] and which.tolist() == [0, 2]
-    assert HeldFilter.of(None, None, None, None, live=True, timeline=True).select(held, None).tolist() == [0, 2, 3]
+
+    def picked(f: HeldFilter | None, spans: tuple[np.ndarray, np.ndarray] | None = None) -> list[int]:
+        assert f is not None
+        return sorted(f.select(held, spans).tolist())
+
+    assert picked(HeldFilter.of(None, None, None, None, live=True, timeline=True)) == [0, 2, 3]
     held = replace(held, favorites=np.array([True, False, True, False, True]))
-    rows = np.arange(5)
-    assert HeldFilter.of(None, None, None, None, True).select(held, rows).tolist() == [0, 2, 4]
-    assert HeldFilter.of(None, None, None, None, False).select(held, None).tolist() == [1, 3]
+    every = (np.array([0]), np.array([5]))
+    assert picked(HeldFilter.of(None, None, None, None, True), every) == [0, 2, 4]
+    assert picked(HeldFilter.of(None, None, None, None, False)) == [1, 3]
     aware = HeldFilter.of(None, base, base + timedelta(days=1), None)
-    assert aware.select(held, rows).tolist() == [0, 1]
-    naive = HeldFilter.of(None, base.replace(tzinfo=None), None, None)  # widened: a day earlier
-    assert naive.select(held, rows).tolist() == [0, 1, 2, 4]
+    assert picked(aware, every) == picked(aware) == [0, 1]
+    naive = HeldFilter.of(None, base.replace(tzinfo=None), None, None)  # no zone known: widened, a day earlier
+    assert picked(naive, every) == picked(naive) == [0, 1, 2, 4]
+    west = HeldFilter.of(None, base.replace(tzinfo=None), None, None, zone=ZoneInfo("Etc/GMT+12"))  # 12:00 UTC, -3 h
+    assert picked(west) == [1, 2]
     before = HeldFilter.of(None, None, base, None)
-    assert before.select(held, rows).tolist() == [3, 4]  # no date: SQL decides
+    assert picked(before, every) == picked(before) == [3, 4]  # no date: SQL decides
     city = HeldFilter.of(owners[:1], None, None, {"city": 7})
-    assert city.select(held, rows).tolist() == [0, 4]
+    assert picked(city, every) == picked(city) == [0, 4]
+    assert picked(city, (np.array([1, 3]), np.array([2, 5]))) == [4]  # rows 1, 3 and 4 probed
     assert HeldFilter.of(None, None, None, None) is None
     rows_in, sims = held.scores(np.ones(4, dtype=np.float32), [0], HeldFilter.of(owners[1:], None, None, None))
     assert rows_in.tolist() == [1, 2] and sims.tolist() == [1.0, 1.0]
+
+
+def test_the_copys_owner_and_date_indexes_select_what_a_full_check_does() -> None:
+    """Owner rows cut to the probed spans, and a date range's rows over every row, then the other conditions: the
+    same rows as testing every condition on every probed row, for random filters and probes; and held_rows counts
+    the smaller index's rows."""
+    rng = np.random.default_rng(5)
+    n, lists = 5_000, 40
+    owner_ids = [uuid.uuid4() for _ in range(6)]
+    prefixes = np.array([owner_prefix(o) for o in owner_ids], dtype=np.int64)
+    taken = rng.integers(0, 10**9, n, dtype=np.int64)
+    taken[rng.random(n) < 0.05] = NONE_TAKEN
+    held = ResidentLists.build(
+        ResidentRows(
+            key=("t", 1),
+            ids=np.frombuffer(rng.bytes(16 * n), dtype="V16").copy(),
+            vectors=rng.standard_normal((n, 4)).astype(np.float32),
+            offsets=np.linspace(0, n, lists + 1).astype(np.int64),
+            owners=prefixes[rng.choice(6, n, p=[0.5, 0.3, 0.1, 0.06, 0.03, 0.01])],
+            taken=taken,
+            texts={"city": rng.integers(1, 4, n).astype(np.int64)},
+            favorites=rng.random(n) < 0.2,
+            live=rng.random(n) < 0.9,
+            timeline=np.ones(n, dtype=bool),
+            flags_version=0,
+        )
+    )
+    at = [None, *(PG_EPOCH + timedelta(microseconds=int(x)) for x in (0, 10**6, 3 * 10**8, 9 * 10**8))]
+    for trial in range(300):
+        owners = None if trial % 3 == 0 else list(rng.choice(owner_ids, int(rng.integers(1, 4)), replace=False))
+        lo, hi = at[trial % 5], at[(trial // 5) % 5]
+        f = HeldFilter.of(
+            owners,
+            lo,
+            hi,
+            {"city": int(rng.integers(1, 4))} if trial % 4 == 0 else None,
+            favorite=True if trial % 7 == 0 else None,
+            live=True if trial % 2 else None,
+        )
+        if f is None:
+            continue
+        probed = np.sort(rng.choice(lists, int(rng.integers(1, lists)), replace=False))
+        for spans in (None, (held.offsets[probed], held.offsets[probed + 1])):
+            rows = (
+                np.arange(n)
+                if spans is None
+                else np.concatenate([np.arange(a, b) for a, b in zip(*spans, strict=True)])
+            )
+            for column, test in f._checks(held):
+                rows = rows[test(column[rows])]
+            got = f.select(held, spans)
+            assert len(got) == len(set(got.tolist())) and sorted(got.tolist()) == rows.tolist(), (trial, spans)
+        counts = [n]
+        if owners is not None:
+            counts.append(int(np.isin(held.owners, [owner_prefix(o) for o in owners]).sum()))
+        if lo is not None or hi is not None:
+            low = NONE_TAKEN if f.taken_min is None else f.taken_min
+            high = 2**62 if f.taken_max is None else f.taken_max
+            counts.append(int(((held.taken >= low) & (held.taken < high)).sum()))
+        assert held.held_rows(f) == min(counts)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"])
+def test_a_date_without_a_zone_is_read_as_postgresql_reads_it(small_db: Database, zone: str) -> None:
+    """The held date bounds of a naive date, read in the session's zone as psycopg reports it, are within
+    NAIVE_WIDEN of the instant PostgreSQL compares with, DST changes (repeated and skipped local times) included."""
+    local = [datetime(2021, 3, 14, 2, 30), datetime(2021, 11, 7, 1, 30), datetime(2021, 3, 28, 2, 30)]
+    local += [datetime(2021, 10, 31, 2, 30), datetime(2021, 4, 4, 1, 45), datetime(2020, 6, 1), datetime(1999, 12, 31)]
+    with small_db.connection() as conn:
+        conn.execute("SELECT set_config('TimeZone', %s, false)", [zone])
+        assert str(conn.info.timezone) == zone
+        for value in local:
+            seen = conn.execute("SELECT %s::timestamp::timestamptz", [value]).fetchone()[0]
+            micros = int((seen - PG_EPOCH) // timedelta(microseconds=1))
+            held = HeldFilter.of(None, value, value, None, zone=conn.info.timezone)
+            assert held.taken_min <= micros < held.taken_max, (zone, value, seen)
+            assert held.taken_max - held.taken_min == 2 * NAIVE_WIDEN // timedelta(microseconds=1)
+        conn.execute("RESET TimeZone")
 
 
 def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixture: SearchFixture) -> None:

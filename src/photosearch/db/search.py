@@ -189,12 +189,13 @@ def _fetch(
 ) -> list[tuple]:
     """Run `query` after its `settings`, sent together in one pipeline (one round trip, not two). In
     autocommit mode the pipeline is one implicit transaction, so the settings end with it; inside an explicit
-    transaction they last until its end, as SET LOCAL does."""
+    transaction they last until its end, as SET LOCAL does. Rows come back in binary: a 64-row page of hits
+    (timestamps, uuids, text) converts ~1 ms faster than in text, on both sides."""
     if not settings:
-        return conn.execute(query, params).fetchall()
+        return conn.execute(query, params, binary=True).fetchall()
     with conn.pipeline():
         set_local(conn, settings)
-        return conn.execute(query, params).fetchall()
+        return conn.execute(query, params, binary=True).fetchall()
 
 
 @dataclass(frozen=True)
@@ -616,11 +617,18 @@ def quantized_search(
     return _ranked(rows, 3, scanned=_scanned(conn, rows, where, bound, settings, lists))
 
 
+def uuid_array(ids: np.ndarray) -> str:
+    """16-byte ids as a uuid[] literal ('{hex,hex,...}'), for a `%s::uuid[]` parameter: psycopg dumps a list of
+    UUID objects one element at a time (~6 µs each: 0.8 ms for 138 candidates), this is one hex() call."""
+    flat = np.ascontiguousarray(ids).tobytes().hex()
+    return "{" + ",".join(flat[i : i + 32] for i in range(0, len(flat), 32)) + "}"
+
+
 def candidate_search(
     conn: psycopg.Connection,
     vector: np.ndarray,
     where: Where,
-    candidates: Sequence[UUID],
+    candidates: np.ndarray,
     *,
     metric: str,
     pool: int,
@@ -629,8 +637,8 @@ def candidate_search(
     max_distance: float | None = None,
     settings: Settings | None = None,
 ) -> Ranked:
-    """The rows of `candidates` (best first, as ranked in memory: search/resident.py) that pass the filters,
-    found by primary key; the first `pool` of those re-scored at full precision. `scanned` = how many
+    """The rows of `candidates` (16-byte ids, best first, as ranked in memory: search/resident.py) that pass the
+    filters, found by primary key; the first `pool` of those re-scored at full precision. `scanned` = how many
     candidates passed.
 
     `where` over smart_search (its rows carry the common filter columns and the full-precision vector): one
@@ -663,7 +671,7 @@ def candidate_search(
     ).format(ranking=ranking, cutoff=cutoff)
     params = {
         **where.params,
-        "cand": list(candidates),
+        "cand": uuid_array(candidates),
         "q": vector,
         "pool": pool,
         "lim": limit,

@@ -72,6 +72,10 @@ class PlannerConfig:
     # instead of ~1 µs in PostgreSQL) and keeps margin × depth / selectivity of them (+ slack) for PostgreSQL to
     # filter and re-score by primary key: right for broad filters (hnsw_min_selectivity), whose candidates are few.
     memory_margin: float = 2.0
+    # With every filter held, nearly every candidate passes (dates widened by hours, unchecked default flags ≤ 5 %):
+    # a tenth over the page is enough, and a shortfall costs one more batch (service._memory). 1M, seed (k=64):
+    # 74 candidates instead of 138, 64 fewer primary-key descents.
+    memory_held_margin: float = 1.1
     memory_slack: int = 10
     memory_max_candidates: int = 2_000
     memory_max_rows: int = 40_000  # rows ranked in numpy (1M, 20 lists: 20k rows in ~3.4 ms, bound by memory bandwidth)
@@ -80,10 +84,11 @@ class PlannerConfig:
     # row and column, so 1M rows cost a few ms where PostgreSQL reads each scattered match at ~3.5 µs.
     memory_max_scan: int = 2_000_000
     # ... and it runs in memory below exact_max_rows too, from memory_held_min_rows estimated matches up, when the
-    # copy holds at most memory_held_scan_per_row rows per match: the exact path reads each match where it lies in
+    # copy reads at most memory_held_scan_per_row rows per match: the exact path reads each match where it lies in
     # PostgreSQL (~5 µs a row), numpy checks every row in place (~3 ns a row and column) and ranks the matches.
     # Measured back to back: 100k rows, one owner's 976 photos 10.6 → 8.8 ms, favourites taken in a year (290)
-    # 11.3 → 7.4 ms; but 1M rows, one owner's 970 photos 6.5 → 9.0 ms (1,000 rows checked per match).
+    # 11.3 → 7.4 ms; but 1M rows, one owner's 970 photos 6.5 → 9.0 ms (1,000 rows checked per match), before the
+    # copy's owner and date indexes (`held_rows`: the rows it reads are then the owner's or the date range's).
     memory_held_min_rows: int = 200
     memory_held_scan_per_row: int = 500
 
@@ -188,6 +193,7 @@ def choose(
     far: str | None = None,
     resident_rows: int | None = None,
     held: bool = False,
+    held_rows: int | None = None,
 ) -> Decision:
     """Pick the strategy for a query whose filters match about `estimated` of `total` embedded assets, in a
     library split into `lists` search lists (1 = not trained). `joins_exif`: the exact path would join exif
@@ -195,7 +201,8 @@ def choose(
     library (a text query, or its nearest list centroid below PlannerConfig.far_score), None if it does not.
     `resident_rows`: the rows of a current in-memory copy of the lists (None = no copy); `held`: the copy checks
     every filter of the query itself (search.service.SearchService._held_only), so the rows it ranks all but
-    match."""
+    match; `held_rows`: the rows it reads to find them when it probes every list (its owner or date index's, or
+    every row; ResidentLists.held_rows)."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
     broad = is_broad(cfg, estimated, total)  # most rows match: HNSW's territory, unless the query is far
     q_pool = quantized_pool(cfg, depth)
@@ -222,11 +229,12 @@ def choose(
         held
         and resident_rows is not None
         and estimated >= cfg.memory_held_min_rows
-        and resident_rows <= cfg.memory_held_scan_per_row * estimated
+        and (held_rows if held_rows is not None else resident_rows) <= cfg.memory_held_scan_per_row * estimated
     )
     if resident_rows is not None and (forced == "memory" or estimated > exact_max or held_first):
         d = memory_decision(cfg, estimated=estimated, total=total, depth=depth, lists=lists, far=far,
-                            resident_rows=resident_rows, forced=forced == "memory", held=held)  # fmt: skip
+                            resident_rows=resident_rows, forced=forced == "memory", held=held,
+                            held_rows=held_rows)  # fmt: skip
         if d is not None:
             return d
     if estimated <= exact_max:
@@ -281,6 +289,7 @@ def memory_decision(
     resident_rows: int,
     forced: bool = False,
     held: bool = False,
+    held_rows: int | None = None,
 ) -> Decision | None:
     """Rank the lists a quantized probe would read, in memory, and hand the best `candidates` to PostgreSQL; None
     when that would rank too many rows or hand over too many candidates (forced: never None).
@@ -297,10 +306,12 @@ def memory_decision(
     probes = probes_for(cfg, estimated, lists, quantized_pool(cfg, depth), bool(far), broad=broad)
     scanned = resident_rows * (probes or lists) // max(lists, 1)  # the rows of the probed lists
     where = f"the {probes} of {lists} search lists nearest the query" if probes else "every list"
+    if held and not broad and probes is None and held_rows is not None and held_rows < scanned:
+        scanned, where = held_rows, "the copy's owner or date index"  # the rows it reads, not every row
     why = f" ({far})" if far else ""
     if held and not broad:
         ranked = min(scanned, math.ceil(estimated * (probes or lists) / max(lists, 1)))
-        candidates = int(math.ceil(cfg.memory_margin * depth)) + cfg.memory_slack
+        candidates = int(math.ceil(cfg.memory_held_margin * depth)) + cfg.memory_slack
         fits = ranked <= cfg.memory_max_rows and scanned <= cfg.memory_max_scan
         what = (
             f"of the ~{scanned} rows of {where}, rank the ~{ranked} that match in memory"

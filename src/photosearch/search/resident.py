@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from uuid import UUID
 
 import numpy as np
@@ -45,9 +45,11 @@ log = logging.getLogger(__name__)
 
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # timestamptz's binary form counts µs from here
 NONE_TAKEN = np.iinfo(np.int64).min  # '-infinity': what the loader reads for a photo without a date
+NAIVE_WIDEN = timedelta(hours=3)  # a date without a zone, read in the session's: the DST changes' doubt, and more
 FLAG_CHECK_SHARE = 0.05  # the trash and timeline flags are checked in memory only when they remove more than this
 
 Key = tuple[str | None, int | None]  # (the lists' trained_at, search_version)
+Spans = tuple[np.ndarray, np.ndarray]  # (starts, ends) of row ranges: the probed lists
 
 
 def owner_prefix(owner: UUID) -> int:
@@ -63,7 +65,8 @@ def _pg_micros(value: datetime) -> int:
 class HeldFilter:
     """The part of a query's filters the copy checks itself: the owner scope, the date-taken range, the EXIF place
     and camera (db.search.HELD_TEXT), the flags. A superset of the rows SQL matches, never less: a date without a
-    time zone is read as UTC widened by a day either way (PostgreSQL reads it in the session's zone), NULLs
+    time zone is read in the session's zone, as PostgreSQL reads it, widened by NAIVE_WIDEN either way (a local
+    time a DST change repeats or skips may be read an hour apart), or by a day when the zone is not known; NULLs
     compare as SQL would or pass, and two values whose hashes collide both pass. PostgreSQL applies every filter
     to the candidates again."""
 
@@ -85,22 +88,25 @@ class HeldFilter:
         favorite: bool | None = None,
         live: bool | None = None,
         timeline: bool | None = None,
+        zone: tzinfo | None = None,
     ) -> HeldFilter | None:
-        """The filter for these conditions, None when there is none to check."""
+        """The filter for these conditions, None when there is none to check. `zone`: the session's time zone,
+        in which PostgreSQL reads a date without one (psycopg: `conn.info.timezone`)."""
         if not texts and all(x is None for x in (owners, after, before, favorite, live, timeline)):
             return None
+        widen = NAIVE_WIDEN if zone is not None else timedelta(days=1)
 
-        def micros(value: datetime | None, widen: timedelta) -> int | None:
+        def micros(value: datetime | None, sign: int) -> int | None:
             if value is None:
                 return None
             if value.tzinfo is None:
-                value = value.replace(tzinfo=UTC) + widen
+                value = value.replace(tzinfo=zone or UTC).astimezone(UTC) + sign * widen  # real hours, not wall
             return _pg_micros(value)
 
         return cls(
             owners=None if owners is None else np.array([owner_prefix(o) for o in owners], dtype=np.int64),
-            taken_min=micros(after, -timedelta(days=1)),
-            taken_max=micros(before, timedelta(days=1)),
+            taken_min=micros(after, -1),
+            taken_max=micros(before, 1),
             texts=tuple(sorted((texts or {}).items())),
             favorite=favorite,
             live=live,
@@ -136,13 +142,35 @@ class HeldFilter:
                 checks.append((flags, lambda v, want=want: v == want))
         return checks
 
-    def select(self, held: ResidentLists, rows: np.ndarray | None) -> np.ndarray:
-        """The row numbers of `rows` (None = every row) that may match: the first condition is tested on every
-        row (in place when there are no `rows`), each next one only on the rows still left (1M rows, favourites
-        taken in a year: ~1 ms instead of ~5 ms for three full columns)."""
-        for column, test in self._checks(held):
+    def select(self, held: ResidentLists, spans: Spans | None) -> np.ndarray:
+        """The row numbers, within the row `spans` (the probed lists; None = every row), that may match.
+
+        Where the copy's indexes narrow the rows first, they do: the owners' rows (sorted by row, per owner) cut
+        to the spans, or, over every row, the date range's rows (sorted by date) when fewer. The other conditions
+        are then tested on just those rows, one after another, each on the rows still left (1M rows: one owner's
+        ~1,000 photos in ~0.1 ms instead of ~1 ms for a full column; a 200-list probe of a 1 % owner, her ~2,000
+        rows there, without reading the 200k rows' owners)."""
+        rows, used = self._indexed(held, spans)
+        checks = [c for c in self._checks(held) if c[0] is not used]
+        if rows is None and spans is not None:
+            rows = _span_rows(*spans)
+        for column, test in checks:
             rows = np.flatnonzero(test(column)) if rows is None else rows[test(column[rows])]
         return np.arange(len(held.ids)) if rows is None else rows
+
+    def _indexed(self, held: ResidentLists, spans: Spans | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(rows, the column whose condition they meet already) from the copy's smaller index, or (None, None)."""
+        options: list[tuple[int, Callable[[], np.ndarray], np.ndarray]] = []
+        if self.owners is not None:
+            owners = self.owners
+            options.append((held.owner_count(owners), lambda: held.owner_rows(owners, spans), held.owners))
+        if spans is None and (self.taken_min is not None or self.taken_max is not None):
+            lo, hi = held.taken_range(self.taken_min, self.taken_max)
+            options.append((hi - lo, lambda: held.taken_order[lo:hi], held.taken))
+        if not options:
+            return None, None
+        _, rows, column = min(options, key=lambda option: option[0])
+        return rows(), column
 
 
 @dataclass(frozen=True)
@@ -163,8 +191,10 @@ class ResidentLists:
     flags_version: int | None  # system_metadata.flags_version the three flags are current for
     id_order: np.ndarray  # (n,) int64: row numbers sorted by id (locate)
     id_sorted: np.ndarray  # (n,) uint64: the first 8 bytes of ids[id_order]
-    taken_sorted: np.ndarray  # (n,) int64: `taken`, sorted (estimate)
-    owner_counts: dict[int, int]  # rows per owner prefix
+    taken_order: np.ndarray  # (n,) int64: row numbers sorted by `taken` (a date range's rows)
+    taken_sorted: np.ndarray  # (n,) int64: `taken[taken_order]`
+    owner_order: np.ndarray  # (n,) int64: row numbers sorted by owner, then by row (an owner's rows)
+    owner_spans: dict[int, tuple[int, int]]  # owner prefix -> its rows' span in owner_order
     text_counts: dict[str, dict[int, int]]  # HELD_TEXT column -> rows per hash
     favorite_count: int  # rows with each flag set
     live_count: int
@@ -172,16 +202,23 @@ class ResidentLists:
 
     @classmethod
     def build(cls, loaded: sq.ResidentRows) -> ResidentLists:
-        """The copy, with the sorted id index that maps a changed flag to its row and the counts that
-        estimate a held filter's matches."""
+        """The copy, with its indexes: ids (a changed flag's row), dates and owners (the rows a held filter
+        matches, and how many); and the counts that estimate a held filter's other conditions."""
         first = loaded.ids.view(">u8")[::2].astype(np.uint64)
         order = np.argsort(first, kind="stable")
+        taken_order = np.argsort(loaded.taken, kind="stable")
+        owner_order = np.argsort(loaded.owners, kind="stable")  # stable: each owner's rows stay in row order
+        owners, starts, counts = np.unique(loaded.owners[owner_order], return_index=True, return_counts=True)
         return cls(
             *loaded,
             id_order=order,
             id_sorted=first[order],
-            taken_sorted=np.sort(loaded.taken),
-            owner_counts=_counts(loaded.owners),
+            taken_order=taken_order,
+            taken_sorted=loaded.taken[taken_order],
+            owner_order=owner_order,
+            owner_spans={
+                o: (a, a + c) for o, a, c in zip(owners.tolist(), starts.tolist(), counts.tolist(), strict=True)
+            },
             text_counts={column: _counts(values) for column, values in loaded.texts.items()},
             **_flag_counts(loaded.favorites, loaded.live, loaded.timeline),
         )
@@ -190,7 +227,8 @@ class ResidentLists:
     def nbytes(self) -> int:
         arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, *self.texts.values())
         arrays += (self.favorites, self.live, self.timeline)
-        extra = self.id_order.nbytes + self.id_sorted.nbytes + self.taken_sorted.nbytes
+        extra = self.id_order.nbytes + self.id_sorted.nbytes + self.taken_sorted.nbytes + self.taken_order.nbytes
+        extra += self.owner_order.nbytes
         return int(sum(a.nbytes for a in arrays) + extra)
 
     def estimate(self, held: HeldFilter) -> int:
@@ -202,7 +240,7 @@ class ResidentLists:
             return 0
         share = 1.0
         if held.owners is not None:
-            share *= sum(self.owner_counts.get(int(o), 0) for o in set(held.owners.tolist())) / n
+            share *= self.owner_count(held.owners) / n
         for column, value in held.texts:
             share *= self.text_counts[column].get(value, 0) / n
         counts = (
@@ -214,10 +252,45 @@ class ResidentLists:
             if want is not None:
                 share *= (yes if want else n - yes) / n
         if held.taken_min is not None or held.taken_max is not None:
-            lo = 0 if held.taken_min is None else np.searchsorted(self.taken_sorted, held.taken_min, side="left")
-            hi = n if held.taken_max is None else np.searchsorted(self.taken_sorted, held.taken_max, side="left")
-            share *= max(int(hi) - int(lo), 0) / n
+            lo, hi = self.taken_range(held.taken_min, held.taken_max)
+            share *= (hi - lo) / n
         return int(math.ceil(n * share))
+
+    def held_rows(self, held: HeldFilter | None) -> int:
+        """Rows `held` reads when it checks every row: its owners' or its date range's, from the smaller index,
+        or every row."""
+        counts = [len(self.ids)]
+        if held is not None and held.owners is not None:
+            counts.append(self.owner_count(held.owners))
+        if held is not None and (held.taken_min is not None or held.taken_max is not None):
+            lo, hi = self.taken_range(held.taken_min, held.taken_max)
+            counts.append(hi - lo)
+        return min(counts)
+
+    def owner_count(self, owners: np.ndarray) -> int:
+        """Rows the `owners` (prefixes) own."""
+        return sum(b - a for a, b in (self.owner_spans.get(o, (0, 0)) for o in set(owners.tolist())))
+
+    def owner_rows(self, owners: np.ndarray, spans: Spans | None) -> np.ndarray:
+        """The row numbers the `owners` own, within `spans` (None = every row), ascending: each owner's rows are
+        sorted, so a binary search per span cuts them out without reading the other rows."""
+        parts = []
+        for owner in set(owners.tolist()):
+            a, b = self.owner_spans.get(owner, (0, 0))
+            mine = self.owner_order[a:b]
+            if spans is not None:
+                mine = mine[_span_rows(np.searchsorted(mine, spans[0]), np.searchsorted(mine, spans[1]))]
+            parts.append(mine)
+        if len(parts) <= 1:
+            return parts[0] if parts else np.zeros(0, dtype=np.int64)
+        return np.sort(np.concatenate(parts))  # in memory order, as the vectors are read
+
+    def taken_range(self, taken_min: int | None, taken_max: int | None) -> tuple[int, int]:
+        """(start, end) in taken_order of the rows taken in [taken_min, taken_max): as HeldFilter tests them, a
+        photo without a date (NONE_TAKEN, sorted first) before any `taken_min` and within any `taken_max`."""
+        lo = 0 if taken_min is None else int(np.searchsorted(self.taken_sorted, taken_min, side="left"))
+        hi = len(self.ids) if taken_max is None else int(np.searchsorted(self.taken_sorted, taken_max, side="left"))
+        return lo, max(lo, hi)
 
     def locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row numbers, positions in `ids`) of the `ids` (16-byte UUIDs) that the copy holds; the others are
@@ -260,15 +333,12 @@ class ResidentLists:
         if lists is None:
             if held is None:
                 return np.arange(len(self.ids)), self.vectors @ q
-            return self._gathered(q, held.select(self, None))  # every row: the filter's columns read in place
+            return self._gathered(q, held.select(self, None))  # every row: from an index, or columns read in place
         starts, ends = self._spans(lists)
-        sizes = ends - starts
-        total = int(sizes.sum())
-        # row numbers of the concatenated spans, without a Python list per span
-        rows = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
         if held is not None:
-            return self._gathered(q, held.select(self, rows))
-        sims = np.empty(total, dtype=np.float32)
+            return self._gathered(q, held.select(self, (starts, ends)))
+        rows = _span_rows(starts, ends)
+        sims = np.empty(len(rows), dtype=np.float32)
         pos = 0
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             if b > a:
@@ -281,13 +351,19 @@ class ResidentLists:
         here, 1.7 ms against 2.2 ms for 3k scattered rows at 1M)."""
         return rows, np.take(self.vectors, rows, axis=0) @ q
 
-    def top(self, rows: np.ndarray, scores: np.ndarray, count: int) -> list[UUID]:
-        """The ids of the `count` best-scoring rows, best first."""
+    def top(self, rows: np.ndarray, scores: np.ndarray, count: int) -> np.ndarray:
+        """The ids (16 bytes each) of the `count` best-scoring rows, best first."""
         if count < len(rows):
             part = np.argpartition(-scores, count - 1)[:count]
             rows, scores = rows[part], scores[part]
         order = np.argsort(-scores, kind="stable")
-        return [UUID(bytes=b) for b in self.ids[rows[order]].tolist()]
+        return self.ids[rows[order]]
+
+
+def _span_rows(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The numbers starts[i]..ends[i]-1 of every span, concatenated, without a Python list per span."""
+    sizes = ends - starts
+    return np.arange(int(sizes.sum()), dtype=np.int64) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
 
 
 def _counts(values: np.ndarray) -> dict[int, int]:

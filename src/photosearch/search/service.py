@@ -305,6 +305,7 @@ class SearchService:
             # as compile_filters has them: trashed_only wins over with_deleted
             live=None if not flags else False if query.trashed_only else None if query.with_deleted else True,
             timeline=True if flags and query.visibility == ["timeline"] else None,
+            zone=conn.info.timezone,  # how PostgreSQL reads a date without a zone
         )
         return Held(copy, found, found is not None and self._held_only(query, flags))
 
@@ -384,7 +385,8 @@ class SearchService:
             "far": self._far(query, nearest_score),
         }
         rows = None if copy is None else len(copy.ids)
-        d = choose(forced=query.strategy, resident_rows=rows, held=held.only, **choice)
+        held_rows = None if copy is None else copy.held_rows(held.filter)
+        d = choose(forced=query.strategy, resident_rows=rows, held=held.only, held_rows=held_rows, **choice)
         plan = QueryPlan(
             strategy=d.strategy,
             reason=d.reason,
