@@ -87,6 +87,20 @@ def test_the_copy_holds_search_ivf_grouped_by_list(lists_fixture: SearchFixture)
         assert held.texts["city"][j] == (city or 0) and held.texts["model"][j] == (model or 0)
     assert (held.texts["city"] != 0).any() and (held.texts["model"] != 0).any()
     assert len(set(held.owners.tolist())) == len(fx.lib.owner_names)
+    # ... and its rating, type, GPS, archived and offline, a byte each
+    with fx.db.connection() as conn:
+        attrs = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT asset_id, coalesce(rating, -2), type = 'VIDEO', latitude IS NOT NULL AND longitude IS NOT NULL,"
+                " is_archived, is_offline FROM search_ivf"
+            ).fetchall()
+        }
+    names = ("rating", "video", "gps", "archived", "offline")
+    got = zip(*(held.attributes[name].tolist() for name in names), strict=True)
+    assert [attrs[a] for a in ids] == [tuple(x) for x in got]
+    for name in names:
+        assert len(set(held.attributes[name].tolist())) > 1, name
 
 
 def test_a_copy_is_used_only_while_current(small_db: Database) -> None:
@@ -186,7 +200,7 @@ def test_a_second_batch_sized_by_the_filters_share_completes_the_page(search_fix
     cfg = PlannerConfig(memory_margin=0.2, memory_slack=0, memory_max_candidates=4000, exact_max_rows=0)
     service = SearchService(fx.db, config=cfg, resident=fx.resident)
     q = fx.lib.embeddings[11]
-    query = SearchQuery(vector=q.tolist(), k=20, asset_type="VIDEO", strategy="memory")  # ~4 %, not held
+    query = SearchQuery(vector=q.tolist(), k=20, file_name_contains=".mp4", strategy="memory")  # ~4 %, not held
     page = service.search(query, fx.admin)
     assert page.plan.strategy == "memory" and page.plan.fallback is None
     first = int(np.ceil(0.2 * 20 / (page.plan.estimated_matches / page.plan.total_embeddings)))
@@ -292,7 +306,9 @@ def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None
         )  # still trashed
         conn.execute("UPDATE assets SET deleted_at = NULL, visibility = 'hidden' WHERE id = %s", (target,))
         conn.execute("UPDATE assets SET visibility = 'timeline' WHERE id = %s", (target,))
-    assert _version(db) == v0 and _version(db, "flags_version") == f0 + 4
+        conn.execute("UPDATE assets SET is_archived = NOT is_archived WHERE id = %s", (target,))
+        conn.execute("UPDATE assets SET is_offline = NOT is_offline WHERE id = %s", (target,))
+    assert _version(db) == v0 and _version(db, "flags_version") == f0 + 6
     train_lists(db, lists=5, min_rows=0, force=True)  # every row's list changes
     assert _version(db) == v0
     with db.connection() as conn:
@@ -312,6 +328,19 @@ def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None
         conn.execute("UPDATE exif SET model = 'Another camera' WHERE asset_id = %s", (target,))
         conn.execute("UPDATE exif SET description = 'not held' WHERE asset_id = %s", (target,))
     assert _version(db) == v0 + 4
+
+    def bumps(statement: str) -> int:
+        before = _version(db)
+        with db.connection() as conn:
+            conn.execute(statement, (target,))
+        return _version(db) - before
+
+    # the rating, whether there are GPS coordinates, the type (migration 044)
+    assert bumps("UPDATE exif SET rating = coalesce(rating, 0) + 1 WHERE asset_id = %s") == 1
+    bumps("UPDATE exif SET latitude = 10, longitude = 20 WHERE asset_id = %s")
+    assert bumps("UPDATE exif SET latitude = NULL WHERE asset_id = %s") == 1
+    assert bumps("UPDATE exif SET longitude = 21 WHERE asset_id = %s") == 0  # still no GPS
+    assert bumps("UPDATE assets SET type = CASE type WHEN 'IMAGE' THEN 'VIDEO' ELSE 'IMAGE' END WHERE id = %s") == 1
     resident = ResidentCache(db, 1 << 30, min_interval=0.0)
     held = resident.load()
     row = [uuid.UUID(bytes=b) for b in held.ids.tolist()].index(target)
@@ -342,6 +371,11 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
             live=np.array([True, True, True, True, False]),
             timeline=np.array([True, False, True, True, True]),
             flags_version=0,
+            attributes={
+                "rating": np.array([5, -2, -1, 3, 4], dtype=np.int8),
+                **{name: np.array([True, False, False, True, False]) for name in ("video", "gps")},
+                **{name: np.zeros(5, dtype=bool) for name in ("archived", "offline")},
+            },
         )
     )
     # a changed favourite finds its row by id; an id the copy does not hold is left out
@@ -369,6 +403,11 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
     city = HeldFilter.of(owners[:1], None, None, {"city": 7})
     assert picked(city, every) == picked(city) == [0, 4]
     assert picked(city, (np.array([1, 3]), np.array([2, 5]))) == [4]  # rows 1, 3 and 4 probed
+    assert picked(HeldFilter.of(None, None, None, None, rating_min=-1)) == [0, 2, 3, 4]  # -2: no rating, fails
+    assert picked(HeldFilter.of(None, None, None, None, rating=-1), every) == [2]  # -1: rejected
+    assert picked(HeldFilter.of(None, None, None, None, rating_min=4, marks={"video": True})) == [0]
+    assert picked(HeldFilter.of(None, None, None, None, marks={"gps": False, "archived": None})) == [1, 2, 4]
+    assert HeldFilter.of(None, None, None, None, marks={"archived": None}) is None
     assert HeldFilter.of(None, None, None, None) is None
     rows_in, sims = held.scores(np.ones(4, dtype=np.float32), [0], HeldFilter.of(owners[1:], None, None, None))
     assert rows_in.tolist() == [1, 2] and sims.tolist() == [1.0, 1.0]
@@ -397,6 +436,10 @@ def test_the_copys_owner_and_date_indexes_select_what_a_full_check_does() -> Non
             live=rng.random(n) < 0.9,
             timeline=np.ones(n, dtype=bool),
             flags_version=0,
+            attributes={
+                "rating": rng.integers(-2, 6, n).astype(np.int8),
+                **{name: rng.random(n) < 0.1 for name in ("video", "gps", "archived", "offline")},
+            },
         )
     )
     at = [None, *(PG_EPOCH + timedelta(microseconds=int(x)) for x in (0, 10**6, 3 * 10**8, 9 * 10**8))]
@@ -410,6 +453,8 @@ def test_the_copys_owner_and_date_indexes_select_what_a_full_check_does() -> Non
             {"city": int(rng.integers(1, 4))} if trial % 4 == 0 else None,
             favorite=True if trial % 7 == 0 else None,
             live=True if trial % 2 else None,
+            rating_min=3 if trial % 5 == 1 else None,
+            marks={"video": False, "archived": False} if trial % 6 == 2 else None,
         )
         if f is None:
             continue
@@ -471,6 +516,11 @@ def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixtur
         ({"is_favorite": True, **window}, fx.admin, None),
         ({"is_favorite": True}, fx.user("Beth"), ["Beth"]),
         ({"model": "Pixel 7", "country": "Japan"}, fx.admin, None),
+        ({"rating_min": 4}, fx.admin, None),
+        ({"rating": 5, "owners": ["Beth"]}, fx.admin, ["Beth"]),
+        ({"asset_type": "VIDEO"}, fx.admin, None),
+        ({"is_archived": True, "has_gps": True}, fx.admin, None),
+        ({"is_offline": False, "has_gps": False, "asset_type": "IMAGE", **window}, fx.admin, None),
     ]
     rng = np.random.default_rng(4)
     for filters, user, names in cases:
@@ -495,8 +545,8 @@ def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixtur
             recalls.append(len({h.id for h in page.items} & set(expected)) / max(len(expected), 1))
         assert np.mean(recalls) >= 0.95, (filters, recalls)
     # A narrow filter the copy does not hold stays in PostgreSQL.
-    page = service.search(SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, is_archived=True), fx.admin)
-    assert page.plan.strategy != "memory"
+    query = SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, file_name_contains="IMG_00012")
+    assert service.search(query, fx.admin).plan.strategy != "memory"
 
 
 def test_a_favourite_refreshes_the_copys_favourites_not_its_vectors(small_db: Database) -> None:
@@ -548,3 +598,25 @@ def test_a_favourite_refreshes_the_copys_favourites_not_its_vectors(small_db: Da
     page = service.search(plain, admin)
     assert page.plan.strategy == "memory" and page.plan.estimate_method == "the in-memory copy's counts"
     assert target not in {h.id for h in page.items} and len(page.items) == 5
+
+    # Archiving another photo: re-read with the flags (044), after which an archived search runs in memory again.
+    with db.connection() as conn:
+        other, near = conn.execute(
+            "SELECT asset_id, embedding FROM smart_search WHERE NOT is_archived AND deleted_at IS NULL"
+            " AND visibility = 'timeline' ORDER BY asset_id DESC LIMIT 1"
+        ).fetchone()
+        conn.execute("UPDATE assets SET is_archived = true WHERE id = %s", (other,))
+    archived = SearchQuery(vector=near.to_list(), k=3, is_archived=True)
+    deadline = time.monotonic() + 30
+    while resident.current.flags_version != _version(db, "flags_version") and time.monotonic() < deadline:
+        assert service.search(archived, admin).items[0].id == other  # PostgreSQL's meanwhile
+        resident.wait(30)
+        time.sleep(0.05)
+    row = [uuid.UUID(bytes=b) for b in resident.current.ids.tolist()].index(other)
+    assert resident.current.attributes["archived"][row] and not resident.current.live[target_row(resident, target)]
+    page = service.search(archived, admin)
+    assert page.plan.strategy == "memory" and page.items[0].id == other
+
+
+def target_row(resident: ResidentCache, asset: uuid.UUID) -> int:
+    return [uuid.UUID(bytes=b) for b in resident.current.ids.tolist()].index(asset)

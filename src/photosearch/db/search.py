@@ -259,12 +259,24 @@ class ResidentRows(NamedTuple):
     live: np.ndarray  # (n,) bool: deleted_at IS NULL (not in the trash)
     timeline: np.ndarray  # (n,) bool: visibility = 'timeline'
     flags_version: int | None  # system_metadata.flags_version, read in the same snapshot
+    attributes: dict[str, np.ndarray]  # HELD_ATTRIBUTES name -> (n,) int8 rating (-2 = none; -1 = rejected) or bool
 
 
 # The EXIF text columns the in-memory copy holds (hashed) besides the owner, the date and the flags.
 HELD_TEXT = ("city", "state", "country", "make", "model", "lens_model")
-# per row beyond the vector: id, owner, taken, the text hashes, the flags; the id order and the sorted dates
-RESIDENT_ROW_BYTES = 16 + 2 * 8 + 8 * len(HELD_TEXT) + 3 + 16 + 8
+# ... and a byte each (migration 044): name -> (the search_ivf expression, its dtype). Archived and offline are flags
+# (re-read with the others, flag_rows); rating, type and GPS change with the whole copy.
+HELD_ATTRIBUTES = {
+    "rating": ("coalesce(rating, -2)", np.int8),  # -1 is a real rating: rejected
+    "video": ("coalesce(type = 'VIDEO', false)", np.bool_),
+    "gps": ("(latitude IS NOT NULL AND longitude IS NOT NULL)", np.bool_),
+    "archived": ("coalesce(is_archived, false)", np.bool_),
+    "offline": ("coalesce(is_offline, false)", np.bool_),
+}
+FLAG_ATTRIBUTES = ("archived", "offline")
+# per row beyond the vector: id, owner, taken, the text hashes, the flags and attributes; the id, date and owner
+# orders and the sorted dates
+RESIDENT_ROW_BYTES = 16 + 2 * 8 + 8 * len(HELD_TEXT) + 3 + len(HELD_ATTRIBUTES) + 16 + 8 + 8 + 8
 
 
 def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows | str:
@@ -301,17 +313,20 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         "favorite": np.empty(n, dtype=bool),
         "live": np.empty(n, dtype=bool),
         "timeline": np.empty(n, dtype=bool),
+        **{name: np.empty(n, dtype=dtype) for name, (_, dtype) in HELD_ATTRIBUTES.items()},
     }
     # COPY BINARY: a 19-byte header, then per row a field count (int2) and each field's length (int4) and bytes,
     # big-endian: list_id int2, asset_id uuid, owner_id uuid (its first 8 bytes read as one int8), local_date_time
     # (int8 µs), the HELD_TEXT hashes (int8 each), the flags (is_favorite, not trashed, on the timeline: bools),
-    # embedding halfvec (int2 dim, int2 unused, dim x float16). NULLs are coalesced so every row has the same width.
+    # the HELD_ATTRIBUTES (rating int2, then bools), embedding halfvec (int2 dim, int2 unused, dim x float16).
+    # NULLs are coalesced so every row has the same width.
     record = np.dtype(
         [("nf", ">i2"), ("l1", ">i4"), ("list", ">i2"), ("l2", ">i4"), ("id", "V16"), ("l3", ">i4"), ("owner", ">i8"),
          ("owner_lo", "V8"), ("l4", ">i4"), ("taken", ">i8"),
          *[f for column in HELD_TEXT for f in ((f"l_{column}", ">i4"), (column, ">i8"))], ("l6", ">i4"),
-         ("favorite", "?"), ("l7", ">i4"), ("live", "?"), ("l8", ">i4"), ("timeline", "?"), ("l9", ">i4"),
-         ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
+         ("favorite", "?"), ("l7", ">i4"), ("live", "?"), ("l8", ">i4"), ("timeline", "?"),
+         *[f for name in HELD_ATTRIBUTES for f in ((f"l_{name}", ">i4"), (name, ">i2" if name == "rating" else "?"))],
+         ("l9", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
     )  # fmt: skip
     pending, pos, header = bytearray(), 0, COPY_HEADER
     hashes = sql.SQL("").join(
@@ -321,9 +336,14 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         sql.SQL(
             "COPY (SELECT list_id, asset_id, coalesce(owner_id, '00000000-0000-0000-0000-000000000000'),"
             " coalesce(local_date_time, '-infinity'), {hashes} coalesce(is_favorite, false),"
-            " deleted_at IS NULL, coalesce(visibility = 'timeline', false), embedding"
+            " deleted_at IS NULL, coalesce(visibility = 'timeline', false), {attributes}, embedding"
             " FROM search_ivf ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
-        ).format(hashes=hashes)
+        ).format(
+            hashes=hashes,
+            attributes=sql.SQL(", ").join(
+                sql.SQL(f"{expr}::int2" if name == "rating" else expr) for name, (expr, _) in HELD_ATTRIBUTES.items()
+            ),
+        )
     ) as copy:
         for block in copy:
             pending += block
@@ -346,6 +366,7 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         out["live"],
         out["timeline"],
         flags_version,
+        {name: out[name] for name in HELD_ATTRIBUTES},
     )
 
 
@@ -367,40 +388,45 @@ def _parse_copy(buf: bytearray, header: int, record: np.dtype, out: dict[str, np
 
 
 class FlagRows(NamedTuple):
-    """The photos whose flags are not the common ones (a favourite, in the trash, or off the timeline)."""
+    """The photos whose flags are not the common ones (a favourite, in the trash, off the timeline, archived or
+    offline)."""
 
     version: int | None  # system_metadata.flags_version, read in the same snapshot
     ids: np.ndarray  # (m,) 16-byte UUIDs
     favorite: np.ndarray  # (m,) bool
     live: np.ndarray  # (m,) bool: not in the trash
     timeline: np.ndarray  # (m,) bool: visibility = 'timeline'
+    archived: np.ndarray  # (m,) bool
+    offline: np.ndarray  # (m,) bool
 
 
 def flag_rows(conn: psycopg.Connection) -> FlagRows:
     """What the in-memory copy re-reads when only flags changed (every other photo: not a favourite, not
-    trashed, on the timeline), found through smart_search's partial indexes for each, in one snapshot. Binary
-    COPY, so no Python object per row."""
+    trashed, on the timeline, not archived, not offline), found through smart_search's partial indexes for
+    each, in one snapshot. Binary COPY, so no Python object per row."""
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     version = conn.execute("SELECT value FROM system_metadata WHERE key = 'flags_version'").fetchone()[0]
     buf = bytearray()
     with conn.cursor().copy(
         "COPY (SELECT asset_id, coalesce(is_favorite, false), deleted_at IS NULL,"
-        " coalesce(visibility = 'timeline', false) FROM smart_search"
-        " WHERE is_favorite OR deleted_at IS NOT NULL OR visibility <> 'timeline') TO STDOUT (FORMAT BINARY)"
+        " coalesce(visibility = 'timeline', false), coalesce(is_archived, false), coalesce(is_offline, false)"
+        " FROM smart_search WHERE is_favorite OR deleted_at IS NOT NULL OR visibility <> 'timeline'"
+        " OR is_archived OR is_offline) TO STDOUT (FORMAT BINARY)"
     ) as copy:
         for block in copy:
             buf += block
     record = np.dtype(
         [("nf", ">i2"), ("l1", ">i4"), ("id", "V16"), ("l2", ">i4"), ("favorite", "?"), ("l3", ">i4"), ("live", "?"),
-         ("l4", ">i4"), ("timeline", "?")]
+         ("l4", ">i4"), ("timeline", "?"), ("l5", ">i4"), ("archived", "?"), ("l6", ">i4"), ("offline", "?")]
     )  # fmt: skip
     m = max(0, (len(buf) - COPY_HEADER) // record.itemsize)  # (the 2-byte trailer is not a whole row)
     out = {
         "id": np.empty(m, dtype="V16"),
-        **{name: np.empty(m, dtype=bool) for name in ("favorite", "live", "timeline")},
+        **{name: np.empty(m, dtype=bool) for name in ("favorite", "live", "timeline", *FLAG_ATTRIBUTES)},
     }
     _parse_copy(buf, COPY_HEADER, record, out, 0)
-    return FlagRows(None if version is None else int(version), out["id"], out["favorite"], out["live"], out["timeline"])
+    flags = [out[name] for name in ("favorite", "live", "timeline", *FLAG_ATTRIBUTES)]
+    return FlagRows(None if version is None else int(version), out["id"], *flags)
 
 
 def text_hash(conn: psycopg.Connection, value: str) -> int:

@@ -77,6 +77,9 @@ class HeldFilter:
     favorite: bool | None = None
     live: bool | None = None  # True: not in the trash (deleted_at IS NULL); False: in it
     timeline: bool | None = None  # True: visibility = 'timeline'
+    rating_min: int | None = None  # EXIF rating >= this (a photo without one fails, as NULL >= x does)
+    rating: int | None = None  # EXIF rating = this
+    marks: tuple[tuple[str, bool], ...] = ()  # (a bool HELD_ATTRIBUTES name: video, gps, archived, offline; wanted)
 
     @classmethod
     def of(
@@ -89,10 +92,16 @@ class HeldFilter:
         live: bool | None = None,
         timeline: bool | None = None,
         zone: tzinfo | None = None,
+        rating_min: int | None = None,
+        rating: int | None = None,
+        marks: Mapping[str, bool | None] | None = None,
     ) -> HeldFilter | None:
         """The filter for these conditions, None when there is none to check. `zone`: the session's time zone,
-        in which PostgreSQL reads a date without one (psycopg: `conn.info.timezone`)."""
-        if not texts and all(x is None for x in (owners, after, before, favorite, live, timeline)):
+        in which PostgreSQL reads a date without one (psycopg: `conn.info.timezone`). `marks`: wanted values of
+        the bool attributes (video, gps, archived, offline; None = either)."""
+        wanted = tuple(sorted((k, bool(v)) for k, v in (marks or {}).items() if v is not None))
+        singles = (owners, after, before, favorite, live, timeline, rating_min, rating)
+        if not texts and not wanted and all(x is None for x in singles):
             return None
         widen = NAIVE_WIDEN if zone is not None else timedelta(days=1)
 
@@ -111,6 +120,9 @@ class HeldFilter:
             favorite=favorite,
             live=live,
             timeline=timeline,
+            rating_min=rating_min,
+            rating=rating,
+            marks=wanted,
         )
 
     def _checks(self, held: ResidentLists) -> list[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]:
@@ -120,6 +132,12 @@ class HeldFilter:
             checks.append((held.favorites, lambda v: v == self.favorite))
         for column, value in self.texts:
             checks.append((held.texts[column], lambda v, value=value: v == value))
+        if self.rating is not None:
+            checks.append((held.attributes["rating"], lambda v: v == self.rating))
+        elif self.rating_min is not None:
+            checks.append((held.attributes["rating"], lambda v: v >= self.rating_min))
+        for name, want in self.marks:
+            checks.append((held.attributes[name], lambda v, want=want: v == want))
         if self.owners is not None:
             checks.append((held.owners, lambda v: np.isin(v, self.owners)))
         lo, hi = self.taken_min, self.taken_max
@@ -188,7 +206,10 @@ class ResidentLists:
     favorites: np.ndarray  # (n,) bool
     live: np.ndarray  # (n,) bool: not in the trash
     timeline: np.ndarray  # (n,) bool: visibility = 'timeline'
-    flags_version: int | None  # system_metadata.flags_version the three flags are current for
+    flags_version: int | None  # system_metadata.flags_version the flags (and archived, offline) are current for
+    attributes: dict[
+        str, np.ndarray
+    ]  # db.search.HELD_ATTRIBUTES name -> (n,) int8 rating (-2 = none; -1 = rejected) or bool
     id_order: np.ndarray  # (n,) int64: row numbers sorted by id (locate)
     id_sorted: np.ndarray  # (n,) uint64: the first 8 bytes of ids[id_order]
     taken_order: np.ndarray  # (n,) int64: row numbers sorted by `taken` (a date range's rows)
@@ -196,6 +217,7 @@ class ResidentLists:
     owner_order: np.ndarray  # (n,) int64: row numbers sorted by owner, then by row (an owner's rows)
     owner_spans: dict[int, tuple[int, int]]  # owner prefix -> its rows' span in owner_order
     text_counts: dict[str, dict[int, int]]  # HELD_TEXT column -> rows per hash
+    attribute_counts: dict[str, dict[int, int]]  # HELD_ATTRIBUTES name -> rows per value (bools as 0 and 1)
     favorite_count: int  # rows with each flag set
     live_count: int
     timeline_count: int
@@ -220,12 +242,14 @@ class ResidentLists:
                 o: (a, a + c) for o, a, c in zip(owners.tolist(), starts.tolist(), counts.tolist(), strict=True)
             },
             text_counts={column: _counts(values) for column, values in loaded.texts.items()},
+            attribute_counts={name: _counts(values) for name, values in loaded.attributes.items()},
             **_flag_counts(loaded.favorites, loaded.live, loaded.timeline),
         )
 
     @property
     def nbytes(self) -> int:
         arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, *self.texts.values())
+        arrays += tuple(self.attributes.values())
         arrays += (self.favorites, self.live, self.timeline)
         extra = self.id_order.nbytes + self.id_sorted.nbytes + self.taken_sorted.nbytes + self.taken_order.nbytes
         extra += self.owner_order.nbytes
@@ -243,6 +267,13 @@ class ResidentLists:
             share *= self.owner_count(held.owners) / n
         for column, value in held.texts:
             share *= self.text_counts[column].get(value, 0) / n
+        ratings = self.attribute_counts["rating"]
+        if held.rating is not None:
+            share *= ratings.get(held.rating, 0) / n
+        elif held.rating_min is not None:
+            share *= sum(c for r, c in ratings.items() if r >= held.rating_min) / n
+        for name, want in held.marks:
+            share *= self.attribute_counts[name].get(int(want), 0) / n
         counts = (
             (held.favorite, self.favorite_count),
             (held.live, self.live_count),
@@ -462,6 +493,11 @@ class ResidentCache:
         n = len(held.ids)
         favorites, live, timeline = np.zeros(n, dtype=bool), np.ones(n, dtype=bool), np.ones(n, dtype=bool)
         favorites[rows], live[rows], timeline[rows] = found.favorite[which], found.live[which], found.timeline[which]
+        attributes = dict(held.attributes)
+        for name in sq.FLAG_ATTRIBUTES:
+            attributes[name] = np.zeros(n, dtype=bool)
+            attributes[name][rows] = getattr(found, name)[which]
+        counts = {**held.attribute_counts, **{name: _counts(attributes[name]) for name in sq.FLAG_ATTRIBUTES}}
         with self._lock:
             if self.current is held:  # not replaced by a whole new copy meanwhile
                 self.current = replace(
@@ -469,6 +505,8 @@ class ResidentCache:
                     favorites=favorites,
                     live=live,
                     timeline=timeline,
+                    attributes=attributes,
+                    attribute_counts=counts,
                     flags_version=found.version,
                     **_flag_counts(favorites, live, timeline),
                 )

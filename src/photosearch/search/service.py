@@ -46,10 +46,11 @@ BASE_SETTINGS: sq.Settings = {
 FIXED_JOINS: sq.Settings = {"join_collapse_limit": 1}
 NEGATIVE_WEIGHT = 0.5
 # Filters the in-memory copy does not hold (search/resident.py: it holds the owner, the date taken, the EXIF place
-# and camera, and the favourite, trash and timeline flags; a visibility other than the timeline is not held either).
+# and camera, the rating, the type, whether there are GPS coordinates, and the favourite, trash, timeline, archived
+# and offline flags; a visibility other than the timeline is not held either).
 UNHELD_FILTERS = (
-    "library_ids", "asset_type", "created_after", "created_before", "updated_after", "updated_before",
-    "is_archived", "is_offline", "file_name_contains", "rating_min", "rating", "has_gps", "bbox", "near",
+    "library_ids", "created_after", "created_before", "updated_after", "updated_before", "file_name_contains",
+    "bbox", "near",
 )  # fmt: skip
 # SearchQuery field -> the EXIF column the copy holds it in (hashed: db.search.HELD_TEXT)
 HELD_TEXT_FILTERS = {"city": "city", "state": "state", "country": "country", "make": "make", "model": "model",
@@ -306,6 +307,14 @@ class SearchService:
             live=None if not flags else False if query.trashed_only else None if query.with_deleted else True,
             timeline=True if flags and query.visibility == ["timeline"] else None,
             zone=conn.info.timezone,  # how PostgreSQL reads a date without a zone
+            rating_min=query.rating_min,
+            rating=query.rating,
+            marks={
+                "video": None if query.asset_type is None else query.asset_type == "VIDEO",
+                "gps": query.has_gps,
+                "archived": query.is_archived if flags else None,
+                "offline": query.is_offline if flags else None,
+            },
         )
         return Held(copy, found, found is not None and self._held_only(query, flags))
 
@@ -516,7 +525,8 @@ class SearchService:
             return False
         if query.visibility is not None and query.visibility != ["timeline"]:
             return False
-        return flags or (query.is_favorite is None and not query.trashed_only)
+        flagged = (query.is_favorite, query.is_archived, query.is_offline)
+        return flags or (all(x is None for x in flagged) and not query.trashed_only)
 
     def _text_hash(self, conn: psycopg.Connection, value: str) -> int:
         """A place or camera as the in-memory copy holds it (hashed by PostgreSQL, once per value)."""
