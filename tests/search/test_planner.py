@@ -79,9 +79,14 @@ def test_filters_the_copy_holds_rank_only_their_rows_in_memory() -> None:
     d = choose(cfg, estimated=976, total=100_000, depth=10, lists=316, resident_rows=100_000, held=True)
     assert (d.strategy, d.probes) == ("memory", None)
     assert choose(cfg, estimated=970, total=M, depth=10, lists=1000, resident_rows=M, held=True).strategy == "exact"
-    # ... unless the copy's owner or date index finds them without reading the other rows.
+    # ... unless the copy's owner, date or file-name index finds them without reading the other rows.
     d = choose(cfg, estimated=970, total=M, depth=10, lists=1000, resident_rows=M, held=True, held_rows=970)
-    assert (d.strategy, d.probes, d.candidates) == ("memory", None, 21) and "owner or date index" in d.reason
+    assert (d.strategy, d.probes, d.candidates) == ("memory", None, 21) and "date or file-name index" in d.reason
+    # A held file-name filter runs in memory however few match: its exact path would read every photo's name.
+    assert choose(cfg, estimated=40, total=M, depth=10, lists=1000, resident_rows=M, held=True, held_rows=40,
+                  unindexed=True).strategy == "memory"  # fmt: skip
+    assert choose(cfg, estimated=40, total=M, depth=10, lists=1000, resident_rows=M, held=True, held_rows=40,
+                  unindexed=False).strategy == "exact"  # fmt: skip
     # A broad filter is not applied in memory (whole lists are ranked), whatever the index would find.
     wide = PlannerConfig(hnsw_min_selectivity=0.05)
     d = choose(wide, estimated=395, total=4000, depth=64, lists=1, resident_rows=4000, held=True, held_rows=399)

@@ -17,7 +17,7 @@ import pytest
 from photosearch.api.context import AppContext
 from photosearch.config import Settings
 from photosearch.db.pool import Database, connect_pool
-from photosearch.db.search import ResidentRows
+from photosearch.db.search import FileNames, ResidentRows
 from photosearch.db.server import ServerInfo
 from photosearch.search import PlannerConfig, SearchQuery, SearchService
 from photosearch.search.lists import train_lists
@@ -200,7 +200,8 @@ def test_a_second_batch_sized_by_the_filters_share_completes_the_page(search_fix
     cfg = PlannerConfig(memory_margin=0.2, memory_slack=0, memory_max_candidates=4000, exact_max_rows=0)
     service = SearchService(fx.db, config=cfg, resident=fx.resident)
     q = fx.lib.embeddings[11]
-    query = SearchQuery(vector=q.tolist(), k=20, file_name_contains=".mp4", strategy="memory")  # ~4 %, not held
+    added = sorted(t + timedelta(days=i % 30) for i, t in enumerate(fx.lib.taken))  # as the fixture has them
+    query = SearchQuery(vector=q.tolist(), k=20, created_before=added[160], strategy="memory")  # ~4 %, not held
     page = service.search(query, fx.admin)
     assert page.plan.strategy == "memory" and page.plan.fallback is None
     first = int(np.ceil(0.2 * 20 / (page.plan.estimated_matches / page.plan.total_embeddings)))
@@ -335,7 +336,8 @@ def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None
             conn.execute(statement, (target,))
         return _version(db) - before
 
-    # the rating, whether there are GPS coordinates, the type (migration 044)
+    # the rating, whether there are GPS coordinates, the type (migration 044), the file name (045)
+    assert bumps("UPDATE assets SET original_file_name = 'renamed ' || original_file_name WHERE id = %s") == 1
     assert bumps("UPDATE exif SET rating = coalesce(rating, 0) + 1 WHERE asset_id = %s") == 1
     bumps("UPDATE exif SET latitude = 10, longitude = 20 WHERE asset_id = %s")
     assert bumps("UPDATE exif SET latitude = NULL WHERE asset_id = %s") == 1
@@ -376,6 +378,20 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
                 **{name: np.array([True, False, False, True, False]) for name in ("video", "gps")},
                 **{name: np.zeros(5, dtype=bool) for name in ("archived", "offline")},
             },
+            names=FileNames(  # in another order than the rows, as PostgreSQL sends them; one photo not held
+                np.frombuffer(b"".join(i.bytes for i in (ids[4], ids[2], uuid.uuid4(), ids[0], ids[3], ids[1])), "V16"),
+                "\0".join(
+                    [
+                        "img_0001 copy.jpg",
+                        "ōsaka 雪.jpg",
+                        "img_0001.jpg",
+                        "img_0001.jpg",
+                        "it's 100%_done.jpg",
+                        "img_0002.jpg",
+                        "",
+                    ]
+                ).encode(),
+            ),
         )
     )
     # a changed favourite finds its row by id; an id the copy does not hold is left out
@@ -408,6 +424,15 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
     assert picked(HeldFilter.of(None, None, None, None, rating_min=4, marks={"video": True})) == [0]
     assert picked(HeldFilter.of(None, None, None, None, marks={"gps": False, "archived": None})) == [1, 2, 4]
     assert HeldFilter.of(None, None, None, None, marks={"archived": None}) is None
+    # file names: each match found once, mapped to its row; wildcards are literal; no match spans two names
+    assert held.name_matches(b"img_0001", 10).tolist() == [0, 4]
+    assert held.name_matches("雪".encode(), 10).tolist() == [2]
+    assert held.name_matches(b"100%_", 10).tolist() == [3]
+    assert held.name_matches(b"jpgimg", 10).tolist() == []
+    assert held.name_matches(b"img", 3) is None  # more than the limit: left to PostgreSQL
+    assert held.name_matches(b"", 10) is None and held.name_matches(b"a\0b", 10) is None
+    named = HeldFilter.of(None, None, None, None, names=held.name_matches(b"img_000", 10), rows=5, rating_min=4)
+    assert picked(named) == picked(named, every) == [0, 4] and held.held_rows(named) == 3
     assert HeldFilter.of(None, None, None, None) is None
     rows_in, sims = held.scores(np.ones(4, dtype=np.float32), [0], HeldFilter.of(owners[1:], None, None, None))
     assert rows_in.tolist() == [1, 2] and sims.tolist() == [1.0, 1.0]
@@ -521,6 +546,9 @@ def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixtur
         ({"asset_type": "VIDEO"}, fx.admin, None),
         ({"is_archived": True, "has_gps": True}, fx.admin, None),
         ({"is_offline": False, "has_gps": False, "asset_type": "IMAGE", **window}, fx.admin, None),
+        ({"file_name_contains": "img_00001"}, fx.admin, None),  # IMG_0000100 to IMG_0000199, any case
+        ({"file_name_contains": "ŌSAKA", "taken_after": taken[0]}, fx.admin, None),
+        ({"file_name_contains": "_0003"}, fx.user("Beth"), ["Beth"]),
     ]
     rng = np.random.default_rng(4)
     for filters, user, names in cases:
@@ -545,8 +573,12 @@ def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixtur
             recalls.append(len({h.id for h in page.items} & set(expected)) / max(len(expected), 1))
         assert np.mean(recalls) >= 0.95, (filters, recalls)
     # A narrow filter the copy does not hold stays in PostgreSQL.
-    query = SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, file_name_contains="IMG_00012")
+    query = SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, created_before=taken[200])
     assert service.search(query, fx.admin).plan.strategy != "memory"
+    # ... as does a file name too many photos have (each match is a Python step)
+    query = SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, file_name_contains="IMG")
+    few = SearchService(fx.db, config=replace(cfg, memory_name_max_matches=100), resident=fx.resident)
+    assert few.search(query, fx.admin).plan.estimate_method == "planner statistics (EXPLAIN)"
 
 
 def test_a_favourite_refreshes_the_copys_favourites_not_its_vectors(small_db: Database) -> None:

@@ -80,6 +80,14 @@ class IngestConnection:
         self._stage_ready = False
 
     def close(self) -> None:
+        """Release the run's advisory locks first: closing only asks the server to end the session, which frees
+        them a moment later, and a run started right after (the next `photosearch index`) would find its library
+        still locked."""
+        if not self.conn.closed and self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            try:
+                self.conn.execute("SELECT pg_advisory_unlock_all()")
+            except psycopg.Error:
+                pass  # the connection is gone: so are its locks
         self.conn.close()
 
     def __enter__(self) -> IngestConnection:

@@ -91,6 +91,10 @@ class PlannerConfig:
     # copy's owner and date indexes (`held_rows`: the rows it reads are then the owner's or the date range's).
     memory_held_min_rows: int = 200
     memory_held_scan_per_row: int = 500
+    # A file-name filter is held when at most this many names contain it (ResidentLists.name_matches: finding each is
+    # a Python step, ~1 µs); a commoner one is left to PostgreSQL (1M, ".mp4" in 40k names: PostgreSQL's probe with
+    # ILIKE on each candidate 566 ms).
+    memory_name_max_matches: int = 100_000
 
 
 class QueryPlan(BaseModel):
@@ -194,6 +198,7 @@ def choose(
     resident_rows: int | None = None,
     held: bool = False,
     held_rows: int | None = None,
+    unindexed: bool = False,
 ) -> Decision:
     """Pick the strategy for a query whose filters match about `estimated` of `total` embedded assets, in a
     library split into `lists` search lists (1 = not trained). `joins_exif`: the exact path would join exif
@@ -202,7 +207,8 @@ def choose(
     `resident_rows`: the rows of a current in-memory copy of the lists (None = no copy); `held`: the copy checks
     every filter of the query itself (search.service.SearchService._held_only), so the rows it ranks all but
     match; `held_rows`: the rows it reads to find them when it probes every list (its owner or date index's, or
-    every row; ResidentLists.held_rows)."""
+    every row; ResidentLists.held_rows). `unindexed`: a filter no PostgreSQL index serves (a file name) makes its
+    exact path read every photo (1M: 1-2 s), so a held one runs in memory however few rows match."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
     broad = is_broad(cfg, estimated, total)  # most rows match: HNSW's territory, unless the query is far
     q_pool = quantized_pool(cfg, depth)
@@ -228,7 +234,7 @@ def choose(
     held_first = (
         held
         and resident_rows is not None
-        and estimated >= cfg.memory_held_min_rows
+        and (estimated >= cfg.memory_held_min_rows or unindexed)
         and (held_rows if held_rows is not None else resident_rows) <= cfg.memory_held_scan_per_row * estimated
     )
     if resident_rows is not None and (forced == "memory" or estimated > exact_max or held_first):
@@ -307,7 +313,7 @@ def memory_decision(
     scanned = resident_rows * (probes or lists) // max(lists, 1)  # the rows of the probed lists
     where = f"the {probes} of {lists} search lists nearest the query" if probes else "every list"
     if held and not broad and probes is None and held_rows is not None and held_rows < scanned:
-        scanned, where = held_rows, "the copy's owner or date index"  # the rows it reads, not every row
+        scanned, where = held_rows, "the copy's owner, date or file-name index"  # the rows it reads, not every row
     why = f" ({far})" if far else ""
     if held and not broad:
         ranked = min(scanned, math.ceil(estimated * (probes or lists) / max(lists, 1)))

@@ -49,8 +49,7 @@ NEGATIVE_WEIGHT = 0.5
 # and camera, the rating, the type, whether there are GPS coordinates, and the favourite, trash, timeline, archived
 # and offline flags; a visibility other than the timeline is not held either).
 UNHELD_FILTERS = (
-    "library_ids", "created_after", "created_before", "updated_after", "updated_before", "file_name_contains",
-    "bbox", "near",
+    "library_ids", "created_after", "created_before", "updated_after", "updated_before", "bbox", "near",
 )  # fmt: skip
 # SearchQuery field -> the EXIF column the copy holds it in (hashed: db.search.HELD_TEXT)
 HELD_TEXT_FILTERS = {"city": "city", "state": "state", "country": "country", "make": "make", "model": "model",
@@ -140,7 +139,8 @@ class SearchService:
         self.resident = resident  # the search lists in memory (a long-running server); None: PostgreSQL only
         self._centroids: tuple[str | None, np.ndarray] | None = None
         self._users: sq.UserDirectory | None = None  # owner filters resolve from this copy (users_version keys it)
-        self._text_hashes: dict[str, int] = {}  # place and camera filters as the in-memory copy holds them
+        # place and camera filters (hashed) and file-name filters (lower-cased) as the in-memory copy holds them
+        self._text_hashes: dict[Any, Any] = {}
 
     # -- query vector ---------------------------------------------------------------------------
 
@@ -292,6 +292,11 @@ class SearchService:
         if copy is None or self.resident is None:
             return Held(None, None, False)
         flags = self.resident.flags(copy, ctx.flags_version)  # the copy's favourite/trash/timeline flags are current
+        names = None
+        if query.file_name_contains is not None:
+            names = copy.name_matches(
+                self._lowered(conn, query.file_name_contains), self.config.memory_name_max_matches
+            )
         texts = {
             column: self._text_hash(conn, getattr(query, name))
             for name, column in HELD_TEXT_FILTERS.items()
@@ -315,8 +320,11 @@ class SearchService:
                 "archived": query.is_archived if flags else None,
                 "offline": query.is_offline if flags else None,
             },
+            names=names,
+            rows=len(copy.ids),
         )
-        return Held(copy, found, found is not None and self._held_only(query, flags))
+        only = found is not None and self._held_only(query, flags, names is not None)
+        return Held(copy, found, only)
 
     @staticmethod
     def _estimate(
@@ -395,7 +403,15 @@ class SearchService:
         }
         rows = None if copy is None else len(copy.ids)
         held_rows = None if copy is None else copy.held_rows(held.filter)
-        d = choose(forced=query.strategy, resident_rows=rows, held=held.only, held_rows=held_rows, **choice)
+        unindexed = query.file_name_contains is not None
+        d = choose(
+            forced=query.strategy,
+            resident_rows=rows,
+            held=held.only,
+            held_rows=held_rows,
+            unindexed=unindexed,
+            **choice,
+        )
         plan = QueryPlan(
             strategy=d.strategy,
             reason=d.reason,
@@ -517,16 +533,29 @@ class SearchService:
         return plan, ranked
 
     @staticmethod
-    def _held_only(query: SearchQuery, flags: bool) -> bool:
+    def _held_only(query: SearchQuery, flags: bool, names: bool) -> bool:
         """Whether the in-memory copy checks every filter of the query (given it checks at least one). `flags`:
         the copy's flags are current; while they are re-read, the default filters (not trashed, on the timeline),
-        which nearly every photo passes, are left to PostgreSQL, and favourites and trash filters are not held."""
+        which nearly every photo passes, are left to PostgreSQL, and favourites and trash filters are not held.
+        `names`: the copy found the file-name filter's rows (not held when the names are not, or too many match)."""
         if any(getattr(query, name) not in (None, []) for name in UNHELD_FILTERS):
+            return False
+        if query.file_name_contains is not None and not names:
             return False
         if query.visibility is not None and query.visibility != ["timeline"]:
             return False
         flagged = (query.is_favorite, query.is_archived, query.is_offline)
         return flags or (all(x is None for x in flagged) and not query.trashed_only)
+
+    def _lowered(self, conn: psycopg.Connection, value: str) -> bytes:
+        """A file-name filter as the copy holds names: lower-cased by PostgreSQL (once per value)."""
+        key = ("name", value)
+        found = self._text_hashes.get(key)
+        if found is None:
+            if len(self._text_hashes) > 10_000:
+                self._text_hashes.clear()
+            found = self._text_hashes[key] = sq.lowered(conn, value)
+        return found
 
     def _text_hash(self, conn: psycopg.Connection, value: str) -> int:
         """A place or camera as the in-memory copy holds it (hashed by PostgreSQL, once per value)."""
