@@ -25,7 +25,9 @@ def reference_mask(lib: SyntheticLibrary, q: SearchQuery, owner_names: list[str]
         m &= np.isin(owner, owner_names)
     taken = np.array([t.timestamp() for t in lib.taken])
     added = np.array([(t + timedelta(days=i % 30)).timestamp() for i, t in enumerate(lib.taken)])
-    for arr, after, before in ((taken, q.taken_after, q.taken_before), (added, q.created_after, q.created_before)):
+    bounds = ((taken, q.taken_after, q.taken_before), (added, q.created_after, q.created_before))
+    bounds += ((added, q.updated_after, q.updated_before),)  # the synthetic library is added and updated at once
+    for arr, after, before in bounds:
         if after is not None:
             m &= arr >= after.timestamp()
         if before is not None:

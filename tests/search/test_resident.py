@@ -17,7 +17,7 @@ import pytest
 from photosearch.api.context import AppContext
 from photosearch.config import Settings
 from photosearch.db.pool import Database, connect_pool
-from photosearch.db.search import FileNames, ResidentRows
+from photosearch.db.search import AssetColumns, ResidentRows
 from photosearch.db.server import ServerInfo
 from photosearch.search import PlannerConfig, SearchQuery, SearchService
 from photosearch.search.lists import train_lists
@@ -201,7 +201,7 @@ def test_a_second_batch_sized_by_the_filters_share_completes_the_page(search_fix
     service = SearchService(fx.db, config=cfg, resident=fx.resident)
     q = fx.lib.embeddings[11]
     added = sorted(t + timedelta(days=i % 30) for i, t in enumerate(fx.lib.taken))  # as the fixture has them
-    query = SearchQuery(vector=q.tolist(), k=20, created_before=added[160], strategy="memory")  # ~4 %, not held
+    query = SearchQuery(vector=q.tolist(), k=20, updated_before=added[160], strategy="memory")  # ~4 %, not held
     page = service.search(query, fx.admin)
     assert page.plan.strategy == "memory" and page.plan.fallback is None
     first = int(np.ceil(0.2 * 20 / (page.plan.estimated_matches / page.plan.total_embeddings)))
@@ -336,12 +336,14 @@ def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None
             conn.execute(statement, (target,))
         return _version(db) - before
 
-    # the rating, whether there are GPS coordinates, the type (migration 044), the file name (045)
+    # the rating, the GPS coordinates, the type (migrations 044, 046), the file name (045), when it was added (046)
     assert bumps("UPDATE assets SET original_file_name = 'renamed ' || original_file_name WHERE id = %s") == 1
     assert bumps("UPDATE exif SET rating = coalesce(rating, 0) + 1 WHERE asset_id = %s") == 1
     bumps("UPDATE exif SET latitude = 10, longitude = 20 WHERE asset_id = %s")
     assert bumps("UPDATE exif SET latitude = NULL WHERE asset_id = %s") == 1
-    assert bumps("UPDATE exif SET longitude = 21 WHERE asset_id = %s") == 0  # still no GPS
+    assert bumps("UPDATE exif SET longitude = 21 WHERE asset_id = %s") == 1  # the coordinates themselves (046)
+    assert bumps("UPDATE assets SET created_at = created_at - interval '1 day' WHERE id = %s") == 1
+    assert bumps("UPDATE assets SET updated_at = now() WHERE id = %s") == 0  # not held
     assert bumps("UPDATE assets SET type = CASE type WHEN 'IMAGE' THEN 'VIDEO' ELSE 'IMAGE' END WHERE id = %s") == 1
     resident = ResidentCache(db, 1 << 30, min_interval=0.0)
     held = resident.load()
@@ -349,6 +351,9 @@ def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None
     assert held.owners[row] == owner_prefix(other)
     with db.connection() as conn:
         assert held.texts["city"][row] == conn.execute("SELECT hashtextextended('Elsewhere', 0)").fetchone()[0]
+
+
+NAMES = ["img_0001 copy.jpg", "ōsaka 雪.jpg", "img_0001.jpg", "img_0001.jpg", "it's 100%_done.jpg", "img_0002.jpg", ""]
 
 
 def test_held_filters_let_a_superset_of_the_matches_through() -> None:
@@ -378,19 +383,15 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
                 **{name: np.array([True, False, False, True, False]) for name in ("video", "gps")},
                 **{name: np.zeros(5, dtype=bool) for name in ("archived", "offline")},
             },
-            names=FileNames(  # in another order than the rows, as PostgreSQL sends them; one photo not held
+            columns={
+                "library": np.array([owner_prefix(o) for o in owners] + [0, owner_prefix(owners[0])], dtype=np.int64),
+                "latitude": np.array([47.37, 35.01, np.nan, -33.9, 47.5], dtype=np.float32),
+                "longitude": np.array([8.54, 135.77, np.nan, 179.9, 8.54], dtype=np.float32),
+            },
+            assets=AssetColumns(  # in another order than the rows, as PostgreSQL sends them; one photo not held
                 np.frombuffer(b"".join(i.bytes for i in (ids[4], ids[2], uuid.uuid4(), ids[0], ids[3], ids[1])), "V16"),
-                "\0".join(
-                    [
-                        "img_0001 copy.jpg",
-                        "ōsaka 雪.jpg",
-                        "img_0001.jpg",
-                        "img_0001.jpg",
-                        "it's 100%_done.jpg",
-                        "img_0002.jpg",
-                        "",
-                    ]
-                ).encode(),
+                "\0".join(NAMES).encode(),
+                np.array([5, 3, 9, 1, 4, 2], dtype=np.int64) * day + at,
             ),
         )
     )
@@ -433,6 +434,15 @@ def test_held_filters_let_a_superset_of_the_matches_through() -> None:
     assert held.name_matches(b"", 10) is None and held.name_matches(b"a\0b", 10) is None
     named = HeldFilter.of(None, None, None, None, names=held.name_matches(b"img_000", 10), rows=5, rating_min=4)
     assert picked(named) == picked(named, every) == [0, 4] and held.held_rows(named) == 3
+    # library, added, bounding box (across the antimeridian too) and radius; no GPS (NaN) never matches
+    assert picked(HeldFilter.of(None, None, None, None, libraries=owners[:1])) == [0, 4]
+    added = HeldFilter.of(None, None, None, None, created=(base + timedelta(days=2), base + timedelta(days=4)))
+    assert picked(added) == picked(added, every) == [1, 2] and held.held_rows(added) == 2  # added days 2 and 3
+    zurich = HeldFilter.of(None, None, None, None, bbox=(47.3, 8.4, 47.45, 8.6))
+    assert picked(zurich) == [0] and picked(HeldFilter.of(None, None, None, None, bbox=(-40, 170, 0, -170))) == [3]
+    assert picked(HeldFilter.of(None, None, None, None, near=(47.37, 8.54, 15.0)), every) == [0, 4]  # 14.5 km
+    assert picked(HeldFilter.of(None, None, None, None, near=(47.37, 8.54, 14.0))) == [0]
+    assert 0 < held.estimate(zurich) <= 5
     assert HeldFilter.of(None, None, None, None) is None
     rows_in, sims = held.scores(np.ones(4, dtype=np.float32), [0], HeldFilter.of(owners[1:], None, None, None))
     assert rows_in.tolist() == [1, 2] and sims.tolist() == [1.0, 1.0]
@@ -465,6 +475,11 @@ def test_the_copys_owner_and_date_indexes_select_what_a_full_check_does() -> Non
                 "rating": rng.integers(-2, 6, n).astype(np.int8),
                 **{name: rng.random(n) < 0.1 for name in ("video", "gps", "archived", "offline")},
             },
+            columns={
+                "library": prefixes[rng.integers(0, 3, n)],
+                "latitude": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(-60, 60, n)).astype(np.float32),
+                "longitude": rng.uniform(-180, 180, n).astype(np.float32),
+            },
         )
     )
     at = [None, *(PG_EPOCH + timedelta(microseconds=int(x)) for x in (0, 10**6, 3 * 10**8, 9 * 10**8))]
@@ -480,6 +495,9 @@ def test_the_copys_owner_and_date_indexes_select_what_a_full_check_does() -> Non
             live=True if trial % 2 else None,
             rating_min=3 if trial % 5 == 1 else None,
             marks={"video": False, "archived": False} if trial % 6 == 2 else None,
+            libraries=owner_ids[:2] if trial % 8 == 3 else None,
+            bbox=(-20.0, 100.0, 30.0, -100.0) if trial % 9 == 4 else None,
+            near=(10.0, 20.0, 2000.0) if trial % 10 == 5 else None,
         )
         if f is None:
             continue
@@ -549,6 +567,9 @@ def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixtur
         ({"file_name_contains": "img_00001"}, fx.admin, None),  # IMG_0000100 to IMG_0000199, any case
         ({"file_name_contains": "ŌSAKA", "taken_after": taken[0]}, fx.admin, None),
         ({"file_name_contains": "_0003"}, fx.user("Beth"), ["Beth"]),
+        ({"created_after": taken[300], "created_before": taken[500]}, fx.admin, None),
+        ({"bbox": (34.9, 135.6, 35.1, 135.9)}, fx.admin, None),  # Kyoto
+        ({"near": (35.01, 135.77, 10.0), "owners": ["Beth", "Chen"]}, fx.admin, ["Beth", "Chen"]),
     ]
     rng = np.random.default_rng(4)
     for filters, user, names in cases:
@@ -573,7 +594,7 @@ def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixtur
             recalls.append(len({h.id for h in page.items} & set(expected)) / max(len(expected), 1))
         assert np.mean(recalls) >= 0.95, (filters, recalls)
     # A narrow filter the copy does not hold stays in PostgreSQL.
-    query = SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, created_before=taken[200])
+    query = SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, updated_before=taken[200])
     assert service.search(query, fx.admin).plan.strategy != "memory"
     # ... as does a file name too many photos have (each match is a Python step)
     query = SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, file_name_contains="IMG")

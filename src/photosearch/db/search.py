@@ -260,15 +260,18 @@ class ResidentRows(NamedTuple):
     timeline: np.ndarray  # (n,) bool: visibility = 'timeline'
     flags_version: int | None  # system_metadata.flags_version, read in the same snapshot
     attributes: dict[str, np.ndarray]  # HELD_ATTRIBUTES name -> (n,) int8 rating (-2 = none; -1 = rejected) or bool
-    names: FileNames | None = None  # every row's file name (file_names), None when not held
+    columns: dict[str, np.ndarray]  # HELD_COLUMNS name -> (n,) int64 library prefix (0 = none) or float32 (NaN = none)
+    assets: AssetColumns | None = None  # what `assets` holds of every row (asset_columns)
 
 
-class FileNames(NamedTuple):
-    """Every photo's file name, lower-cased by PostgreSQL, as one blob (each name followed by a NUL byte, which
-    PostgreSQL text cannot contain), and the photos' ids in the same order."""
+class AssetColumns(NamedTuple):
+    """What the copy holds from `assets` (not in search_ivf), in asset_id order: the ids, every file name
+    lower-cased by PostgreSQL as one blob (each name followed by a NUL byte, which PostgreSQL text cannot contain;
+    None unless the database is UTF-8), and the time each photo was added."""
 
     ids: np.ndarray  # (m,) 16-byte UUIDs
-    blob: bytes
+    names: bytes | None
+    created: np.ndarray  # (m,) int64: created_at in µs since 2000-01-01 UTC
 
 
 # The EXIF text columns the in-memory copy holds (hashed) besides the owner, the date and the flags.
@@ -283,10 +286,19 @@ HELD_ATTRIBUTES = {
     "offline": ("coalesce(is_offline, false)", np.bool_),
 }
 FLAG_ATTRIBUTES = ("archived", "offline")
+# ... and the library (the first 8 bytes of its id, as the owner) and the GPS coordinates (float32; NaN = none), for
+# library, bounding-box and radius filters (migration 046): name -> (the search_ivf expression, its record fields)
+HELD_COLUMNS = {
+    "library": ("coalesce(library_id, '00000000-0000-0000-0000-000000000000')", [">i8", "V8"]),
+    "latitude": ("coalesce(latitude, 'NaN')::float4", [">f4"]),
+    "longitude": ("coalesce(longitude, 'NaN')::float4", [">f4"]),
+}
 # per row beyond the vector: id, owner, taken, the text hashes, the flags and attributes; the id, date and owner
 # orders and the sorted dates
-RESIDENT_ROW_BYTES = 16 + 2 * 8 + 8 * len(HELD_TEXT) + 3 + len(HELD_ATTRIBUTES) + 16 + 8 + 8 + 8
-RESIDENT_NAME_BYTES = 16 + 8 + 8 + 24  # a file name: its id while read, row and end offset, ~24 bytes of name
+RESIDENT_ROW_BYTES = 16 + 2 * 8 + 8 * len(HELD_TEXT) + 3 + len(HELD_ATTRIBUTES) + 8 + 4 + 4 + 16 + 8 + 8 + 8
+# what asset_columns adds: an id while read, the name's row and end offset and ~24 bytes of name, created_at and its
+# order and sorted copy
+RESIDENT_NAME_BYTES = 16 + 8 + 8 + 24 + 3 * 8
 
 
 def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows | str:
@@ -324,6 +336,9 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         "live": np.empty(n, dtype=bool),
         "timeline": np.empty(n, dtype=bool),
         **{name: np.empty(n, dtype=dtype) for name, (_, dtype) in HELD_ATTRIBUTES.items()},
+        "library": np.empty(n, dtype=np.int64),
+        "latitude": np.empty(n, dtype=np.float32),
+        "longitude": np.empty(n, dtype=np.float32),
     }
     # COPY BINARY: a 19-byte header, then per row a field count (int2) and each field's length (int4) and bytes,
     # big-endian: list_id int2, asset_id uuid, owner_id uuid (its first 8 bytes read as one int8), local_date_time
@@ -336,6 +351,8 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
          *[f for column in HELD_TEXT for f in ((f"l_{column}", ">i4"), (column, ">i8"))], ("l6", ">i4"),
          ("favorite", "?"), ("l7", ">i4"), ("live", "?"), ("l8", ">i4"), ("timeline", "?"),
          *[f for name in HELD_ATTRIBUTES for f in ((f"l_{name}", ">i4"), (name, ">i2" if name == "rating" else "?"))],
+         *[f for name, (_, kinds) in HELD_COLUMNS.items()
+           for f in ((f"l_{name}", ">i4"), *((name + "_lo" * i, kind) for i, kind in enumerate(kinds)))],
          ("l9", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
     )  # fmt: skip
     pending, pos, header = bytearray(), 0, COPY_HEADER
@@ -346,13 +363,14 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         sql.SQL(
             "COPY (SELECT list_id, asset_id, coalesce(owner_id, '00000000-0000-0000-0000-000000000000'),"
             " coalesce(local_date_time, '-infinity'), {hashes} coalesce(is_favorite, false),"
-            " deleted_at IS NULL, coalesce(visibility = 'timeline', false), {attributes}, embedding"
+            " deleted_at IS NULL, coalesce(visibility = 'timeline', false), {attributes}, {columns}, embedding"
             " FROM search_ivf ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
         ).format(
             hashes=hashes,
             attributes=sql.SQL(", ").join(
                 sql.SQL(f"{expr}::int2" if name == "rating" else expr) for name, (expr, _) in HELD_ATTRIBUTES.items()
             ),
+            columns=sql.SQL(", ").join(sql.SQL(expr) for expr, _ in HELD_COLUMNS.values()),
         )
     ) as copy:
         for block in copy:
@@ -377,24 +395,30 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         out["timeline"],
         flags_version,
         {name: out[name] for name in HELD_ATTRIBUTES},
-        file_names(conn),
+        {name: out[name] for name in HELD_COLUMNS},
+        asset_columns(conn),
     )
 
 
-def file_names(conn: psycopg.Connection) -> FileNames | None:
-    """Every search_ivf row's file name, lower-cased by PostgreSQL (in the caller's snapshot), or None unless the
-    database is UTF-8: there ILIKE lower-cases both sides with lower() and then compares bytes, so a name
-    containing lower(needle) here is exactly a name ILIKE '%needle%' there. Two aggregates in asset_id order:
-    ~1-2 s at 1M photos, no Python object per row."""
-    if conn.info.parameter_status("server_encoding") != "UTF8":
-        return None
-    ids, blob = conn.execute(
-        "SELECT string_agg(uuid_send(s.asset_id), ''::bytea ORDER BY s.asset_id),"
-        " string_agg(convert_to(lower(a.original_file_name), 'UTF8') || '\\x00'::bytea, ''::bytea"
-        " ORDER BY s.asset_id) FROM search_ivf s JOIN assets a ON a.id = s.asset_id",
+def asset_columns(conn: psycopg.Connection) -> AssetColumns:
+    """What the copy holds from `assets` for every search_ivf row (in the caller's snapshot). File names only in
+    a UTF-8 database: there ILIKE lower-cases both sides with lower() and then compares bytes, so a name containing
+    lower(needle) here is exactly a name ILIKE '%needle%' there. Aggregates in asset_id order, sent as bytea:
+    ~4 s at 1M photos, no Python object per row."""
+    utf8 = conn.info.parameter_status("server_encoding") == "UTF8"
+    names = "convert_to(lower(a.original_file_name), 'UTF8') || '\\x00'::bytea" if utf8 else "NULL::bytea"
+    ids, blob, created = conn.execute(
+        "SELECT string_agg(uuid_send(s.asset_id), ''::bytea ORDER BY s.asset_id),"  # noqa: S608 - constant SQL
+        f" string_agg({names}, ''::bytea ORDER BY s.asset_id),"
+        " string_agg(timestamptz_send(a.created_at), ''::bytea ORDER BY s.asset_id)"
+        " FROM search_ivf s JOIN assets a ON a.id = s.asset_id",
         binary=True,
     ).fetchone()
-    return FileNames(np.frombuffer(ids or b"", dtype="V16"), bytes(blob or b""))
+    return AssetColumns(
+        np.frombuffer(ids or b"", dtype="V16"),
+        bytes(blob or b"") if utf8 else None,
+        np.frombuffer(created or b"", dtype=">i8").astype(np.int64),
+    )
 
 
 def lowered(conn: psycopg.Connection, value: str) -> bytes:

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 from uuid import UUID
 
 import numpy as np
@@ -47,9 +48,20 @@ PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # timestamptz's binary form counts 
 NONE_TAKEN = np.iinfo(np.int64).min  # '-infinity': what the loader reads for a photo without a date
 NAIVE_WIDEN = timedelta(hours=3)  # a date without a zone, read in the session's: the DST changes' doubt, and more
 FLAG_CHECK_SHARE = 0.05  # the trash and timeline flags are checked in memory only when they remove more than this
+GPS_SLACK = 1e-4  # degrees and km: float32 coordinates are within ~1e-5 degrees of PostgreSQL's float8 ones
 
 Key = tuple[str | None, int | None]  # (the lists' trained_at, search_version)
 Spans = tuple[np.ndarray, np.ndarray]  # (starts, ends) of row ranges: the probed lists
+
+
+class _RowNumbers:
+    """A column whose value at each row is the row's number: a check that needs the rows themselves."""
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return rows
+
+
+ROW_NUMBERS: Any = _RowNumbers()
 
 
 def owner_prefix(owner: UUID) -> int:
@@ -82,6 +94,11 @@ class HeldFilter:
     marks: tuple[tuple[str, bool], ...] = ()  # (a bool HELD_ATTRIBUTES name: video, gps, archived, offline; wanted)
     names: np.ndarray | None = None  # the rows whose file name matches (ResidentLists.name_matches), sorted
     name_mask: np.ndarray | None = None  # the same as a bool per row
+    libraries: np.ndarray | None = None  # int64 library prefixes (as owner_prefix) allowed; None = any library
+    created_min: int | None = None  # added at or after (µs since PG_EPOCH)
+    created_max: int | None = None  # added before
+    bbox: tuple[float, float, float, float] | None = None  # south, west, north, east (west > east: the antimeridian)
+    near: tuple[float, float, float] | None = None  # latitude, longitude, km
 
     @classmethod
     def of(
@@ -99,13 +116,17 @@ class HeldFilter:
         marks: Mapping[str, bool | None] | None = None,
         names: np.ndarray | None = None,
         rows: int = 0,
+        libraries: Sequence[UUID] | None = None,
+        created: tuple[datetime | None, datetime | None] = (None, None),
+        bbox: tuple[float, float, float, float] | None = None,
+        near: tuple[float, float, float] | None = None,
     ) -> HeldFilter | None:
         """The filter for these conditions, None when there is none to check. `zone`: the session's time zone,
         in which PostgreSQL reads a date without one (psycopg: `conn.info.timezone`). `marks`: wanted values of
         the bool attributes (video, gps, archived, offline; None = either). `names`: the rows a file-name filter
-        matches (ResidentLists.name_matches), of the copy's `rows`."""
+        matches (ResidentLists.name_matches), of the copy's `rows`. `created`: the added-after and -before bounds."""
         wanted = tuple(sorted((k, bool(v)) for k, v in (marks or {}).items() if v is not None))
-        singles = (owners, after, before, favorite, live, timeline, rating_min, rating)
+        singles = (owners, after, before, favorite, live, timeline, rating_min, rating, libraries, *created, bbox, near)
         if not texts and not wanted and names is None and all(x is None for x in singles):
             return None
         name_mask = None
@@ -134,6 +155,11 @@ class HeldFilter:
             marks=wanted,
             names=names,
             name_mask=name_mask,
+            libraries=None if not libraries else np.array([owner_prefix(x) for x in libraries], dtype=np.int64),
+            created_min=micros(created[0], -1),
+            created_max=micros(created[1], 1),
+            bbox=bbox,
+            near=near,
         )
 
     def _checks(self, held: ResidentLists) -> list[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]:
@@ -153,6 +179,13 @@ class HeldFilter:
             checks.append((held.attributes[name], lambda v, want=want: v == want))
         if self.owners is not None:
             checks.append((held.owners, lambda v: np.isin(v, self.owners)))
+        if self.libraries is not None:
+            checks.append((held.columns["library"], lambda v: np.isin(v, self.libraries)))
+        if self.created_min is not None:
+            checks.append((held.created, lambda v: v >= self.created_min))
+        if self.created_max is not None:
+            checks.append((held.created, lambda v: v < self.created_max))
+        checks.extend(self._place_checks(held))
         lo, hi = self.taken_min, self.taken_max
         if lo is not None and hi is not None:
             # NONE_TAKEN (no date) fails `>=`, as NULL >= x does, and passes `<`, where SQL's NULL < x fails: a
@@ -173,6 +206,33 @@ class HeldFilter:
                 checks.append((flags, lambda v, want=want: v == want))
         return checks
 
+    def _place_checks(self, held: ResidentLists) -> list[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]]:
+        """The bounding box and the radius, on the float32 coordinates (NaN, no GPS, fails as NULL does), widened
+        by GPS_SLACK degrees and km so float32 rounding never drops a row SQL's float8 test keeps; the radius is
+        SQL's haversine, after a latitude band."""
+        checks: list[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]] = []
+        lat, lon, e = held.columns["latitude"], held.columns["longitude"], GPS_SLACK
+        if self.bbox is not None:
+            south, west, north, east = self.bbox
+            checks.append((lat, lambda v: (v >= south - e) & (v <= north + e)))
+            if west <= east:
+                checks.append((lon, lambda v: (v >= west - e) & (v <= east + e)))
+            else:
+                checks.append((lon, lambda v: (v >= west - e) | (v <= east + e)))
+        if self.near is not None:
+            la, lo, km = self.near
+            band = km / 111.0 + e
+            checks.append((lat, lambda v: (v >= la - band) & (v <= la + band)))
+
+            def within(rows: np.ndarray) -> np.ndarray:
+                p, q = np.radians(lat[rows].astype(np.float64)), np.radians(lon[rows].astype(np.float64))
+                a = np.sin((p - math.radians(la)) / 2) ** 2
+                a += math.cos(math.radians(la)) * np.cos(p) * np.sin((q - math.radians(lo)) / 2) ** 2
+                return 2 * sq.EARTH_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0))) <= km + e
+
+            checks.append((ROW_NUMBERS, within))  # after the band: on the rows left, by their numbers
+        return checks
+
     def select(self, held: ResidentLists, spans: Spans | None) -> np.ndarray:
         """The row numbers, within the row `spans` (the probed lists; None = every row), that may match.
 
@@ -187,6 +247,8 @@ class HeldFilter:
         if rows is None and spans is not None:
             rows = _span_rows(*spans)
         for column, test in checks:
+            if rows is None and column is ROW_NUMBERS:
+                rows = np.arange(len(held.ids))
             rows = np.flatnonzero(test(column)) if rows is None else rows[test(column[rows])]
         return np.arange(len(held.ids)) if rows is None else rows
 
@@ -202,6 +264,9 @@ class HeldFilter:
         if spans is None and (self.taken_min is not None or self.taken_max is not None):
             lo, hi = held.taken_range(self.taken_min, self.taken_max)
             options.append((hi - lo, lambda: held.taken_order[lo:hi], held.taken))
+        if spans is None and (self.created_min is not None or self.created_max is not None):
+            a, b = held.created_range(self.created_min, self.created_max)
+            options.append((b - a, lambda: held.created_order[a:b], held.created))
         if not options:
             return None, None
         _, rows, column = min(options, key=lambda option: option[0])
@@ -225,6 +290,7 @@ class ResidentLists:
     timeline: np.ndarray  # (n,) bool: visibility = 'timeline'
     flags_version: int | None  # system_metadata.flags_version the flags (and archived, offline) are current for
     attributes: dict[str, np.ndarray]  # db.search.HELD_ATTRIBUTES name -> (n,) int8 rating (-2: none) or bool
+    columns: dict[str, np.ndarray]  # db.search.HELD_COLUMNS name -> (n,) library prefix or float32 coordinate
     id_order: np.ndarray  # (n,) int64: row numbers sorted by id (locate)
     id_sorted: np.ndarray  # (n,) uint64: the first 8 bytes of ids[id_order]
     taken_order: np.ndarray  # (n,) int64: row numbers sorted by `taken` (a date range's rows)
@@ -233,7 +299,11 @@ class ResidentLists:
     owner_spans: dict[int, tuple[int, int]]  # owner prefix -> its rows' span in owner_order
     text_counts: dict[str, dict[int, int]]  # HELD_TEXT column -> rows per hash
     attribute_counts: dict[str, dict[int, int]]  # HELD_ATTRIBUTES name -> rows per value (bools as 0 and 1)
-    names: bytes | None  # every row's file name, lower-cased, NUL after each (db.search.FileNames); None: not held
+    created: np.ndarray  # (n,) int64: when each photo was added, µs since PG_EPOCH (db.search.AssetColumns)
+    created_order: np.ndarray  # (n,) int64: row numbers sorted by `created`
+    created_sorted: np.ndarray  # (n,) int64: `created[created_order]`
+    library_counts: dict[int, int]  # rows per library prefix
+    names: bytes | None  # every row's file name, lower-cased, NUL after each (db.search.AssetColumns); None: not held
     name_ends: np.ndarray  # (m,) int64: where each name's NUL is in `names`
     name_rows: np.ndarray  # (m,) int64: the row of each name (-1: a photo the copy does not hold)
     favorite_count: int  # rows with each flag set
@@ -251,7 +321,11 @@ class ResidentLists:
         owners, starts, counts = np.unique(loaded.owners[owner_order], return_index=True, return_counts=True)
         none = np.zeros(0, dtype=np.int64)
         held = cls(
-            **{k: v for k, v in loaded._asdict().items() if k != "names"},
+            **{k: v for k, v in loaded._asdict().items() if k != "assets"},
+            created=none,
+            created_order=none,
+            created_sorted=none,
+            library_counts=_counts(loaded.columns["library"]),
             names=None,
             name_ends=none,
             name_rows=none,
@@ -267,13 +341,19 @@ class ResidentLists:
             attribute_counts={name: _counts(values) for name, values in loaded.attributes.items()},
             **_flag_counts(loaded.favorites, loaded.live, loaded.timeline),
         )
-        if loaded.names is None:
+        if loaded.assets is None:
             return held
-        rows, which = held.locate(loaded.names.ids)
-        name_rows = np.full(len(loaded.names.ids), -1, dtype=np.int64)
+        rows, which = held.locate(loaded.assets.ids)
+        created = np.full(len(loaded.ids), NONE_TAKEN, dtype=np.int64)  # (every row is there: one snapshot)
+        created[rows] = loaded.assets.created[which]
+        created_order = np.argsort(created, kind="stable")
+        held = replace(held, created=created, created_order=created_order, created_sorted=created[created_order])
+        if loaded.assets.names is None:
+            return held
+        name_rows = np.full(len(loaded.assets.ids), -1, dtype=np.int64)
         name_rows[which] = rows
-        ends = np.flatnonzero(np.frombuffer(loaded.names.blob, dtype=np.uint8) == 0)
-        return replace(held, names=loaded.names.blob, name_ends=ends, name_rows=name_rows)
+        ends = np.flatnonzero(np.frombuffer(loaded.assets.names, dtype=np.uint8) == 0)
+        return replace(held, names=loaded.assets.names, name_ends=ends, name_rows=name_rows)
 
     def name_matches(self, needle: bytes, limit: int) -> np.ndarray | None:
         """The rows (sorted) whose file name contains `needle` (lower-cased by PostgreSQL: db.search.lowered), or
@@ -296,7 +376,8 @@ class ResidentLists:
     @property
     def nbytes(self) -> int:
         arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, *self.texts.values())
-        arrays += tuple(self.attributes.values())
+        arrays += tuple(self.attributes.values()) + tuple(self.columns.values())
+        arrays += (self.created, self.created_order, self.created_sorted)
         arrays += (self.favorites, self.live, self.timeline)
         extra = self.id_order.nbytes + self.id_sorted.nbytes + self.taken_sorted.nbytes + self.taken_order.nbytes
         extra += self.owner_order.nbytes + self.name_ends.nbytes + self.name_rows.nbytes + len(self.names or b"")
@@ -314,6 +395,18 @@ class ResidentLists:
             share *= self.owner_count(held.owners) / n
         if held.names is not None:
             share *= len(held.names) / n
+        if held.libraries is not None:
+            share *= sum(self.library_counts.get(x, 0) for x in set(held.libraries.tolist())) / n
+        if held.created_min is not None or held.created_max is not None:
+            a, b = self.created_range(held.created_min, held.created_max)
+            share *= (b - a) / n
+        if held.bbox is not None or held.near is not None:
+            # every 16th row or so: the box or radius tested on ~65k rows instead of all of them
+            sample = np.arange(0, n, max(1, n // 65_536))
+            kept = sample
+            for column, test in held._place_checks(self):
+                kept = kept[test(column[kept])]
+            share *= len(kept) / max(len(sample), 1)
         for column, value in held.texts:
             share *= self.text_counts[column].get(value, 0) / n
         ratings = self.attribute_counts["rating"]
@@ -347,7 +440,16 @@ class ResidentLists:
         if held is not None and (held.taken_min is not None or held.taken_max is not None):
             lo, hi = self.taken_range(held.taken_min, held.taken_max)
             counts.append(hi - lo)
+        if held is not None and (held.created_min is not None or held.created_max is not None):
+            a, b = self.created_range(held.created_min, held.created_max)
+            counts.append(b - a)
         return min(counts)
+
+    def created_range(self, created_min: int | None, created_max: int | None) -> tuple[int, int]:
+        """(start, end) in created_order of the rows added in [created_min, created_max)."""
+        lo = 0 if created_min is None else int(np.searchsorted(self.created_sorted, created_min, side="left"))
+        hi = len(self.created) if created_max is None else int(np.searchsorted(self.created_sorted, created_max))
+        return lo, max(lo, hi)
 
     def owner_count(self, owners: np.ndarray) -> int:
         """Rows the `owners` (prefixes) own."""
