@@ -301,7 +301,7 @@ def memory_decision(
     when that would rank too many rows or hand over too many candidates (forced: never None).
 
     A broad filter ranks every row of the probe and hands over depth / selectivity of them. A narrower filter
-    qualifies only when the copy holds it (`held`: owner, date, place, camera, flags): numpy then ranks just
+    qualifies only when the copy holds it (`held`: every filter but the updated dates): numpy then ranks just
     the probed rows that match (every matching row when the filter is too rare to probe), as PostgreSQL's
     indexes would find them, and twice the page is enough. Other narrow filters are PostgreSQL's: memory would
     rank every row and then check candidates, more of them the rarer the filter is near the query (1M,
@@ -321,7 +321,7 @@ def memory_decision(
         fits = ranked <= cfg.memory_max_rows and scanned <= cfg.memory_max_scan
         what = (
             f"of the ~{scanned} rows of {where}, rank the ~{ranked} that match in memory"
-            " (owner, date, place, camera, flags)"
+            " (filters the copy holds)"
         )
     else:
         ranked = scanned
