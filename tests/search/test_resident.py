@@ -71,36 +71,48 @@ def test_the_copy_holds_search_ivf_grouped_by_list(lists_fixture: SearchFixture)
     expected = fx.lib.embeddings[[row_of[a] for a in ids]]
     assert np.abs(held.vectors - expected).max() < 2e-3  # half precision, as search_ivf stores them
     assert held.rows_in([0, 1]) == held.offsets[2]
-    # ... with each row's owner, date taken and city, as HeldFilter checks them
+    # ... with each row's owner, date taken, city, camera, and the byte-wide attributes, as HeldFilter checks them
     with fx.db.connection() as conn:
         cols = {
             r[0]: r[1:]
             for r in conn.execute(
-                "SELECT asset_id, owner_id, local_date_time, hashtextextended(city, 0), hashtextextended(model, 0)"
-                " FROM search_ivf"
+                "SELECT asset_id, owner_id, local_date_time, hashtextextended(city, 0), hashtextextended(model, 0),"
+                " coalesce(rating, -2), type = 'VIDEO', latitude IS NOT NULL AND longitude IS NOT NULL, is_archived,"
+                " is_offline FROM search_ivf"
             ).fetchall()
         }
     for j, asset in enumerate(ids):
-        owner, taken, city, model = cols[asset]
+        owner, taken, city, model = cols[asset][:4]
         assert held.owners[j] == (0 if owner is None else owner_prefix(owner))
         assert held.taken[j] == (NONE_TAKEN if taken is None else (taken - PG_EPOCH) // timedelta(microseconds=1))
         assert held.texts["city"][j] == (city or 0) and held.texts["model"][j] == (model or 0)
     assert (held.texts["city"] != 0).any() and (held.texts["model"] != 0).any()
     assert len(set(held.owners.tolist())) == len(fx.lib.owner_names)
-    # ... and its rating, type, GPS, archived and offline, a byte each
-    with fx.db.connection() as conn:
-        attrs = {
-            r[0]: r[1:]
-            for r in conn.execute(
-                "SELECT asset_id, coalesce(rating, -2), type = 'VIDEO', latitude IS NOT NULL AND longitude IS NOT NULL,"
-                " is_archived, is_offline FROM search_ivf"
-            ).fetchall()
-        }
+    attrs = {asset: row[4:] for asset, row in cols.items()}
     names = ("rating", "video", "gps", "archived", "offline")
     got = zip(*(held.attributes[name].tolist() for name in names), strict=True)
     assert [attrs[a] for a in ids] == [tuple(x) for x in got]
     for name in names:
         assert len(set(held.attributes[name].tolist())) > 1, name
+    # ... its library, coordinates (float32), when it was added, and its file name, lower-cased
+    with fx.db.connection() as conn:
+        more = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT s.asset_id, s.library_id, s.latitude, s.longitude, a.created_at, lower(a.original_file_name)"
+                " FROM search_ivf s JOIN assets a ON a.id = s.asset_id"
+            ).fetchall()
+        }
+    name_of = {int(r): i for i, r in enumerate(held.name_rows.tolist())}
+    starts = np.concatenate([[0], held.name_ends[:-1] + 1])
+    for j, asset in enumerate(ids):
+        library, lat, lon, created, name = more[asset]
+        assert held.columns["library"][j] == owner_prefix(library)
+        for got, want in ((held.columns["latitude"][j], lat), (held.columns["longitude"][j], lon)):
+            assert (np.isnan(got) and want is None) or abs(got - want) < 1e-4
+        assert held.created[j] == (created - PG_EPOCH) // timedelta(microseconds=1)
+        k = name_of[j]
+        assert held.names[starts[k] : held.name_ends[k]].decode() == name
 
 
 def test_a_copy_is_used_only_while_current(small_db: Database) -> None:

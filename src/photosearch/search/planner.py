@@ -319,10 +319,7 @@ def memory_decision(
         ranked = min(scanned, math.ceil(estimated * (probes or lists) / max(lists, 1)))
         candidates = int(math.ceil(cfg.memory_held_margin * depth)) + cfg.memory_slack
         fits = ranked <= cfg.memory_max_rows and scanned <= cfg.memory_max_scan
-        what = (
-            f"of the ~{scanned} rows of {where}, rank the ~{ranked} that match in memory"
-            " (filters the copy holds)"
-        )
+        what = f"of the ~{scanned} rows of {where}, rank the ~{ranked} that match in memory (filters the copy holds)"
     else:
         ranked = scanned
         candidates = int(math.ceil(cfg.memory_margin * depth / selectivity)) + cfg.memory_slack

@@ -555,22 +555,20 @@ class SearchService:
         return flags or (all(x is None for x in flagged) and not query.trashed_only)
 
     def _lowered(self, conn: psycopg.Connection, value: str) -> bytes:
-        """A file-name filter as the copy holds names: lower-cased by PostgreSQL (once per value)."""
-        key = ("name", value)
+        """A file-name filter as the copy holds names: lower-cased by PostgreSQL."""
+        return self._by_postgres(("name", value), lambda: sq.lowered(conn, value))
+
+    def _text_hash(self, conn: psycopg.Connection, value: str) -> int:
+        """A place or camera as the in-memory copy holds it: hashed by PostgreSQL."""
+        return self._by_postgres(value, lambda: sq.text_hash(conn, value))
+
+    def _by_postgres(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """A filter value as PostgreSQL turns it into what the copy holds: one round trip per value, then cached."""
         found = self._text_hashes.get(key)
         if found is None:
             if len(self._text_hashes) > 10_000:
                 self._text_hashes.clear()
-            found = self._text_hashes[key] = sq.lowered(conn, value)
-        return found
-
-    def _text_hash(self, conn: psycopg.Connection, value: str) -> int:
-        """A place or camera as the in-memory copy holds it (hashed by PostgreSQL, once per value)."""
-        found = self._text_hashes.get(value)
-        if found is None:
-            if len(self._text_hashes) > 10_000:
-                self._text_hashes.clear()
-            found = self._text_hashes[value] = sq.text_hash(conn, value)
+            found = self._text_hashes[key] = compute()
         return found
 
     def _memory(
