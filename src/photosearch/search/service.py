@@ -7,7 +7,9 @@ exact or approximate kNN, each statement pipelined with its SET LOCAL settings â
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -139,6 +141,8 @@ class SearchService:
         self._users: sq.UserDirectory | None = None  # owner filters resolve from this copy (users_version keys it)
         # place and camera filters (hashed) and file-name filters (lower-cased) as the in-memory copy holds them
         self._text_hashes: dict[Any, Any] = {}
+        self._names: OrderedDict[tuple, np.ndarray | None] = OrderedDict()  # recent file-name searches' rows
+        self._names_lock = threading.Lock()
 
     # -- query vector ---------------------------------------------------------------------------
 
@@ -293,9 +297,7 @@ class SearchService:
         added = len(copy.created) == len(copy.ids)  # the copy has the times photos were added
         names = None
         if query.file_name_contains is not None:
-            names = copy.name_matches(
-                self._lowered(conn, query.file_name_contains), self.config.memory_name_max_matches
-            )
+            names = self._name_rows(copy, self._lowered(conn, query.file_name_contains))
         texts = {
             column: self._text_hash(conn, getattr(query, name))
             for name, column in HELD_TEXT_FILTERS.items()
@@ -553,6 +555,22 @@ class SearchService:
             return False
         flagged = (query.is_favorite, query.is_archived, query.is_offline)
         return flags or (all(x is None for x in flagged) and not query.trashed_only)
+
+    def _name_rows(self, copy: ResidentLists, needle: bytes) -> np.ndarray | None:
+        """The copy's rows a file-name filter matches (ResidentLists.name_matches), kept for the 32 latest needles
+        per copy: the next page of the same search, or a search refined with another filter, skips the pass over
+        every name (1M photos: 11-22 ms)."""
+        key = (copy.key, needle, self.config.memory_name_max_matches)  # names change only with the copy's key
+        with self._names_lock:  # the API serves searches from several threads
+            if key in self._names:
+                self._names.move_to_end(key)
+                return self._names[key]
+        found = copy.name_matches(needle, self.config.memory_name_max_matches)
+        with self._names_lock:
+            self._names[key] = found
+            while len(self._names) > 32:
+                self._names.popitem(last=False)
+        return found
 
     def _lowered(self, conn: psycopg.Connection, value: str) -> bytes:
         """A file-name filter as the copy holds names: lower-cased by PostgreSQL."""
