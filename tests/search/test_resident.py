@@ -76,9 +76,11 @@ def test_the_copy_holds_search_ivf_grouped_by_list(lists_fixture: SearchFixture)
         cols = {
             r[0]: r[1:]
             for r in conn.execute(
-                "SELECT asset_id, owner_id, local_date_time, hashtextextended(city, 0), hashtextextended(model, 0),"
-                " coalesce(rating, -2), type = 'VIDEO', latitude IS NOT NULL AND longitude IS NOT NULL, is_archived,"
-                " is_offline FROM search_ivf"
+                "SELECT s.asset_id, s.owner_id, s.local_date_time, hashtextextended(s.city, 0),"
+                " hashtextextended(s.model, 0), coalesce(s.rating, -2), s.type = 'VIDEO',"
+                " s.latitude IS NOT NULL AND s.longitude IS NOT NULL, s.is_archived, s.is_offline,"
+                " s.library_id, s.latitude, s.longitude, a.created_at, lower(a.original_file_name)"
+                " FROM search_ivf s JOIN assets a ON a.id = s.asset_id"
             ).fetchall()
         }
     for j, asset in enumerate(ids):
@@ -88,25 +90,17 @@ def test_the_copy_holds_search_ivf_grouped_by_list(lists_fixture: SearchFixture)
         assert held.texts["city"][j] == (city or 0) and held.texts["model"][j] == (model or 0)
     assert (held.texts["city"] != 0).any() and (held.texts["model"] != 0).any()
     assert len(set(held.owners.tolist())) == len(fx.lib.owner_names)
-    attrs = {asset: row[4:] for asset, row in cols.items()}
+    attrs = {asset: row[4:9] for asset, row in cols.items()}
     names = ("rating", "video", "gps", "archived", "offline")
     got = zip(*(held.attributes[name].tolist() for name in names), strict=True)
     assert [attrs[a] for a in ids] == [tuple(x) for x in got]
     for name in names:
         assert len(set(held.attributes[name].tolist())) > 1, name
     # ... its library, coordinates (float32), when it was added, and its file name, lower-cased
-    with fx.db.connection() as conn:
-        more = {
-            r[0]: r[1:]
-            for r in conn.execute(
-                "SELECT s.asset_id, s.library_id, s.latitude, s.longitude, a.created_at, lower(a.original_file_name)"
-                " FROM search_ivf s JOIN assets a ON a.id = s.asset_id"
-            ).fetchall()
-        }
     name_of = {int(r): i for i, r in enumerate(held.name_rows.tolist())}
     starts = np.concatenate([[0], held.name_ends[:-1] + 1])
     for j, asset in enumerate(ids):
-        library, lat, lon, created, name = more[asset]
+        library, lat, lon, created, name = cols[asset][9:]
         assert held.columns["library"][j] == owner_prefix(library)
         for got, want in ((held.columns["latitude"][j], lat), (held.columns["longitude"][j], lon)):
             assert (np.isnan(got) and want is None) or abs(got - want) < 1e-4
