@@ -279,7 +279,7 @@ HELD_TEXT = ("city", "state", "country", "make", "model", "lens_model")
 # ... and a byte each (migration 044): name -> (the search_ivf expression, its dtype). Archived and offline are flags
 # (re-read with the others, flag_rows); rating, type and GPS change with the whole copy.
 HELD_ATTRIBUTES = {
-    "rating": ("coalesce(rating, -2)", np.int8),  # -1 is a real rating: rejected
+    "rating": ("coalesce(rating, -2)::int2", np.int8),  # -1 is a real rating: rejected
     "video": ("coalesce(type = 'VIDEO', false)", np.bool_),
     "gps": ("(latitude IS NOT NULL AND longitude IS NOT NULL)", np.bool_),
     "archived": ("coalesce(is_archived, false)", np.bool_),
@@ -287,11 +287,12 @@ HELD_ATTRIBUTES = {
 }
 FLAG_ATTRIBUTES = ("archived", "offline")
 # ... and the library (the first 8 bytes of its id, as the owner) and the GPS coordinates (float32; NaN = none), for
-# library, bounding-box and radius filters (migration 046): name -> (the search_ivf expression, its record fields)
+# library, bounding-box and radius filters (migration 046): name -> (the search_ivf expression, its record fields,
+# the copy's dtype)
 HELD_COLUMNS = {
-    "library": ("coalesce(library_id, '00000000-0000-0000-0000-000000000000')", [">i8", "V8"]),
-    "latitude": ("coalesce(latitude, 'NaN')::float4", [">f4"]),
-    "longitude": ("coalesce(longitude, 'NaN')::float4", [">f4"]),
+    "library": ("coalesce(library_id, '00000000-0000-0000-0000-000000000000')", [">i8", "V8"], np.int64),
+    "latitude": ("coalesce(latitude, 'NaN')::float4", [">f4"], np.float32),
+    "longitude": ("coalesce(longitude, 'NaN')::float4", [">f4"], np.float32),
 }
 # per row beyond the vector: id, owner, taken, the text hashes, the flags and attributes; the id, date and owner
 # orders and the sorted dates
@@ -336,14 +337,13 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         "live": np.empty(n, dtype=bool),
         "timeline": np.empty(n, dtype=bool),
         **{name: np.empty(n, dtype=dtype) for name, (_, dtype) in HELD_ATTRIBUTES.items()},
-        "library": np.empty(n, dtype=np.int64),
-        "latitude": np.empty(n, dtype=np.float32),
-        "longitude": np.empty(n, dtype=np.float32),
+        **{name: np.empty(n, dtype=dtype) for name, (_, _, dtype) in HELD_COLUMNS.items()},
     }
     # COPY BINARY: a 19-byte header, then per row a field count (int2) and each field's length (int4) and bytes,
     # big-endian: list_id int2, asset_id uuid, owner_id uuid (its first 8 bytes read as one int8), local_date_time
     # (int8 µs), the HELD_TEXT hashes (int8 each), the flags (is_favorite, not trashed, on the timeline: bools),
-    # the HELD_ATTRIBUTES (rating int2, then bools), embedding halfvec (int2 dim, int2 unused, dim x float16).
+    # the HELD_ATTRIBUTES (rating int2, then bools), the HELD_COLUMNS (library uuid, its first 8 bytes read as one
+    # int8; latitude and longitude float4), embedding halfvec (int2 dim, int2 unused, dim x float16).
     # NULLs are coalesced so every row has the same width.
     record = np.dtype(
         [("nf", ">i2"), ("l1", ">i4"), ("list", ">i2"), ("l2", ">i4"), ("id", "V16"), ("l3", ">i4"), ("owner", ">i8"),
@@ -351,7 +351,7 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
          *[f for column in HELD_TEXT for f in ((f"l_{column}", ">i4"), (column, ">i8"))], ("l6", ">i4"),
          ("favorite", "?"), ("l7", ">i4"), ("live", "?"), ("l8", ">i4"), ("timeline", "?"),
          *[f for name in HELD_ATTRIBUTES for f in ((f"l_{name}", ">i4"), (name, ">i2" if name == "rating" else "?"))],
-         *[f for name, (_, kinds) in HELD_COLUMNS.items()
+         *[f for name, (_, kinds, _) in HELD_COLUMNS.items()
            for f in ((f"l_{name}", ">i4"), *((name + "_lo" * i, kind) for i, kind in enumerate(kinds)))],
          ("l9", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
     )  # fmt: skip
@@ -367,10 +367,8 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
             " FROM search_ivf ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
         ).format(
             hashes=hashes,
-            attributes=sql.SQL(", ").join(
-                sql.SQL(f"{expr}::int2" if name == "rating" else expr) for name, (expr, _) in HELD_ATTRIBUTES.items()
-            ),
-            columns=sql.SQL(", ").join(sql.SQL(expr) for expr, _ in HELD_COLUMNS.values()),
+            attributes=sql.SQL(", ").join(sql.SQL(expr) for expr, _ in HELD_ATTRIBUTES.values()),
+            columns=sql.SQL(", ").join(sql.SQL(expr) for expr, _, _ in HELD_COLUMNS.values()),
         )
     ) as copy:
         for block in copy:
@@ -476,13 +474,10 @@ def flag_rows(conn: psycopg.Connection) -> FlagRows:
          ("l4", ">i4"), ("timeline", "?"), ("l5", ">i4"), ("archived", "?"), ("l6", ">i4"), ("offline", "?")]
     )  # fmt: skip
     m = max(0, (len(buf) - COPY_HEADER) // record.itemsize)  # (the 2-byte trailer is not a whole row)
-    out = {
-        "id": np.empty(m, dtype="V16"),
-        **{name: np.empty(m, dtype=bool) for name in ("favorite", "live", "timeline", *FLAG_ATTRIBUTES)},
-    }
+    flags = ("favorite", "live", "timeline", *FLAG_ATTRIBUTES)
+    out = {"id": np.empty(m, dtype="V16"), **{name: np.empty(m, dtype=bool) for name in flags}}
     _parse_copy(buf, COPY_HEADER, record, out, 0)
-    flags = [out[name] for name in ("favorite", "live", "timeline", *FLAG_ATTRIBUTES)]
-    return FlagRows(None if version is None else int(version), out["id"], *flags)
+    return FlagRows(None if version is None else int(version), out["id"], *(out[name] for name in flags))
 
 
 def text_hash(conn: psycopg.Connection, value: str) -> int:

@@ -74,12 +74,12 @@ class PlannerConfig:
     memory_margin: float = 2.0
     # With every filter held, nearly every candidate passes (dates widened by hours, unchecked default flags ≤ 5 %):
     # a tenth over the page is enough, and a shortfall costs one more batch (service._memory). 1M, seed (k=64):
-    # 74 candidates instead of 138, 64 fewer primary-key descents.
+    # 81 candidates instead of 138, 57 fewer primary-key descents.
     memory_held_margin: float = 1.1
     memory_slack: int = 10
     memory_max_candidates: int = 2_000
     memory_max_rows: int = 40_000  # rows ranked in numpy (1M, 20 lists: 20k rows in ~3.4 ms, bound by memory bandwidth)
-    # A filter the copy holds (owner, date taken, place, camera, flags) is checked in numpy on every row of the probed
+    # A filter the copy holds (every one but the updated dates) is checked in numpy on every row of the probed
     # lists (every row, read in place, when the filter is too rare to probe) before any vector is read: ~1-3 ns a
     # row and column, so 1M rows cost a few ms where PostgreSQL reads each scattered match at ~3.5 µs.
     memory_max_scan: int = 2_000_000
@@ -206,9 +206,10 @@ def choose(
     library (a text query, or its nearest list centroid below PlannerConfig.far_score), None if it does not.
     `resident_rows`: the rows of a current in-memory copy of the lists (None = no copy); `held`: the copy checks
     every filter of the query itself (search.service.SearchService._held_only), so the rows it ranks all but
-    match; `held_rows`: the rows it reads to find them when it probes every list (its owner or date index's, or
-    every row; ResidentLists.held_rows). `unindexed`: a filter no PostgreSQL index serves (a file name) makes its
-    exact path read every photo (1M: 1-2 s), so a held one runs in memory however few rows match."""
+    match; `held_rows`: the rows it reads to find them when it probes every list (its smallest index's: owners,
+    file names, dates taken or added; or every row; ResidentLists.held_rows). `unindexed`: a filter no
+    PostgreSQL index serves (a file name, an added date, a GPS box or radius) makes its exact path read every
+    photo (1M: 0.6-2.3 s), so a held one runs in memory however few rows match."""
     selectivity = min(1.0, estimated / total) if total > 0 else 1.0
     broad = is_broad(cfg, estimated, total)  # most rows match: HNSW's territory, unless the query is far
     q_pool = quantized_pool(cfg, depth)
@@ -303,10 +304,10 @@ def memory_decision(
     A broad filter ranks every row of the probe and hands over depth / selectivity of them. A narrower filter
     qualifies only when the copy holds it (`held`: every filter but the updated dates): numpy then ranks just
     the probed rows that match (every matching row when the filter is too rare to probe), as PostgreSQL's
-    indexes would find them, and twice the page is enough. Other narrow filters are PostgreSQL's: memory would
-    rank every row and then check candidates, more of them the rarer the filter is near the query (1M,
-    example-image queries, a ~10 % date or city filter before the copy held those columns: memory 15-17 ms, the
-    probe in PostgreSQL 8-11 ms)."""
+    indexes would find them, and a tenth over the page is enough (memory_held_margin). Other narrow filters are
+    PostgreSQL's: memory would rank every row and then check candidates, more of them the rarer the filter is
+    near the query (1M, example-image queries, a ~10 % date or city filter before the copy held those columns:
+    memory 15-17 ms, the probe in PostgreSQL 8-11 ms)."""
     selectivity = min(1.0, max(estimated, 1) / total) if total > 0 else 1.0
     broad = is_broad(cfg, estimated, total)
     probes = probes_for(cfg, estimated, lists, quantized_pool(cfg, depth), bool(far), broad=broad)

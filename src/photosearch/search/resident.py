@@ -75,8 +75,9 @@ def _pg_micros(value: datetime) -> int:
 
 @dataclass(frozen=True)
 class HeldFilter:
-    """The part of a query's filters the copy checks itself: the owner scope, the date-taken range, the EXIF place
-    and camera (db.search.HELD_TEXT), the flags. A superset of the rows SQL matches, never less: a date without a
+    """The part of a query's filters the copy checks itself: the owner scope and libraries, the dates taken and
+    added, the EXIF place and camera (db.search.HELD_TEXT), the rating, type and GPS (presence, box, radius), the
+    file name, the flags. A superset of the rows SQL matches, never less: a date without a
     time zone is read in the session's zone, as PostgreSQL reads it, widened by NAIVE_WIDEN either way (a local
     time a DST change repeats or skips may be read an hour apart), or by a day when the zone is not known; NULLs
     compare as SQL would or pass, and two values whose hashes collide both pass. PostgreSQL applies every filter
@@ -126,7 +127,8 @@ class HeldFilter:
         the bool attributes (video, gps, archived, offline; None = either). `names`: the rows a file-name filter
         matches (ResidentLists.name_matches), of the copy's `rows`. `created`: the added-after and -before bounds."""
         wanted = tuple(sorted((k, bool(v)) for k, v in (marks or {}).items() if v is not None))
-        singles = (owners, after, before, favorite, live, timeline, rating_min, rating, libraries, *created, bbox, near)
+        singles = (owners, after, before, favorite, live, timeline, rating_min, rating, libraries or None, *created)
+        singles += (bbox, near)
         if not texts and not wanted and names is None and all(x is None for x in singles):
             return None
         name_mask = None
@@ -254,6 +256,18 @@ class HeldFilter:
 
     def _indexed(self, held: ResidentLists, spans: Spans | None) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(rows, the column whose condition they meet already) from the copy's smaller index, or (None, None)."""
+        options = self.index_options(held, spans)
+        if not options:
+            return None, None
+        _, rows, column = min(options, key=lambda option: option[0])
+        return rows(), column
+
+    def index_options(
+        self, held: ResidentLists, spans: Spans | None
+    ) -> list[tuple[int, Callable[[], np.ndarray], np.ndarray]]:
+        """(how many rows, a function that finds them, the column whose condition they meet) for each of the copy's
+        indexes this filter can start from: owners and file names within `spans`, the sorted dates (taken, added)
+        only over every row (their rows are not in row order)."""
         options: list[tuple[int, Callable[[], np.ndarray], np.ndarray]] = []
         if self.owners is not None:
             owners = self.owners
@@ -261,16 +275,15 @@ class HeldFilter:
         if self.names is not None and self.name_mask is not None:
             names = self.names
             options.append((len(names), lambda: _within(names, spans), self.name_mask))
-        if spans is None and (self.taken_min is not None or self.taken_max is not None):
-            lo, hi = held.taken_range(self.taken_min, self.taken_max)
-            options.append((hi - lo, lambda: held.taken_order[lo:hi], held.taken))
-        if spans is None and (self.created_min is not None or self.created_max is not None):
-            a, b = held.created_range(self.created_min, self.created_max)
-            options.append((b - a, lambda: held.created_order[a:b], held.created))
-        if not options:
-            return None, None
-        _, rows, column = min(options, key=lambda option: option[0])
-        return rows(), column
+        if spans is None:
+            for column, order, ordered, lo, hi in (
+                (held.taken, held.taken_order, held.taken_sorted, self.taken_min, self.taken_max),
+                (held.created, held.created_order, held.created_sorted, self.created_min, self.created_max),
+            ):
+                if lo is not None or hi is not None:
+                    a, b = _sorted_range(ordered, lo, hi)
+                    options.append((b - a, lambda order=order, a=a, b=b: order[a:b], column))
+        return options
 
 
 @dataclass(frozen=True)
@@ -391,15 +404,10 @@ class ResidentLists:
         if n == 0:
             return 0
         share = 1.0
-        if held.owners is not None:
-            share *= self.owner_count(held.owners) / n
-        if held.names is not None:
-            share *= len(held.names) / n
+        for count, _, _ in held.index_options(self, None):  # owners, file names, dates taken and added: exact counts
+            share *= count / n
         if held.libraries is not None:
             share *= sum(self.library_counts.get(x, 0) for x in set(held.libraries.tolist())) / n
-        if held.created_min is not None or held.created_max is not None:
-            a, b = self.created_range(held.created_min, held.created_max)
-            share *= (b - a) / n
         if held.bbox is not None or held.near is not None:
             # every 16th row or so: the box or radius tested on ~65k rows instead of all of them
             sample = np.arange(0, n, max(1, n // 65_536))
@@ -424,32 +432,13 @@ class ResidentLists:
         for want, yes in counts:
             if want is not None:
                 share *= (yes if want else n - yes) / n
-        if held.taken_min is not None or held.taken_max is not None:
-            lo, hi = self.taken_range(held.taken_min, held.taken_max)
-            share *= (hi - lo) / n
         return int(math.ceil(n * share))
 
     def held_rows(self, held: HeldFilter | None) -> int:
-        """Rows `held` reads when it checks every row: its owners' or its date range's, from the smaller index,
-        or every row."""
-        counts = [len(self.ids)]
-        if held is not None and held.owners is not None:
-            counts.append(self.owner_count(held.owners))
-        if held is not None and held.names is not None:
-            counts.append(len(held.names))
-        if held is not None and (held.taken_min is not None or held.taken_max is not None):
-            lo, hi = self.taken_range(held.taken_min, held.taken_max)
-            counts.append(hi - lo)
-        if held is not None and (held.created_min is not None or held.created_max is not None):
-            a, b = self.created_range(held.created_min, held.created_max)
-            counts.append(b - a)
-        return min(counts)
-
-    def created_range(self, created_min: int | None, created_max: int | None) -> tuple[int, int]:
-        """(start, end) in created_order of the rows added in [created_min, created_max)."""
-        lo = 0 if created_min is None else int(np.searchsorted(self.created_sorted, created_min, side="left"))
-        hi = len(self.created) if created_max is None else int(np.searchsorted(self.created_sorted, created_max))
-        return lo, max(lo, hi)
+        """Rows `held` reads when it checks every row: those of its smallest index (HeldFilter.index_options), or
+        every row."""
+        options = [] if held is None else held.index_options(self, None)
+        return min([len(self.ids), *(count for count, _, _ in options)])
 
     def owner_count(self, owners: np.ndarray) -> int:
         """Rows the `owners` (prefixes) own."""
@@ -465,13 +454,6 @@ class ResidentLists:
         if len(parts) <= 1:
             return parts[0] if parts else np.zeros(0, dtype=np.int64)
         return np.sort(np.concatenate(parts))  # in memory order, as the vectors are read
-
-    def taken_range(self, taken_min: int | None, taken_max: int | None) -> tuple[int, int]:
-        """(start, end) in taken_order of the rows taken in [taken_min, taken_max): as HeldFilter tests them, a
-        photo without a date (NONE_TAKEN, sorted first) before any `taken_min` and within any `taken_max`."""
-        lo = 0 if taken_min is None else int(np.searchsorted(self.taken_sorted, taken_min, side="left"))
-        hi = len(self.ids) if taken_max is None else int(np.searchsorted(self.taken_sorted, taken_max, side="left"))
-        return lo, max(lo, hi)
 
     def locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row numbers, positions in `ids`) of the `ids` (16-byte UUIDs) that the copy holds; the others are
@@ -539,6 +521,14 @@ class ResidentLists:
             rows, scores = rows[part], scores[part]
         order = np.argsort(-scores, kind="stable")
         return self.ids[rows[order]]
+
+
+def _sorted_range(ordered: np.ndarray, lo: int | None, hi: int | None) -> tuple[int, int]:
+    """(start, end) in sorted `ordered` of the values in [lo, hi), as HeldFilter tests them: a missing date
+    (NONE_TAKEN, sorted first) is before any `lo` and within any `hi`."""
+    start = 0 if lo is None else int(np.searchsorted(ordered, lo, side="left"))
+    end = len(ordered) if hi is None else int(np.searchsorted(ordered, hi, side="left"))
+    return start, max(start, end)
 
 
 def _within(rows: np.ndarray, spans: Spans | None) -> np.ndarray:

@@ -140,7 +140,7 @@ class SearchService:
         self._centroids: tuple[str | None, np.ndarray] | None = None
         self._users: sq.UserDirectory | None = None  # owner filters resolve from this copy (users_version keys it)
         # place and camera filters (hashed) and file-name filters (lower-cased) as the in-memory copy holds them
-        self._text_hashes: dict[Any, Any] = {}
+        self._converted: dict[Any, Any] = {}
         self._names: OrderedDict[tuple, np.ndarray | None] = OrderedDict()  # recent file-name searches' rows
         self._names_lock = threading.Lock()
 
@@ -560,7 +560,7 @@ class SearchService:
         """The copy's rows a file-name filter matches (ResidentLists.name_matches), kept for the 32 latest needles
         per copy: the next page of the same search, or a search refined with another filter, skips the pass over
         every name (1M photos: 11-22 ms)."""
-        key = (copy.key, needle, self.config.memory_name_max_matches)  # names change only with the copy's key
+        key = (copy.key, needle)  # names change only with the copy's key
         with self._names_lock:  # the API serves searches from several threads
             if key in self._names:
                 self._names.move_to_end(key)
@@ -582,11 +582,11 @@ class SearchService:
 
     def _by_postgres(self, key: Any, compute: Callable[[], Any]) -> Any:
         """A filter value as PostgreSQL turns it into what the copy holds: one round trip per value, then cached."""
-        found = self._text_hashes.get(key)
+        found = self._converted.get(key)
         if found is None:
-            if len(self._text_hashes) > 10_000:
-                self._text_hashes.clear()
-            found = self._text_hashes[key] = compute()
+            if len(self._converted) > 10_000:
+                self._converted.clear()
+            found = self._converted[key] = compute()
         return found
 
     def _memory(
