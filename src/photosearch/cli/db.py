@@ -85,7 +85,8 @@ def db_optimize(
     force: bool = typer.Option(False, "--force", help="Train the search lists even if the library barely changed."),
     lists: int | None = typer.Option(None, "--lists", min=1, max=4096, help="Number of lists (default ~sqrt(rows))."),
 ) -> None:
-    """Refresh planner statistics and (re)train the search lists that filtered searches probe.
+    """Refresh planner statistics, (re)train the search lists that filtered searches probe, and fill place
+    names and time zones from GPS for photos indexed without them.
 
     Indexing does this by itself when a run doubles (or halves) the library; run it after bulk changes made
     some other way. Takes about 2 minutes per million photos.
@@ -93,8 +94,11 @@ def db_optimize(
     from photosearch.db.assets import refresh_planner_statistics
     from photosearch.search.lists import train_lists
 
+    from photosearch.ingest.places import backfill
+
     st = state(ctx)
     db = st.db()
+    filled = backfill(db)  # first: place filters and the trained lists' copies then see the names
     result = train_lists(db, lists=lists, force=force)
     if result.skipped is not None:  # (training refreshes them itself)
         with db.connection() as conn:
@@ -106,6 +110,8 @@ def db_optimize(
         "seconds": round(result.seconds, 1),
         "trained": result.skipped is None,
         "note": result.skipped or "trained",
+        "places_filled": filled.places,
+        "zones_filled": filled.zones,
     }
     output(st, row, title="search lists")
 

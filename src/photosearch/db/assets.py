@@ -50,14 +50,18 @@ STAGE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("exif_image_height", "int4"),
     ("latitude", "float8"),
     ("longitude", "float8"),
+    ("city", "text"),
+    ("state", "text"),
+    ("country", "text"),
     ("time_zone", "text"),
     ("date_time_original", "timestamptz"),
     ("description", "text"),
     ("rating", "int2"),
     ("embedding", "vector"),
 )
-_ASSET_COLS = [c for c, _ in STAGE_COLUMNS[1:14]]
-_EXIF_COLS = [c for c, _ in STAGE_COLUMNS[14:30]]
+_FIRST_EXIF = [c for c, _ in STAGE_COLUMNS].index("make")
+_ASSET_COLS = [c for c, _ in STAGE_COLUMNS[1:_FIRST_EXIF]]
+_EXIF_COLS = [c for c, _ in STAGE_COLUMNS[_FIRST_EXIF:-1]]
 
 
 @dataclass(frozen=True)

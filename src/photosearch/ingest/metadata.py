@@ -48,6 +48,9 @@ _XMP_TAGS = {
     f"{{{_NS['tiff']}}}Orientation": "Orientation",
     f"{{{_NS['tiff']}}}Make": "Make",
     f"{{{_NS['tiff']}}}Model": "Model",
+    f"{{{_NS['photoshop']}}}City": "City",
+    f"{{{_NS['photoshop']}}}State": "State",
+    f"{{{_NS['photoshop']}}}Country": "Country",
 }
 _DATE_RX = re.compile(
     r"^\s*(\d{4})[:-](\d{2})[:-](\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?)?"
@@ -97,6 +100,9 @@ class PhotoMetadata:
     exif_image_height: int | None = None
     latitude: float | None = None
     longitude: float | None = None
+    city: str | None = None  # from XMP here; from the GPS position at ingest (`places.resolve`) otherwise
+    state: str | None = None
+    country: str | None = None
     time_zone: str | None = None
     date_time_original: datetime | None = None  # the instant, when the photo carries a date
     description: str | None = None
@@ -326,6 +332,9 @@ def extract_metadata(img: Image.Image, path: str) -> PhotoMetadata:
         exif_image_height=tags.get("ExifImageHeight"),
         latitude=lat,
         longitude=lon,
+        city=_text(tags.get("City")),
+        state=_text(tags.get("State")),
+        country=_text(tags.get("Country")),
         time_zone=taken.zone_name if taken else None,
         date_time_original=(dto if isinstance(dto, TakenDate) else taken).instant if taken else None,
         description=tags.get("Description"),

@@ -22,7 +22,7 @@ import numpy as np
 from photosearch.config import Settings
 from photosearch.db.assets import IngestConnection, refresh_planner_statistics
 from photosearch.db.pool import Database
-from photosearch.ingest import decode
+from photosearch.ingest import decode, places
 from photosearch.ingest.decode import DUPLICATE, FileError, FileResult, FileTask
 from photosearch.ingest.metadata import mtime_date
 from photosearch.ingest.scan import db_path, fs_path, scan_roots
@@ -209,6 +209,7 @@ class _Batcher:
             (e.path, e.reason, e.detail, e.size, mtime_date(e.mtime_ns) if e.mtime_ns else None) for e in self.errors
         ]
         self.errors = []
+        places.resolve([r.metadata for r in results])
         with_pixels = [r for r in results if r.pixels is not None]
         vectors: dict[int, np.ndarray] = {}
         if with_pixels:
@@ -290,6 +291,9 @@ def _stage_row(aid: UUID, r: FileResult, vector: np.ndarray | None) -> tuple:
         m.exif_image_height,
         m.latitude,
         m.longitude,
+        m.city,
+        m.state,
+        m.country,
         m.time_zone,
         m.date_time_original,
         m.description,
