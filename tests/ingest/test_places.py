@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from photosearch.db.assets import get_asset_by_path
 from photosearch.ingest import index_library

@@ -92,9 +92,8 @@ def db_optimize(
     some other way. Takes about 2 minutes per million photos.
     """
     from photosearch.db.assets import refresh_planner_statistics
-    from photosearch.search.lists import train_lists
-
     from photosearch.ingest.places import backfill
+    from photosearch.search.lists import train_lists
 
     st = state(ctx)
     db = st.db()
