@@ -51,7 +51,14 @@ def test_every_endpoint_needs_authentication(live: LiveServer) -> None:
             assert r.json()["message"] == "invalid or revoked API key"
 
 
-PUBLIC = {("GET", "/api/health"), ("POST", "/api/auth/login")}
+# Sign-up and the server config are public by design: before any account has a password nobody could
+# authenticate; test_first_run checks that sign-up is closed once one has.
+PUBLIC = {
+    ("GET", "/api/health"),
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/admin-sign-up"),
+    ("GET", "/api/server/config"),
+}
 
 
 def test_every_route_of_the_app_needs_authentication(live: LiveServer) -> None:

@@ -22,6 +22,7 @@ SESSION_TTL = timedelta(days=7)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+MIN_NEW_PASSWORD = 8  # for passwords set from now on (sign-up, `users passwd`); logins check any stored one
 _MAX_PASSWORD = 1024  # scrypt cost is independent of length, but refuse absurd inputs early
 
 

@@ -15,6 +15,32 @@ key_app = typer.Typer(help="API keys for the REST API.", no_args_is_help=True)
 users_app.add_typer(key_app, name="key")
 
 
+def read_new_password(from_stdin: bool) -> str:
+    """A new password: one line of stdin (`--password-stdin`, for scripts) or an interactive prompt."""
+    from photosearch.api.auth import MIN_NEW_PASSWORD
+
+    if from_stdin:
+        import sys
+
+        pw = sys.stdin.readline().rstrip("\r\n")
+    else:
+        pw = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(pw) < MIN_NEW_PASSWORD:
+        raise CliError(f"the password must have at least {MIN_NEW_PASSWORD} characters")
+    return pw
+
+
+def _adoption_note(st, row: dict) -> None:
+    adopted = row.get("adopted")
+    if row.get("first") and not st.json:
+        console.print(f"{row['email']} is the first account, so it is an admin.")
+    if adopted and not st.json:
+        console.print(
+            f"It now owns the {adopted['assets']} photos in {adopted['libraries']} libraries indexed before any"
+            " account existed (they belonged to the placeholder admin@localhost, which is gone)."
+        )
+
+
 @users_app.command("add")
 def users_add(
     ctx: typer.Context,
@@ -22,20 +48,89 @@ def users_add(
     name: Annotated[str | None, typer.Option(help="Display name (default: the part before @).")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator.")] = False,
     password: Annotated[bool, typer.Option("--password", help="Prompt for a password (for the web login).")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
 ) -> None:
-    """Create a user."""
-    from photosearch.db.accounts import create_user
+    """Create a user. The first account is an admin and takes over every photo indexed before it existed."""
+    from photosearch.db.accounts import create_account
 
     st = state(ctx)
-    pw_hash = None
-    if password:
-        from photosearch.api.auth import hash_password
-
-        pw_hash = hash_password(typer.prompt("password", hide_input=True, confirmation_prompt=True))
     if "@" not in email:
         raise CliError(f"{email!r} is not an email address")
-    row = create_user(st.db(), name or email.split("@")[0], email, is_admin=admin, password_hash=pw_hash)
-    output(st, pick([row], "id", "name", "email", "is_admin")[0], title="user created")
+    pw_hash = None
+    if password or password_stdin:
+        from photosearch.api.auth import hash_password
+
+        pw_hash = hash_password(read_new_password(password_stdin))
+    row = create_account(st.db(), email, name=name, is_admin=admin, password_hash=pw_hash)
+    output(st, {**pick([row], "id", "name", "email", "is_admin")[0], "adopted": row["adopted"]}, title="user created")
+    _adoption_note(st, row)
+
+
+@users_app.command("passwd")
+def users_passwd(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="User email, name or id.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+) -> None:
+    """Set a user's web-login password (prompts twice); their browser sessions end."""
+    from photosearch.api.auth import hash_password
+    from photosearch.db.accounts import get_user, set_password_hash
+
+    st = state(ctx)
+    db = st.db()
+    row = get_user(db, user)
+    set_password_hash(db, row["id"], hash_password(read_new_password(password_stdin)))
+    output(st, {"password_set": row["email"]}) if st.json else console.print(f"password set for {row['email']}")
+
+
+@users_app.command("set")
+def users_set(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="User email, name or id.")],
+    admin: Annotated[
+        bool | None, typer.Option("--admin/--no-admin", help="Grant or revoke administrator rights.")
+    ] = None,
+) -> None:
+    """Change a user's rights (the last admin cannot lose them)."""
+    from photosearch.db.accounts import set_admin
+
+    st = state(ctx)
+    if admin is None:
+        raise typer.BadParameter("give --admin or --no-admin", param_hint="'--admin/--no-admin'")
+    row = set_admin(st.db(), user, admin)
+    output(st, pick([row], "id", "name", "email", "is_admin")[0], title="user updated")
+
+
+@users_app.command("rm")
+def users_rm(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="User email, name or id.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a user with their keys and libraries; their photos leave the index (files on disk stay).
+
+    To keep the photos searchable, hand the libraries over first: `photosearch libraries give NAME EMAIL`."""
+    from photosearch.db.accounts import delete_user, get_user, owned_counts
+
+    st = state(ctx)
+    db = st.db()
+    row = get_user(db, user)
+    if not yes and not st.json:
+        n = owned_counts(db, row["id"])
+        typer.confirm(
+            f"remove {row['email']}? Their {n['libraries']} libraries and {n['assets']} photos leave the index"
+            " (files on disk stay; `libraries give` hands libraries to someone else first)",
+            abort=True,
+        )
+    gone = delete_user(db, row["id"])
+    output(st, gone) if st.json else console.print(
+        f"removed {gone['email']}: {gone['libraries']} libraries and {gone['assets']} photos left the index"
+        " (files on disk untouched)"
+    )
 
 
 @users_app.command("list")
@@ -134,6 +229,26 @@ def libraries_list(ctx: typer.Context, owner: Annotated[str | None, typer.Option
         columns=["id", "name", "owner_email", "import_paths", "exclusion_patterns", "assets", "refreshed_at"],
         title="libraries",
     )
+
+
+@libraries_app.command("give")
+def libraries_give(
+    ctx: typer.Context,
+    library: Annotated[str, typer.Argument(help="Library name or id.")],
+    user: Annotated[str, typer.Argument(help="The new owner: email, name or id.")],
+    owner: Annotated[str | None, typer.Option("--owner", help="Current owner, when names repeat.")] = None,
+) -> None:
+    """Hand a library and all its photos to another user."""
+    from photosearch.db.accounts import get_library, get_user, give_library
+
+    st = state(ctx)
+    db = st.db()
+    lib = get_library(db, library, get_user(db, owner)["id"] if owner else None)
+    to = get_user(db, user)
+    row = give_library(db, lib["id"], to["id"])
+    out = {"library": row["name"], "owner": to["email"], "assets": row["assets"]}
+    msg = f"library {row['name']} ({row['assets']} photos) now belongs to {to['email']}"
+    output(st, out) if st.json else console.print(msg)
 
 
 @libraries_app.command("remove")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from photosearch.api.auth import SESSION_COOKIE, SESSION_TTL, verify_password
+from photosearch.api.auth import MIN_NEW_PASSWORD, SESSION_COOKIE, SESSION_TTL, hash_password, verify_password
 from photosearch.api.context import AppContext
 from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError
 from photosearch.api.schemas import UserOut
-from photosearch.db.accounts import NotFound, get_user, list_libraries
+from photosearch.db.accounts import Conflict, NotFound, SignUpClosed, create_account, get_user, list_libraries
 from photosearch.db.sessions import create_session, delete_session
 
 router = APIRouter(tags=["auth"])
@@ -63,6 +63,41 @@ def login(body: LoginRequest, request: Request, response: Response, ctx: Ctx) ->
     user = authenticate(ctx, body.email, body.password, request.client.host if request.client else "")
     session = set_session_cookie(request, response, ctx, user)
     return {"user": user, "csrf_token": session["csrf_token"]}
+
+
+class SignUpRequest(BaseModel):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    password: str = Field(min_length=MIN_NEW_PASSWORD, max_length=1024)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Adopted(BaseModel):
+    libraries: int
+    assets: int
+
+
+class SignUpResponse(LoginResponse):
+    adopted: Adopted | None = Field(
+        description="What the account took over from the placeholder owner of photos indexed before any "
+        "account existed (admin@localhost), or null."
+    )
+
+
+@router.post("/api/auth/admin-sign-up", response_model=SignUpResponse, status_code=201)
+def admin_sign_up(body: SignUpRequest, request: Request, response: Response, ctx: Ctx) -> dict:
+    """First-run sign-up (as immich's): allowed only while no account has a password
+    (`GET /api/server/config` says `sign_up_needed`). Creates an admin with this password, gives it every
+    photo indexed so far, and logs it in (a session cookie, as `/api/auth/login`)."""
+    try:
+        user = create_account(
+            ctx.db, body.email, name=body.name, password_hash=hash_password(body.password), sign_up=True
+        )
+    except SignUpClosed as exc:
+        raise ApiError(403, str(exc)) from exc
+    except Conflict as exc:
+        raise ApiError(409, str(exc)) from exc
+    session = set_session_cookie(request, response, ctx, user)
+    return {"user": user, "csrf_token": session["csrf_token"], "adopted": user["adopted"]}
 
 
 @router.post("/api/auth/logout", status_code=204)

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from photosearch import __version__
 from photosearch.api.deps import AdminUser, Ctx
 from photosearch.api.errors import ApiError
-from photosearch.db.accounts import embedding_info, list_users, status
+from photosearch.db.accounts import embedding_info, list_users, needs_sign_up, status
 
 router = APIRouter(tags=["server"])
 
@@ -22,6 +22,13 @@ def health(ctx: Ctx) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - a sick database is what this endpoint reports
         raise ApiError(503, f"database unavailable: {type(exc).__name__}") from exc
     return {"status": "ok", "version": __version__}
+
+
+@router.get("/api/server/config")
+def server_config(ctx: Ctx) -> dict[str, Any]:
+    """What a login page needs before anyone is logged in (no auth): whether first-run sign-up is open
+    (no account has a password yet; `POST /api/auth/admin-sign-up`)."""
+    return {"sign_up_needed": needs_sign_up(ctx.db), "version": __version__}
 
 
 @router.get("/api/server/stats")
