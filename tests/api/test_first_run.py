@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import httpx
 
@@ -120,9 +119,7 @@ def test_web_first_run_sign_up_adopts_and_logs_in(
         assert c.get(f"{s.url}/api/server/config").json()["sign_up_needed"] is True
         bad = c.post(f"{s.url}/api/auth/admin-sign-up", json={"email": "me@example.org", "password": "short"})
         assert bad.status_code == 422
-        r = c.post(
-            f"{s.url}/api/auth/admin-sign-up", json={"email": "Me@Example.org", "password": "first-admin-pw"}
-        )
+        r = c.post(f"{s.url}/api/auth/admin-sign-up", json={"email": "Me@Example.org", "password": "first-admin-pw"})
         assert r.status_code == 201, r.text
         body = r.json()
         assert body["user"]["email"] == "me@example.org" and body["user"]["is_admin"] is True
