@@ -6,6 +6,8 @@ No mocks: every test that needs a database gets its own migrated database on the
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from psycopg import sql
 
 from photosearch.config import Settings
+from photosearch.db.embedded_root import discard_relocated
 from photosearch.db.migrate import migrate
 from photosearch.db.pool import Database, check_pgvector, connect_pool
 from photosearch.db.server import ServerInfo, start_embedded, stop_embedded, with_dbname
@@ -46,12 +49,38 @@ def test_output() -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def servers_dir() -> Iterator[Path]:
+    """Where this run's embedded servers live: a folder of its own in the system temp dir, not under pytest's
+    per-user temp (`pytest-of-root`), which another pytest run resets to 0700 and so locks the `pgserver` user
+    (the database's owner when tests run as root) out of every server inside it."""
+    path = Path(tempfile.mkdtemp(prefix="photosearch-test-"))
+    path.chmod(0o711)  # our own folder: `pgserver` may pass through to the data dirs inside, nobody may list it
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_server(data_dir: Path) -> None:
+    stop_embedded(data_dir / "pgdata")
+    discard_relocated(data_dir / "pgdata")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(servers_dir: Path) -> Iterator[str]:
     """A real embedded server for the whole session (admin DSN to the `postgres` database)."""
-    pgdata = tmp_path_factory.mktemp("pg") / "pgdata"
-    dsn = start_embedded(pgdata)
+    data_dir = servers_dir / "session"
+    dsn = start_embedded(data_dir / "pgdata")
     yield dsn
-    stop_embedded(pgdata)
+    _remove_server(data_dir)
+
+
+@pytest.fixture
+def server_data_dir(servers_dir: Path) -> Iterator[Path]:
+    """A fresh data dir for a test that starts its own embedded server (via the CLI, say); the server is
+    stopped and its files removed afterwards."""
+    data_dir = Path(tempfile.mkdtemp(dir=servers_dir))
+    yield data_dir
+    _remove_server(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _create_database(admin_dsn: str) -> str:

@@ -35,6 +35,52 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+PRIVATE_DIR_MODE = 0o700
+PG_SYSTEM_USER = "pgserver"  # the embedded PostgreSQL runs as this system user when photosearch runs as root
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` and any missing parents as 0700 (thumbnails and the database are one user's business).
+
+    Existing folders are left as they are; `Path.mkdir(parents=True)` would give new parents the umask's 0755."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:  # created concurrently
+            pass
+    return path
+
+
+def _make_private(path: Path, keep: int = 0) -> None:
+    """Drop group/other bits of one of our own folders (a data dir made by an older version was 0755).
+
+    `keep` keeps some bits (the traverse bits of a root data dir holding the cluster); folders that belong to
+    someone else are never touched."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    if st.st_uid != os.geteuid():
+        return
+    mode = (st.st_mode & 0o7777 & ~0o077) | (st.st_mode & keep)
+    if mode != st.st_mode & 0o7777:
+        path.chmod(mode)
+
+
+def _holds_foreign_cluster(data_dir: Path) -> bool:
+    """A root data dir whose pgdata belongs to the `pgserver` user, who must be able to pass through (0711)."""
+    pgdata = data_dir / "pgdata"
+    try:
+        return not pgdata.is_symlink() and pgdata.stat().st_uid != os.geteuid()
+    except OSError:
+        return False
+
+
 def physical_cores() -> int:
     """Physical cores: hyperthreads don't help matrix multiplies much, so ONNX threads default to these."""
     try:
@@ -150,8 +196,15 @@ class Settings(BaseSettings):
         return int(psutil.virtual_memory().total // 8)
 
     def ensure_dirs(self) -> None:
-        for d in (self.data_dir, self.thumbs_dir, self.model_cache_dir, self.logs_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        """The data dir and what we keep in it, private to this user (0700). A root data dir whose cluster the
+        `pgserver` user runs stays traversable (0711, db/embedded_root.py)."""
+        ours = [self.data_dir, self.thumbs_dir, self.logs_dir]
+        if self.models_dir is None:
+            ours.append(self.model_cache_dir)
+        for d in ours:
+            private_dir(d)
+            _make_private(d, keep=0o011 if d == self.data_dir and _holds_foreign_cluster(d) else 0)
+        self.model_cache_dir.mkdir(parents=True, exist_ok=True)
 
 
 def get_settings(**overrides: object) -> Settings:

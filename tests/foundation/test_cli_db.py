@@ -25,10 +25,10 @@ def run_cli(env: dict[str, str], *args: str, check: bool = True, timeout: float 
 
 
 @pytest.fixture
-def fresh_env(tmp_path: Path) -> dict[str, str]:
+def fresh_env(tmp_path: Path, server_data_dir: Path) -> dict[str, str]:
     """A machine with nothing set up: only a data dir, no external database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOSEARCH_")}
-    env["PHOTOSEARCH_DATA_DIR"] = str(tmp_path / "data")
+    env["PHOTOSEARCH_DATA_DIR"] = str(server_data_dir)
     env["PHOTOSEARCH_CONFIG"] = str(tmp_path / "config.toml")
     env["PHOTOSEARCH_PG_SHARED_BUFFERS"] = "192MB"
     yield env

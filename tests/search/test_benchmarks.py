@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from photosearch.db.server import stop_embedded
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,9 +20,8 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def bench_dir(tmp_path: Path):
-    yield tmp_path / "bench"
-    stop_embedded(tmp_path / "bench" / "pgdata")
+def bench_dir(server_data_dir: Path) -> Path:
+    return server_data_dir
 
 
 def test_search_bench_and_ab_run_end_to_end(bench_dir: Path, tmp_path: Path) -> None:

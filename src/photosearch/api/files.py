@@ -20,6 +20,7 @@ from fastapi import Request
 from fastapi.responses import FileResponse, Response
 
 from photosearch.api.errors import ApiError
+from photosearch.config import private_dir
 
 THUMB_SIZES = {"thumb": 250, "preview": 1440}
 CACHE_CONTROL = "private, max-age=86400"
@@ -136,7 +137,7 @@ def _render_thumb(asset: dict[str, Any], size: str, thumbs_root: Path) -> Path:
         if min(img.size) > side:
             scale = side / min(img.size)
             img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
-        out.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(out.parent)
         fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -149,6 +150,6 @@ def _render_thumb(asset: dict[str, Any], size: str, thumbs_root: Path) -> Path:
 
 
 def thumbnail_path(asset: dict[str, Any], size: str, thumbs_dir: Path) -> Path:
-    thumbs_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(thumbs_dir)
     root = thumbs_dir.resolve()
     return _stored_thumb(asset, size, root) or _render_thumb(asset, size, root)

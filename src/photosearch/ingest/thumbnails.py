@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from photosearch.config import private_dir
 from photosearch.ingest.thumbhash import thumbhash_of
 
 THUMB_SIZE = 250
@@ -41,7 +42,7 @@ def fit_short_side(img: Image.Image, size: int, slack: float = 1.0) -> Image.Ima
 
 
 def _atomic_save(img: Image.Image, path: Path, fmt: str, **params: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # mkstemp makes the file 0600
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as f:
