@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from photosearch.models import derive
 from photosearch.models.errors import ModelError
 from photosearch.models.layout import read_json, validate_layout
 from photosearch.models.preprocess import PreprocessConfig, Preprocessor
+from photosearch.models.runtime import Session, SessionConfig, create_session
 from photosearch.models.tokenizer import ClipTokenizer
 
 if TYPE_CHECKING:
@@ -36,6 +38,8 @@ class OnnxTower:
 
     `input_names`: accepted names of the main input, first match wins (text towers: `text` for
     open_clip exports, `input_ids` + `attention_mask` for immich's M-CLIP exports).
+    `resolve(threads)`: creates the session instead, returning it and the file it runs (a verified
+    derived graph, or `path`).
     `parallel`: throughput over latency. The session then runs single-threaded and a batch is
     split into `threads` chunks run side by side (one image each for batch-1 models). Measured
     on a 2-core box shared with other work, this beats one 2-thread inference (whose threads
@@ -43,8 +47,19 @@ class OnnxTower:
     batch-1 exports. Text towers keep multi-threaded sessions: a query is one latency-bound call.
     """
 
-    def __init__(self, path: Path, input_names: tuple[str, ...], threads: int, *, parallel: bool = False) -> None:
-        self.path = path
+    def __init__(
+        self,
+        path: Path,
+        input_names: tuple[str, ...],
+        threads: int,
+        *,
+        parallel: bool = False,
+        resolve: Callable[[int], tuple[Session, Path]] | None = None,
+    ) -> None:
+        self.path = self.active_path = path
+        self.resolve = resolve
+        self.provider = ""
+        self.skipped: dict[str, str] = {}
         self.input_names = input_names
         self.input_name = input_names[0]
         self.threads = max(1, int(threads))
@@ -68,24 +83,16 @@ class OnnxTower:
         return self._session is not None
 
     def _create(self, threads: int) -> ort.InferenceSession:
-        import onnxruntime as ort
-
-        if not self.path.is_file():
-            raise ModelError(f"model file {self.path} is missing")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        try:
-            sess = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-            raise ModelError(f"model file {self.path} is corrupt or not an ONNX model: {exc}") from exc
+        if self.resolve is not None:
+            made, path = self.resolve(threads)
+        else:
+            made, path = create_session(self.path, SessionConfig(threads=threads)), self.path
+        sess = made.session
         names = [i.name for i in sess.get_inputs()]
         found = [n for n in self.input_names if n in names]
         if not found:
-            raise ModelError(f"model file {self.path} has inputs {names}, expected one of {self.input_names}")
+            raise ModelError(f"model file {path} has inputs {names}, expected one of {self.input_names}")
+        self.active_path, self.provider, self.skipped = path, made.provider, made.skipped
         self.input_name = found[0]
         self.extra_inputs = [n for n in names if n != self.input_name]
         self._dtypes = {i.name: _NP_TYPES.get(i.type) for i in sess.get_inputs()}
@@ -154,10 +161,19 @@ class OnnxTower:
 
 
 class ClipModel:
-    """A CLIP model folder in the immich layout: preprocessing, tokenizer and both towers."""
+    """A CLIP model folder in the immich layout: preprocessing, tokenizer and both towers.
+
+    `derive_graphs=False` runs the model files as they are and writes nothing into the folder
+    (checking a folder before import)."""
 
     def __init__(
-        self, model_dir: Path, name: str | None = None, *, threads: int = 1, text_cache_size: int = 1024
+        self,
+        model_dir: Path,
+        name: str | None = None,
+        *,
+        threads: int = 1,
+        text_cache_size: int = 1024,
+        derive_graphs: bool = True,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.name = name or self.model_dir.name
@@ -173,7 +189,13 @@ class ClipModel:
         self.preprocessor = Preprocessor(PreprocessConfig.from_dict(read_json(cfg_path), str(cfg_path)))
         self.image_size = self.preprocessor.size
         self.visual = OnnxTower(self.model_dir / "visual" / "model.onnx", ("image",), threads, parallel=True)
-        self.textual = OnnxTower(self.model_dir / "textual" / "model.onnx", ("text", "input_ids"), threads)
+        self.textual = OnnxTower(
+            self.model_dir / "textual" / "model.onnx",
+            ("text", "input_ids"),
+            threads,
+            resolve=self._text_session if derive_graphs else None,
+        )
+        self.text_graph: derive.Derived | None = None
         self._tokenizer: ClipTokenizer | None = None
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
@@ -187,6 +209,24 @@ class ClipModel:
         if self._tokenizer is None:
             self._tokenizer = ClipTokenizer(self.model_dir / "textual", self.text_cfg)
         return self._tokenizer
+
+    def _text_session(self, threads: int) -> tuple[Session, Path]:
+        """A fixed-length text tower runs its verified variable-length derivation (derived here, once,
+        when the install did not); a tower that is variable already, or failed the check, runs as is."""
+        config = SessionConfig(threads=threads)
+        original = self.textual.path
+        state = derive.read_state(self.model_dir, "textual")
+        if state is None:
+            sess = create_session(original, config)
+            if derive.fixed_text_length(sess) is None:
+                return sess, original
+            state = derive.derive_text(self.model_dir, self.tokenizer, sess, threads)
+            if state.graph != "derived":
+                self.text_graph = state
+                return sess, original
+        self.text_graph = state
+        path = state.path(self.model_dir, "textual")
+        return create_session(path, config), path
 
     # images -------------------------------------------------------------------------------------------
 
@@ -216,10 +256,12 @@ class ClipModel:
         ids, lengths = self.tokenizer.encode(list(texts))
         shape = self.textual.input_shape()
         masked = "attention_mask" in self.textual.extra_inputs
-        if len(shape) > 1 and not isinstance(shape[1], int) and (masked or not self.tokenizer.hf_tokenizer):
-            # dynamic token axis where padding is provably inert (CLIP BPE towers: causal mask and
-            # end-token pooling; M-CLIP: attention mask), so short queries skip it. Other towers
-            # (e.g. SigLIP pools over the full padded sequence) always get the full context.
+        if (
+            len(shape) > 1
+            and not isinstance(shape[1], int)
+            and derive.padding_is_inert(masked, self.tokenizer.hf_tokenizer)
+        ):
+            # dynamic token axis where padding cannot matter: short queries skip it
             ids = np.ascontiguousarray(ids[:, : max(2, int(lengths.max()))])
         extra = {}
         if masked:
@@ -244,6 +286,14 @@ class ClipModel:
 
     # misc ---------------------------------------------------------------------------------------------
 
+    def _providers(self) -> str:
+        used = {t.provider for t in (self.visual, self.textual) if t.provider}
+        text = ", ".join(sorted(used))
+        skipped = {**self.visual.skipped, **self.textual.skipped}
+        if skipped:
+            text += " (" + "; ".join(f"{k} unavailable: {v}" for k, v in skipped.items()) + ")"
+        return text
+
     def _checked(self, emb: np.ndarray) -> np.ndarray:
         if emb.ndim != 2 or emb.shape[1] != self.embed_dim:
             raise ModelError(
@@ -263,6 +313,8 @@ class ClipModel:
             "visual_batch": "dynamic" if self.visual.fixed_batch is None else self.visual.fixed_batch,
             "textual_batch": "dynamic" if self.textual.fixed_batch is None else self.textual.fixed_batch,
             "text_length": "dynamic" if not isinstance(tshape[1], int) else tshape[1],
+            "text_graph": self.text_graph.describe() if self.text_graph else "model file",
+            "provider": self._providers(),
             "visual_input": vshape,
             "threads": f"text: 1 x {self.textual.threads}; images: {self.visual.concurrent_runs} x 1",
             "interpolation": self.preprocessor.config.interpolation,

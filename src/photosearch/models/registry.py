@@ -94,6 +94,15 @@ def _install(staging: Path, dest: Path, source: dict[str, Any], force: bool) -> 
     return dest
 
 
+def _derive(model_dir: Path, settings: Settings) -> Path:
+    """Derive the faster graphs the model allows now (see models/derive.py), not on the first query.
+    Never fails the install: a graph that cannot be derived or verified leaves the original in use."""
+    from photosearch.models.clip import ClipModel
+
+    ClipModel(model_dir, model_dir.name, threads=settings.threads).textual.input_shape()
+    return model_dir
+
+
 def _staging(settings: Settings, name: str) -> Path:
     settings.model_cache_dir.mkdir(parents=True, exist_ok=True)
     d = settings.model_cache_dir / f".staging-{name}-{time.time_ns()}"
@@ -133,7 +142,8 @@ def download_model(
     finally:
         enable_progress_bars()
     shutil.rmtree(Path(snap) / ".cache", ignore_errors=True)  # huggingface_hub's local_dir metadata
-    return _install(staging, dest, {"source": "huggingface", "repo": repo, "revision": revision}, force)
+    dest = _install(staging, dest, {"source": "huggingface", "repo": repo, "revision": revision}, force)
+    return _derive(dest, settings)
 
 
 def import_model(settings: Settings, src: Path, *, name: str | None = None, force: bool = False) -> Path:
@@ -142,7 +152,7 @@ def import_model(settings: Settings, src: Path, *, name: str | None = None, forc
 
     src = Path(src).expanduser().resolve()
     validate_layout(src)
-    ClipModel(src, threads=1).info()  # both ONNX files parse and match the config
+    ClipModel(src, threads=1, derive_graphs=False).info()  # both ONNX files parse and match the config
     dest = model_path(settings, name or src.name)
     staging = _staging(settings, dest.name)
     try:
@@ -153,7 +163,7 @@ def import_model(settings: Settings, src: Path, *, name: str | None = None, forc
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise ModelError(f"cannot copy model files from {src}: {exc}") from exc
-    return _install(staging, dest, {"source": "import", "path": str(src)}, force)
+    return _derive(_install(staging, dest, {"source": "import", "path": str(src)}, force), settings)
 
 
 def list_models(settings: Settings) -> list[dict[str, Any]]:
