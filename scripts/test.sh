@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# Fresh-machine test run: installs everything it needs (venv, pip deps, Debian chromium), then runs ruff and pytest.
+# Fresh-machine test run: installs what it needs (a venv with photosearch and its test dependencies, Debian's
+# chromium for the browser tests if it is missing), then runs ruff and pytest. Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${PHOTOSEARCH_VENV:-.venv}
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "test.sh: creating the virtualenv $VENV"
+  python3 -m venv "$VENV"
+fi
 . "$VENV/bin/activate"
-pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+echo "test.sh: installing photosearch and its test dependencies into $VENV (pip install -e '.[dev]')"
+pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | { grep -v '^WARNING: Location' || true; }
 python -c "import photosearch" # fail early if the install did not work
 if ! command -v chromium >/dev/null 2>&1; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-    || echo "warning: could not install chromium; browser tests will fail"
+  echo "test.sh: installing Debian's chromium for the browser tests (apt-get install --no-install-recommends chromium)"
+  log=$(mktemp)
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+    >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "test.sh: could not install chromium (apt-get's output above); the browser tests will fail" >&2
+  fi
+  rm -f "$log"
 fi
+echo "test.sh: ruff"
 ruff check .
 ruff format --check .
+echo "test.sh: pytest $*"
 set +e
 python -m pytest "$@"
 rc=$?
