@@ -1,6 +1,8 @@
-"""The web UI in a real browser: log in, search by text, filter, open a photo, "more like this",
-search by an uploaded and a dropped image, infinite scroll, keyboard use, empty states.
-Screenshots go to <test output>/web/."""
+"""The web UI in a real browser on real indexed photos: the timeline with day headers and a scrubber, the
+full-screen viewer (arrows, Escape back to where you were, Back closes, zoom), search with filters kept in
+the URL (reload, a shared link in a fresh context), "more like this" showing its photo, search by an
+uploaded or dropped image, infinite scroll, a keyboard-only flow, empty states. Screenshots go to
+<test output>/web/."""
 
 from __future__ import annotations
 
@@ -8,114 +10,184 @@ import base64
 import re
 from pathlib import Path
 
-from api.live import LiveServer, Person
+from api.live import LiveServer
 from playwright.sync_api import Page, expect
 
 from photosearch.api.auth import hash_password
 from photosearch.db.accounts import create_user
+from web.helpers import IMAGES_LOADED, card_names, cards, login, search_text, wait_js
 
 
-def login(page: Page, who: Person | dict, password: str | None = None) -> None:
-    email = who.email if isinstance(who, Person) else who["email"]
-    page.goto("/")
-    expect(page).to_have_url(re.compile(r"/login\?next="))
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password or who.password)  # type: ignore[union-attr]
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_label("Search photos by description")).to_be_visible()
-    # app.js is deferred: the search box shows before its listeners exist (a drop dispatched then was lost in CI).
-    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+def viewer(page: Page):
+    return page.get_by_role("dialog", name=re.compile(".+"))
 
 
-def wait_js(page: Page, expression: str, timeout_s: float = 30) -> None:
-    """Poll a JS predicate with page.evaluate (wait_for_function would need 'unsafe-eval' under our CSP)."""
-    for _ in range(int(timeout_s / 0.1)):
-        if page.evaluate(expression):
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError(f"timed out waiting for {expression}")
-
-
-IMAGES_LOADED = (
-    "() => Array.from(document.querySelectorAll('#results img')).every(i => i.complete && i.naturalWidth > 0)"
-)
-
-
-def cards(page: Page):
-    return page.locator("#results a.card")
-
-
-def search_text(page: Page, text: str) -> None:
-    box = page.get_by_label("Search photos by description")
-    box.fill(text)
-    box.press("Enter")
-    expect(page.locator("#status")).to_contain_text("shown")
-
-
-def test_search_flow(page: Page, live: LiveServer, shots: Path) -> None:
+def test_timeline_and_viewer(page: Page, live: LiveServer, shots: Path) -> None:
     alice = live.alice
     login(page, alice)
-    # Before any query: the most recent photos.
-    expect(page.locator("#status")).to_contain_text(f"Your {len(alice.assets)} most recent photos")
+    expect(page.locator("#status")).to_contain_text(f"{len(alice.assets)} photos on your timeline")
     expect(cards(page)).to_have_count(len(alice.assets))
+    # Day headers, newest first, and a scrubber with a button per month.
+    heads = page.locator(".day-head")
+    assert heads.count() >= 2
+    months = page.locator("#scrubber button.month")
+    assert months.count() >= 1
     wait_js(page, IMAGES_LOADED)
-    page.screenshot(path=shots / "01-home-recent.png")
+    # Hover shows name, date (and score for searches).
+    first = cards(page).first
+    first.hover()
+    expect(first.locator(".cap")).to_be_visible()
+    expect(first.locator(".cap")).to_contain_text(first.get_attribute("aria-label") or "")
+    names = card_names(page)
 
-    # Search by text: every indexed photo of alice ranks somewhere; all thumbnails load.
+    # Open the third photo: the URL names it; arrows page through; Escape returns to the right card.
+    cards(page).nth(2).click()
+    dialog = page.locator("#viewer")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#viewer-title")).to_have_text(names[2])
+    assert "photo=" in page.url
+    wait_js(page, "() => document.getElementById('viewer-img').naturalWidth > 0")
+    expect(page.locator("#viewer-details")).to_contain_text("Taken")
+    expect(page.locator("#viewer-details")).to_contain_text("Library")
+    page.screenshot(path=shots / "viewer-1280-light.png")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#viewer-title")).to_have_text(names[3])
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#viewer-title")).to_have_text(names[4])
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#viewer-title")).to_have_text(names[3])
+    page.get_by_role("button", name="Next photo").click()
+    expect(page.locator("#viewer-title")).to_have_text(names[4])
+    # Zoom: double-click, wheel, and the buttons.
+    img = page.locator("#viewer-img")
+    img.dblclick()
+    expect(dialog).to_have_attribute("data-zoom", "2.50")
+    box = img.bounding_box()
+    assert box
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -300)
+    wait_js(page, "() => Number(document.getElementById('viewer').dataset.zoom) > 2.5")
+    page.keyboard.press("0")
+    expect(dialog).to_have_attribute("data-zoom", "1.00")
+    page.get_by_role("button", name="Zoom in").click()
+    expect(page.locator("#zoom-level")).to_have_text("150%")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert "photo=" not in page.url
+    expect(cards(page).nth(4)).to_be_focused()
+
+    # The browser's Back button closes the viewer too; the GPS photo shows a map link.
+    gps = names.index("thompson-springs.jpg")
+    cards(page).nth(gps).click()
+    expect(page.locator("#viewer-gps")).to_contain_text("Open map")
+    href = page.locator("#viewer-gps a").get_attribute("href")
+    assert href and href.startswith("https://www.openstreetmap.org/?mlat=")
+    page.go_back()
+    expect(dialog).to_be_hidden()
+    expect(cards(page)).to_have_count(len(alice.assets))
+
+    # A link to an open photo opens the viewer straight away.
+    asset = alice.assets[0]
+    page.goto(f"/?photo={asset['id']}")
+    expect(page.locator("#viewer-title")).to_have_text(asset["original_file_name"])
+
+    # Scrubber: the oldest month, one request of at most one page of rows.
+    page.goto("/")
+    expect(cards(page)).to_have_count(len(alice.assets))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if "/api/assets?" in r.url else None)
+    months.last.click()
+    expect(page.get_by_role("button", name="Show newer photos")).to_be_visible()
+    oldest = page.locator("#results section.day").first.get_attribute("data-month")
+    assert oldest == months.last.get_attribute("data-month")
+    assert len(requests) == 1 and "before=" in requests[0]
+    page.get_by_role("button", name="Show newer photos").click()
+    expect(cards(page)).to_have_count(len(alice.assets))
+
+
+def test_filters_live_in_the_url(page: Page, live: LiveServer, shots: Path, browser) -> None:
+    alice = live.alice
+    login(page, alice)
     search_text(page, "a bird of prey")
     expect(cards(page)).to_have_count(len(alice.assets))
-    wait_js(page, IMAGES_LOADED)
     assert "q=a+bird+of+prey" in page.url
-    page.screenshot(path=shots / "02-text-search.png")
+    # Hover/focus shows each hit's date and score.
+    cards(page).first.focus()
+    expect(cards(page).first.locator(".cap")).to_contain_text("score")
 
-    # Apply a filter: only the rated photo has a rating >= 1.
+    # A dropdown applies at once and reaches the URL; the chip and the count show it.
     page.locator("#filters summary").click()
-    page.get_by_label("Rating at least").select_option("1")
+    page.get_by_label("Rating at least", exact=True).select_option("1")
     expect(cards(page)).to_have_count(1)
     expect(cards(page).first).to_have_attribute("aria-label", "mongolels.jpg")
-    page.screenshot(path=shots / "03-filter-rating.png")
-    page.get_by_label("Favorites").select_option("true")
-    expect(page.locator("#status")).to_contain_text("No matches among")
-    expect(page.locator("#status")).to_contain_text("Try removing some filters")
+    assert "rating_min=1" in page.url
+    expect(page.locator("#filter-count")).to_have_text("1")
+    expect(page.get_by_role("button", name=re.compile("Remove filter Rating at least"))).to_be_visible()
+    # A text filter applies while typing (debounced), no Enter needed.
+    page.get_by_label("File name contains", exact=True).fill("mongo")
+    wait_js(page, "() => location.search.includes('file_name_contains=mongo')")
+    expect(page.locator("#filter-count")).to_have_text("2")
+    expect(cards(page)).to_have_count(1)
+    page.screenshot(path=shots / "results-filters-1280-light.png")
+
+    # Reload: same query, same filters, same results.
+    page.reload()
+    expect(page.get_by_label("Search photos by description")).to_have_value("a bird of prey")
+    expect(page.get_by_label("Rating at least", exact=True)).to_have_value("1")
+    expect(cards(page)).to_have_count(1)
+    shared = page.url
+
+    # The link in a fresh browser context: log in, land on the same results.
+    context = browser.new_context(base_url=live.url)
+    try:
+        other = context.new_page()
+        login(other, alice, start=shared.replace(live.url, ""))
+        expect(other).to_have_url(shared)
+        expect(cards(other)).to_have_count(1)
+        expect(cards(other).first).to_have_attribute("aria-label", "mongolels.jpg")
+    finally:
+        context.close()
+
+    # Removing a chip widens the search; Back restores the previous state.
+    page.get_by_role("button", name=re.compile("Remove filter Rating at least")).click()
+    expect(page.locator("#filter-count")).to_have_text("1")
+    assert "rating_min" not in page.url
+    page.go_back()
+    expect(page.get_by_label("Rating at least", exact=True)).to_have_value("1")
+    # No match for these filters: said so, with the count.
+    page.locator("#filters summary").click()
+    page.get_by_label("Favorites", exact=True).select_option("true")
+    expect(page.locator("#status")).to_contain_text("matches these 3 filters")
     page.get_by_role("button", name="Clear filters").click()
     expect(cards(page)).to_have_count(len(alice.assets))
+    expect(page.locator("#chips")).to_be_hidden()
 
-    # Open the photo with GPS: EXIF details and a map link (no map fetched at page load).
-    page.locator('#results a.card[aria-label="thompson-springs.jpg"]').click()
-    expect(page.get_by_role("heading", name="thompson-springs.jpg")).to_be_visible()
-    coords = page.locator("#coordinates")
-    expect(coords).to_be_visible()
-    href = coords.get_by_role("link", name="Open map").get_attribute("href")
-    assert href and href.startswith("https://www.openstreetmap.org/?mlat=")
-    expect(page.locator(".details")).to_contain_text("Taken")
-    wait_js(page, "() => document.getElementById('preview').naturalWidth > 0")
-    page.screenshot(path=shots / "04-photo.png", full_page=True)
-    photo_url = page.url
 
-    # More like this: the photo itself is excluded, everything else of alice's is ranked.
+def test_more_like_this_and_image_search(page: Page, live: LiveServer, shots: Path) -> None:
+    alice = live.alice
+    login(page, alice)
+    name = "prairie_falcon.jpg"
+    page.locator(f'#results a.card[aria-label="{name}"]').click()
     page.get_by_role("link", name="More like this").click()
-    expect(page.locator("#query-label")).to_contain_text("Photos like the one you opened")
+    expect(page.locator("#query-label")).to_contain_text(f"Based on {name}")
+    expect(page.locator("#query-thumb")).to_be_visible()
     expect(cards(page)).to_have_count(len(alice.assets) - 1)
-    asset_id = photo_url.rstrip("/").rsplit("/", 1)[1]
-    assert page.locator(f'#results a.card[href="/photos/{asset_id}"]').count() == 0
-    page.screenshot(path=shots / "05-more-like-this.png")
-
-    # Back to the photo and back again: the browser history keeps the search.
-    page.go_back()
-    expect(page).to_have_url(photo_url)
-    page.go_back()
-    expect(page.get_by_label("Search photos by description")).to_have_value("a bird of prey")
-    expect(cards(page)).to_have_count(len(alice.assets))
+    assert name not in card_names(page)
+    page.screenshot(path=shots / "more-like-this-1280-light.png")
+    # Filters apply to "more like this" too.
+    page.locator("#filters summary").click()
+    page.get_by_label("Rating at least", exact=True).select_option("1")
+    expect(cards(page)).to_have_count(1)
+    assert "like=" in page.url and "rating_min=1" in page.url
+    page.get_by_role("button", name="Clear filters").click()
 
     # Upload an image query: the same photo comes first.
-    page.locator("#image-input").set_input_files(str(alice.root / "prairie_falcon.jpg"))
-    expect(page.locator("#query-label")).to_contain_text("Photos like prairie_falcon.jpg")
-    expect(cards(page).first).to_have_attribute("aria-label", "prairie_falcon.jpg")
-    expect(page.locator("#query-thumb")).to_be_visible()
-    page.screenshot(path=shots / "06-image-upload.png")
+    page.locator("#image-input").set_input_files(str(alice.root / name))
+    expect(page.locator("#query-label")).to_contain_text(f"Photos like {name}")
+    expect(cards(page).first).to_have_attribute("aria-label", name)
 
 
-def test_drop_an_image(page: Page, live: LiveServer, shots: Path) -> None:
+def test_drop_an_image(page: Page, live: LiveServer) -> None:
     login(page, live.bob)
     data = base64.b64encode((live.bob.root / "denali.webp").read_bytes()).decode()
     page.evaluate(
@@ -130,99 +202,98 @@ def test_drop_an_image(page: Page, live: LiveServer, shots: Path) -> None:
     )
     expect(page.locator("#query-label")).to_contain_text("Photos like denali.webp")
     expect(cards(page).first).to_have_attribute("aria-label", "denali.webp")
-    expect(cards(page)).to_have_count(len(live.bob.assets))
-    page.screenshot(path=shots / "07-drop-image.png")
 
 
-def test_infinite_scroll_and_keyboard(page: Page, live: LiveServer, shots: Path) -> None:
+def test_infinite_scroll(page: Page, live: LiveServer, shots: Path) -> None:
     login(page, live.alice)
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url) if "/api/search/smart" in r.url else None)
     page.set_viewport_size({"width": 420, "height": 500})
     page.goto("/?q=rocks&size=3")
     expect(cards(page).first).to_be_visible()
-    for _ in range(10):  # scroll until the last page has arrived
+    for _ in range(20):
         page.mouse.wheel(0, 2000)
         page.wait_for_timeout(150)
         if cards(page).count() == len(live.alice.assets):
             break
     expect(cards(page)).to_have_count(len(live.alice.assets))
     assert len(requests) >= 4  # 11 photos at 3 per page
-    page.screenshot(path=shots / "08-infinite-scroll-mobile.png", full_page=True)
 
-    # Keyboard: Tab reaches the thumbnails, arrows move between them, Enter opens one.
-    page.set_viewport_size({"width": 1200, "height": 800})
-    cards(page).first.focus()
-    page.keyboard.press("ArrowRight")
-    second = cards(page).nth(1)
-    expect(second).to_be_focused()
-    name = second.get_attribute("aria-label")
+
+def test_keyboard_only_flow(page: Page, live: LiveServer) -> None:
+    """Search, open, favourite, close: keys only."""
+    bob = live.bob
+    login(page, bob)
+    page.keyboard.press("/")
+    expect(page.get_by_label("Search photos by description")).to_be_focused()
+    page.keyboard.type("a purple flower")
     page.keyboard.press("Enter")
-    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    expect(page.locator("#status")).to_contain_text("shown")
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.matches('a.card')"):
+            break
+    first = cards(page).first
+    expect(first).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    expect(cards(page).nth(1)).to_be_focused()
+    name = cards(page).nth(1).get_attribute("aria-label")
+    page.keyboard.press("Enter")
+    expect(page.locator("#viewer-title")).to_have_text(name or "")
+    expect(page.get_by_role("button", name="Close (Escape)")).to_be_focused()
+    fav = page.locator("#viewer-favorite")
+    expect(fav).to_have_attribute("aria-pressed", "false")
+    page.keyboard.press("f")
+    expect(fav).to_have_attribute("aria-pressed", "true")
+    # Tab stays inside the viewer; Enter on a focused button works.
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.getElementById('viewer').contains(document.activeElement)")
+    fav.focus()
+    page.keyboard.press("Enter")
+    expect(fav).to_have_attribute("aria-pressed", "false")
+    page.keyboard.press("f")
+    expect(fav).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("Escape")
+    expect(page.locator("#viewer")).to_be_hidden()
+    expect(cards(page).nth(1)).to_be_focused()
+    expect(cards(page).nth(1).locator(".fav-mark")).to_be_attached()
+    # The help dialog.
+    page.keyboard.press("?")
+    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    page.keyboard.press("Escape")
+    with live.login(bob) as (c, token):
+        aid = next(a["id"] for a in bob.assets if a["original_file_name"] == name)
+        assert c.get(f"/api/assets/{aid}").json()["is_favorite"] is True
+        assert c.put(f"/api/assets/{aid}", json={"is_favorite": False}, headers={"x-csrf-token": token}).is_success
 
 
 def test_empty_states_and_logout(page: Page, live: LiveServer, shots: Path) -> None:
     carol = create_user(live.db, "carol", "carol@example.org", password_hash=hash_password("carol-pw"))
     login(page, carol, "carol-pw")
     expect(page.locator("#status")).to_contain_text("No photos are indexed yet")
-    search_text_box = page.get_by_label("Search photos by description")
-    search_text_box.fill("anything")
-    search_text_box.press("Enter")
+    box = page.get_by_label("Search photos by description")
+    box.fill("anything")
+    box.press("Enter")
     expect(page.locator("#status")).to_contain_text("No photos are indexed yet")
-    page.screenshot(path=shots / "09-empty-library.png")
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login\?next="))
 
 
-def test_wrong_password_message(page: Page, live: LiveServer, shots: Path) -> None:
+def test_wrong_password_message(page: Page, live: LiveServer) -> None:
     page.goto("/login")
     page.get_by_label("Email").fill(live.bob.email)
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_contain_text("Wrong email or password")
-    page.screenshot(path=shots / "10-login-error.png")
 
 
-UNLABELLED_JS = """() => Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea, button'))
-    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
-                  && !el.getAttribute('aria-labelledby') && !(el.tagName === 'BUTTON' && el.textContent.trim()))
-    .map(el => el.outerHTML.slice(0, 80))"""
-NO_ALT_JS = "() => Array.from(document.querySelectorAll('img')).filter(i => !i.hasAttribute('alt')).map(i => i.src)"
-
-
-def test_pages_are_labelled(page: Page, live: LiveServer) -> None:
-    """Every control has an accessible name and every image an alt text, on each page."""
-    page.goto("/login")
-    assert page.evaluate(UNLABELLED_JS) == []
-    login(page, live.alice)
-    search_text(page, "rocks")
-    page.locator("#filters summary").click()
-    assert page.evaluate(UNLABELLED_JS) == [] and page.evaluate(NO_ALT_JS) == []
-    page.goto("/")
-    page.keyboard.press("Tab")  # the skip link comes first
-    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
-    page.goto(f"/photos/{live.alice.assets[0]['id']}")
-    assert page.evaluate(UNLABELLED_JS) == [] and page.evaluate(NO_ALT_JS) == []
-
-
-def test_favorite_from_the_photo_page(page: Page, live: LiveServer, shots: Path) -> None:
+def test_photo_page_still_works(page: Page, live: LiveServer) -> None:
+    """/photos/{id} (a link opened in a new tab) shows the photo with its details."""
     bob = live.bob
-    asset = bob.assets[0]
     login(page, bob)
+    asset = bob.assets[0]
     page.goto(f"/photos/{asset['id']}")
-    toggle = page.get_by_role("button", name="★ Favorite")
-    expect(toggle).to_have_attribute("aria-pressed", "false")
-    toggle.click()
-    expect(toggle).to_have_attribute("aria-pressed", "true")
-    expect(page.locator("#photo-status")).to_contain_text("Favorite: on")
-    page.screenshot(path=shots / "11-favorite.png")
-    try:
-        page.goto("/?q=anything&is_favorite=true")
-        expect(cards(page)).to_have_count(1)
-        expect(cards(page).first).to_have_attribute("aria-label", asset["original_file_name"])
-    finally:
-        page.goto(f"/photos/{asset['id']}")
-        page.get_by_role("button", name="★ Favorite").click()
-        expect(page.get_by_role("button", name="★ Favorite")).to_have_attribute("aria-pressed", "false")
+    expect(page.get_by_role("heading", name=asset["original_file_name"])).to_be_visible()

@@ -17,12 +17,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from photosearch import __version__
 from photosearch.api.context import DEFAULT_MAX_UPLOAD, AppContext
 from photosearch.api.errors import ApiError, error_response, install_error_handlers
-from photosearch.api.routes import assets, auth, jobs, libraries, pages, search, server
+from photosearch.api.routes import assets, auth, bulk, jobs, libraries, pages, search, server, upload
 from photosearch.config import Settings
 from photosearch.db.pool import Database
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 JSON_BODY_LIMIT = 1024 * 1024  # every body except image uploads is a small JSON document
+UPLOAD_PATHS = frozenset({"/api/search/image", "/api/uploads"})
 
 # Nothing loads from elsewhere: Swagger UI for /docs is vendored under static/swagger (its inline bootstrap
 # script is why /docs gets no CSP).
@@ -72,7 +73,7 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             declared = Headers(scope=scope).get("content-length", "")
-            limit = self.upload_limit if scope["path"] == "/api/search/image" else self.json_limit
+            limit = self.upload_limit if scope["path"] in UPLOAD_PATHS else self.json_limit
             mb = max(1, limit // (1024 * 1024))
             if declared.isdigit() and int(declared) > limit:
                 response = error_response(413, f"the request body is larger than the {mb} MB limit")
@@ -126,7 +127,7 @@ def create_app(
 
     app.add_middleware(BodyLimit, json_limit=JSON_BODY_LIMIT, upload_limit=max_upload_bytes + 1024 * 1024)
     app.add_middleware(SecurityHeaders)
-    for module in (server, auth, libraries, jobs, assets, search, pages):
+    for module in (server, auth, libraries, jobs, bulk, upload, assets, search, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 

@@ -85,6 +85,7 @@ class AssetOut(BaseModel):
     is_favorite: bool = False
     is_archived: bool = False
     is_offline: bool = False
+    deleted_at: datetime | None = Field(default=None, description="When it went to the trash")
     exif: ExifOut
     distance: float | None = Field(default=None, description="Cosine distance to the query (search results)")
     thumbnail_url: str
@@ -122,3 +123,5 @@ class SearchResponse(BaseModel):
     total_indexed: int | None = Field(
         default=None, description="How many of the caller's assets are indexed (explains empty results)."
     )
+    next_cursor: str | None = Field(default=None, description="Timeline: pass as `cursor` for the next page")
+    has_newer: bool | None = Field(default=None, description="Timeline with `newer_than`: more newer photos exist")

@@ -43,13 +43,26 @@ def filter_options(db: Database, user_id: UUID) -> dict[str, list[str]]:
     """Distinct cameras and places among the user's assets, for the web UI's filter suggestions."""
     with db.cursor() as cur:
         cur.execute(
-            "SELECT DISTINCT e.make, e.model, e.country, e.state, e.city FROM exif e"
+            "SELECT DISTINCT e.make, e.model, e.lens_model, e.country, e.state, e.city FROM exif e"
             " JOIN assets a ON a.id = e.asset_id WHERE a.owner_id = %s AND a.deleted_at IS NULL LIMIT 2000",
             (user_id,),
         )
         rows = cur.fetchall()
     pick = lambda key: sorted({r[key] for r in rows if r[key]})[:200]  # noqa: E731
-    return {k: pick(k) for k in ("make", "model", "country", "state", "city")}
+    return {k: pick(k) for k in ("make", "model", "lens_model", "country", "state", "city")}
+
+
+def photo_places(db: Database, user_id: UUID, limit: int = 300) -> list[dict[str, Any]]:
+    """Cities the user's geotagged photos were taken in, each with the mean of their coordinates: the
+    web UI's "near place" filter turns a name into a point with these."""
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT e.city AS name, avg(e.latitude) AS lat, avg(e.longitude) AS lon, count(*) AS n FROM exif e"
+            " JOIN assets a ON a.id = e.asset_id WHERE a.owner_id = %s AND a.deleted_at IS NULL"
+            " AND e.city IS NOT NULL AND e.latitude IS NOT NULL GROUP BY e.city ORDER BY n DESC LIMIT %s",
+            (user_id, limit),
+        )
+        return cur.fetchall()
 
 
 def recent_assets(db: Database, user_id: UUID, limit: int, offset: int) -> list[dict[str, Any]]:
@@ -61,7 +74,7 @@ def recent_assets(db: Database, user_id: UUID, limit: int, offset: int) -> list[
             " e.make, e.model, e.lens_model, e.latitude, e.longitude, e.city, e.state, e.country, e.rating,"
             " e.description FROM assets a LEFT JOIN exif e ON e.asset_id = a.id"
             " WHERE a.owner_id = %s AND a.deleted_at IS NULL AND NOT a.is_archived AND a.visibility = 'timeline'"
-            " ORDER BY a.local_date_time DESC, a.id LIMIT %s OFFSET %s",
+            " ORDER BY a.local_date_time DESC, a.id DESC LIMIT %s OFFSET %s",
             (user_id, limit, offset),
         )
         return cur.fetchall()

@@ -6,6 +6,7 @@ Admins get no special access to other people's photos here.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from photosearch.api.errors import ApiError
 from photosearch.api.files import cached_file_response, media_type, safe_original_path, thumbnail_path
 from photosearch.api.schemas import AssetOut, SearchResponse, asset_out
 from photosearch.db.asset_access import asset_for_user, recent_assets, update_asset_flags
+from photosearch.db.timeline import month_buckets, timeline_page
 
 router = APIRouter(tags=["assets"])
 
@@ -29,16 +31,62 @@ def owned_asset(ctx, user: dict, asset_id: UUID) -> dict:
     return asset
 
 
+def _cursor(raw: str | None, name: str) -> tuple[datetime, UUID] | None:
+    """A timeline cursor is `<date taken ISO 8601>|<asset id>`, as `next_cursor` hands it out."""
+    if raw is None:
+        return None
+    try:
+        ts, aid = raw.split("|", 1)
+        return datetime.fromisoformat(ts), UUID(aid)
+    except ValueError as exc:
+        raise ApiError(422, f"{name}: not a timeline cursor (expected the next_cursor of a previous page)") from exc
+
+
 @router.get("/api/assets", response_model=SearchResponse)
 def timeline(
     user: CurrentUser,
     ctx: Ctx,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
+    before: Annotated[datetime | None, Query(description="Only photos taken before this (scrubber jumps)")] = None,
+    newer_than: Annotated[
+        str | None, Query(max_length=100, description="A cursor: the photos just newer than it (scrolling up)")
+    ] = None,
 ) -> dict:
-    """The caller's photos, newest first (archived and hidden ones left out)."""
+    """The caller's photos, newest first (archived, hidden and trashed ones left out). Page with
+    `cursor` (keyset: constant time at any depth); `page` still works for small offsets."""
+    after, newer = _cursor(cursor, "cursor"), _cursor(newer_than, "newer_than")
+    if after or before or newer:
+        rows = timeline_page(ctx.db, user["id"], size + 1, cursor=after, before=before, newer_than=newer)
+        more = len(rows) > size
+        rows = rows[1:] if newer and more else rows[:size]
+        last = rows[-1] if rows else None
+        return {
+            "items": [asset_out(r) for r in rows],
+            "next_page": None,
+            "next_cursor": _format_cursor(last) if last and (more or newer) else None,
+            "has_newer": more if newer else None,
+        }
     rows = recent_assets(ctx.db, user["id"], size + 1, (page - 1) * size)
-    return {"items": [asset_out(r) for r in rows[:size]], "next_page": page + 1 if len(rows) > size else None}
+    shown = rows[:size]
+    return {
+        "items": [asset_out(r) for r in shown],
+        "next_page": page + 1 if len(rows) > size else None,
+        "next_cursor": _format_cursor(shown[-1]) if len(rows) > size else None,
+    }
+
+
+def _format_cursor(row: dict) -> str:
+    return f"{row['local_date_time'].isoformat()}|{row['id']}"
+
+
+@router.get("/api/timeline/buckets", tags=["assets"])
+def buckets(user: CurrentUser, ctx: Ctx) -> dict:
+    """Photos per month on the caller's timeline, newest first: what the scrubber draws. Jump to a
+    month with `GET /api/assets?before=<first day of the next month>`."""
+    rows = month_buckets(ctx.db, user["id"])
+    return {"buckets": rows, "total": sum(r["count"] for r in rows)}
 
 
 @router.get("/api/assets/{asset_id}", response_model=AssetOut)

@@ -19,8 +19,9 @@ from photosearch.api.errors import ApiError
 from photosearch.api.routes.auth import authenticate, set_session_cookie
 from photosearch.api.schemas import asset_out
 from photosearch.db.accounts import list_libraries
-from photosearch.db.asset_access import asset_for_user, filter_options, indexed_counts
+from photosearch.db.asset_access import asset_for_user, filter_options, indexed_counts, photo_places
 from photosearch.db.sessions import delete_session
+from photosearch.db.timeline import month_buckets
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
@@ -105,19 +106,34 @@ def logout_submit(request: Request, ctx: Ctx, csrf_token: Annotated[str, Form(ma
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request, ctx: Ctx) -> Response:
+def index(request: Request, ctx: Ctx, view: str | None = None) -> Response:
+    """The photos page (timeline, search, trash). The month buckets come with the page, so the first
+    paint of the timeline needs a single API request."""
     user = _page_user(request)
     if user is None:
         return _to_login(request)
+    view = "trash" if view == "trash" else "photos"
+    libraries = list_libraries(ctx.db, user["id"])
+    places = photo_places(ctx.db, user["id"])
+    page_data = {
+        "user": {"name": user["name"], "email": user["email"], "is_admin": bool(user["is_admin"])},
+        "libraries": {str(lib["id"]): lib["name"] for lib in libraries},
+        "places": {p["name"].lower(): [float(p["lat"]), float(p["lon"])] for p in places},
+        "buckets": month_buckets(ctx.db, user["id"]) if view == "photos" else [],
+    }
     return templates.TemplateResponse(
         request,
         "index.html",
         {
             "user": user,
             "csrf_token": user.get("csrf_token", ""),
-            "libraries": list_libraries(ctx.db, user["id"]),
+            "nav": "trash" if view == "trash" else "photos",
+            "view": view,
+            "libraries": libraries,
+            "places": places,
             "options": filter_options(ctx.db, user["id"]),
             "counts": indexed_counts(ctx.db, user["id"]),
+            "page_data": page_data,
         },
     )
 

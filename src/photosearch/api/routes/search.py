@@ -123,6 +123,20 @@ def smart_search(body: SmartSearchRequest, user: CurrentUser, ctx: Ctx) -> dict:
     return run_search(ctx, user, {**fields, "text": body.query})
 
 
+class SimilarSearchRequest(SearchFilters, PageParams):
+    asset_id: UUID = Field(description="One of the caller's photos: find the ones that look like it")
+
+
+@router.post("/api/search/similar", response_model=SearchResponse)
+def similar_search(body: SimilarSearchRequest, user: CurrentUser, ctx: Ctx) -> dict:
+    """ "More like this" with filters: the photo itself is left out."""
+    from photosearch.api.routes.assets import owned_asset
+
+    owned_asset(ctx, user, body.asset_id)
+    fields = body.model_dump(exclude={"asset_id"})
+    return run_search(ctx, user, {**fields, "like_asset_id": body.asset_id})
+
+
 @router.post("/api/search/image", response_model=SearchResponse)
 async def image_search(
     user: CurrentUser,

@@ -1,222 +1,427 @@
-// photosearch web UI: search form, image drop, infinite scroll. Plain JS, no build step.
-// It talks to the same JSON API as scripts do; the session cookie + x-csrf-token header authenticate it.
+// The photos page: what is shown lives in the URL (query, filters, "like", trash view, open photo), so a
+// reload, a shared link and the Back button all work. Timeline pages use keyset cursors; the scrubber
+// jumps to a month with one request. Plain JS, no build step.
 (function () {
   "use strict";
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const { api, grid } = window.PS;
+  const pageData = JSON.parse(document.getElementById("page-data").textContent);
   const form = document.getElementById("search-form");
   const q = document.getElementById("q");
-  const results = document.getElementById("results");
   const statusEl = document.getElementById("status");
   const sentinel = document.getElementById("sentinel");
-  const imageInput = document.getElementById("image-input");
-  const imageLabel = document.getElementById("image-label");
-  const dropzone = document.getElementById("dropzone");
+  const chipsEl = document.getElementById("chips");
+  const countBadge = document.getElementById("filter-count");
   const queryInfo = document.getElementById("query-info");
   const queryThumb = document.getElementById("query-thumb");
   const queryLabel = document.getElementById("query-label");
-  const totalAssets = Number(statusEl.dataset.assets || 0);
-  // Page size: 48 thumbnails, or ?size=N (1-200) from the address.
-  const pageSize = Math.min(200, Math.max(1, Number(new URLSearchParams(location.search).get("size")) || 48));
+  const scrubber = document.getElementById("scrubber");
+  const loadNewer = document.getElementById("load-newer");
+  const view = document.getElementById("results").dataset.view;
+  const params0 = new URLSearchParams(location.search);
+  const pageSize = Math.min(200, Math.max(1, Number(params0.get("size")) || 60));
+  const FILTERS = Array.from(form.querySelectorAll(".filters [name]"));
+  const TEXT_DEBOUNCE_MS = 400;
 
-  // What is being searched: {kind: "text"|"image"|"like", ...}; page = next page to fetch (null = done).
-  let current = null;
-  let nextPage = null;
+  let current = null;      // {kind: "timeline"|"text"|"image"|"like"|"trash", ...}
+  let next = null;         // {page} or {cursor}; null = nothing more
   let loading = false;
-  let generation = 0; // ignore late answers to superseded searches
+  let generation = 0;
+  let newerCursor = null;  // after a scrubber jump: where the newer photos start
 
+  function setStatus(text) { statusEl.textContent = text; }
+
+  // ---- the URL is the state --------------------------------------------------------------------
+  function urlParams() {
+    const p = new URLSearchParams();
+    if (view === "trash") p.set("view", "trash");
+    if (current && current.kind === "text") p.set("q", current.text);
+    if (current && current.kind === "like") p.set("like", current.id);
+    for (const el of FILTERS) if (el.value !== "") p.set(el.name, el.value);
+    if (pageSize !== 60) p.set("size", String(pageSize));
+    return p;
+  }
+  function saveUrl(push) {
+    const p = urlParams();
+    const photo = new URLSearchParams(location.search).get("photo");
+    if (photo && !push) p.set("photo", photo);
+    const url = "/" + (p.toString() ? "?" + p.toString() : "");
+    if (url === location.pathname + location.search) return;
+    if (push) history.pushState({ search: true }, "", url); else history.replaceState(history.state, "", url);
+  }
+  function readUrl() {
+    const p = new URLSearchParams(location.search);
+    for (const el of FILTERS) el.value = p.get(el.name) || "";
+    q.value = p.get("q") || "";
+    if (view === "trash") return { kind: "trash" };
+    if (p.get("like")) return { kind: "like", id: p.get("like") };
+    if (p.get("q")) return { kind: "text", text: p.get("q") };
+    return { kind: "timeline" };
+  }
+
+  // ---- filters ---------------------------------------------------------------------------------
+  const LABELS = {};
+  for (const el of FILTERS) LABELS[el.name] = form.querySelector(`label[for="${el.id}"]`).textContent;
+  function shownValue(el) {
+    if (el.tagName === "SELECT") return el.options[el.selectedIndex].textContent;
+    return el.value;
+  }
+  function nearFilter(place, radius) {
+    const km = Number(radius) || 25;
+    const m = place.match(/^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/);
+    if (m) return [Number(m[1]), Number(m[2]), km];
+    const known = pageData.places[place.trim().toLowerCase()];
+    return known ? [known[0], known[1], km] : undefined;
+  }
   function filters() {
     const f = {};
-    const data = new FormData(form);
-    for (const [k, v] of data.entries()) {
-      if (k === "query" || v === "" || v === "any") continue;
-      if (k === "taken_after" || k === "taken_before") f[k] = v + "T00:00:00";
-      else if (k === "is_favorite" || k === "is_archived") f[k] = v === "true";
-      else if (k === "rating_min") f[k] = Number(v);
-      else if (k === "library_id") f.library_ids = [v];
-      else f[k] = String(v);
+    const v = {};
+    for (const el of FILTERS) if (el.value !== "") v[el.name] = el.value;
+    for (const [k, val] of Object.entries(v)) {
+      if (k === "taken_after" || k === "taken_before") f[k] = val + "T00:00:00";
+      else if (k === "is_favorite" || k === "has_gps") f[k] = val === "true";
+      else if (k === "is_archived") f[k] = val === "any" ? null : val === "true";
+      else if (k === "rating_min") f[k] = Number(val);
+      else if (k === "library_id") f.library_ids = [val];
+      else if (k === "near") f.near = nearFilter(val, v.radius);
+      else if (k === "radius") continue;
+      else f[k] = val;
     }
-    if (data.get("is_archived") === "any") f.is_archived = null;
+    if (f.near === undefined) delete f.near;
     return f;
   }
+  function activeFilters() { return FILTERS.filter((el) => el.value !== "" && el.name !== "radius"); }
+  function renderChips() {
+    const active = activeFilters();
+    chipsEl.replaceChildren();
+    for (const el of active) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "chip";
+      b.textContent = `${LABELS[el.name]}: ${shownValue(el)} ✕`;
+      b.setAttribute("aria-label", `Remove filter ${LABELS[el.name]}: ${shownValue(el)}`);
+      b.addEventListener("click", () => {
+        el.value = "";
+        if (el.name === "near") form.elements.namedItem("radius").value = "";
+        applyFilters(true);
+        (chipsEl.querySelector(".chip") || q).focus();
+      });
+      chipsEl.appendChild(b);
+    }
+    chipsEl.hidden = active.length === 0;
+    countBadge.hidden = active.length === 0;
+    countBadge.textContent = String(active.length);
+    countBadge.setAttribute("aria-label", `${active.length} active`);
+  }
+  function filterable() { return current && (current.kind === "text" || current.kind === "image" || current.kind === "like"); }
+  function applyFilters(push) {
+    renderChips();
+    if (filterable()) { current.filters = filters(); saveUrl(push); start(current); }
+    else {
+      saveUrl(push);
+      if (activeFilters().length && current && current.kind === "timeline") {
+        setStatus("Filters apply to searches: type what you are looking for, or open a photo's “More like this”.");
+      }
+    }
+  }
+  let debounce = null;
+  for (const el of FILTERS) {
+    if (el.tagName === "SELECT" || el.type === "date") el.addEventListener("change", () => applyFilters(true));
+    else {
+      el.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => applyFilters(false), TEXT_DEBOUNCE_MS); });
+      el.addEventListener("change", () => { clearTimeout(debounce); applyFilters(true); });
+    }
+  }
+  document.getElementById("clear-filters").addEventListener("click", () => {
+    FILTERS.forEach((el) => { el.value = ""; });
+    applyFilters(true);
+  });
 
-  function setStatus(text) {
-    statusEl.textContent = text;
+  // ---- recent searches (this browser only) -----------------------------------------------------
+  const RECENT_KEY = "photosearch-recent";
+  function recent() { try { return JSON.parse(localStorage.getItem(RECENT_KEY)) || []; } catch (e) { return []; } }
+  function showRecent() {
+    const list = document.getElementById("recent-searches");
+    list.replaceChildren(...recent().map((t) => { const o = document.createElement("option"); o.value = t; return o; }));
+  }
+  function remember(text) {
+    const list = [text].concat(recent().filter((t) => t !== text)).slice(0, 10);
+    try { localStorage.setItem(RECENT_KEY, JSON.stringify(list)); } catch (e) { /* private mode */ }
+    showRecent();
   }
 
-  async function fetchPage(search, page) {
-    let resp;
+  // ---- fetching --------------------------------------------------------------------------------
+  async function fetchPage(search, nx) {
     if (search.kind === "text") {
-      resp = await fetch("/api/search/smart", {
-        method: "POST",
-        headers: { "content-type": "application/json", "x-csrf-token": csrf },
-        body: JSON.stringify(Object.assign({ query: search.text, page: page, size: pageSize }, search.filters)),
-      });
-    } else if (search.kind === "image") {
+      return api("POST", "/api/search/smart", Object.assign({ query: search.text, page: nx.page, size: pageSize }, search.filters));
+    }
+    if (search.kind === "image") {
       const body = new FormData();
       body.append("file", search.file);
       body.append("filters", JSON.stringify(search.filters));
-      body.append("page", String(page));
+      body.append("page", String(nx.page));
       body.append("size", String(pageSize));
-      resp = await fetch("/api/search/image", { method: "POST", headers: { "x-csrf-token": csrf }, body: body });
-    } else if (search.kind === "like") {
-      resp = await fetch(`/api/assets/${encodeURIComponent(search.id)}/similar?page=${page}&size=${pageSize}`);
-    } else {
-      resp = await fetch(`/api/assets?page=${page}&size=${pageSize}`);
+      return api("POST", "/api/search/image", body);
     }
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (resp.status === 401) { window.location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); }
-    if (!resp.ok) throw new Error((data && data.message) || `request failed (${resp.status})`);
-    return data;
-  }
-
-  function card(item) {
-    const li = document.createElement("li");
-    const a = document.createElement("a");
-    a.href = `/photos/${item.id}`;
-    a.className = "card";
-    const img = document.createElement("img");
-    img.src = item.thumbnail_url;
-    img.loading = "lazy";
-    img.alt = item.exif && item.exif.description ? item.exif.description : item.original_file_name;
-    a.appendChild(img);
-    a.setAttribute("aria-label", item.original_file_name);
-    li.appendChild(a);
-    return li;
+    if (search.kind === "like") {
+      return api("POST", "/api/search/similar", Object.assign(
+        { asset_id: search.id, page: nx.page, size: pageSize }, search.filters));
+    }
+    if (search.kind === "trash") return api("GET", `/api/trash?page=${nx.page}&size=${pageSize}`);
+    const qs = new URLSearchParams({ size: String(pageSize) });
+    if (nx.cursor) qs.set("cursor", nx.cursor);
+    if (nx.before) qs.set("before", nx.before);
+    return api("GET", "/api/assets?" + qs.toString());
   }
 
   function explainEmpty(data, search) {
-    if (!data.total_indexed && totalAssets === 0) {
-      return "No photos are indexed yet. Add a library and index it (photosearch libraries add …), then search again.";
+    if (search.kind === "trash") return "The trash is empty.";
+    if (!data.total_indexed && Number(statusEl.dataset.assets) === 0) {
+      return "No photos are indexed yet. Upload photos or add a folder, then search again.";
     }
-    if (!data.total_indexed) {
-      return "Your photos are still being indexed: none has an embedding yet. Try again in a moment.";
-    }
-    const active = Object.keys(search.filters || {}).length;
-    return active
-      ? `No matches among ${data.total_indexed} indexed photos with these filters. Try removing some filters.`
+    if (!data.total_indexed) return "Your photos are still being indexed: none has an embedding yet. Try again in a moment.";
+    const n = activeFilters().length;
+    return n
+      ? `No photo among ${data.total_indexed} indexed matches these ${n} filter${n === 1 ? "" : "s"}. Remove a filter to see more.`
       : `No matches among ${data.total_indexed} indexed photos.`;
+  }
+  function describe(data, search) {
+    const shown = grid.items.length;
+    const more = next !== null;
+    let text;
+    if (search.kind === "timeline") text = `${shown}${more ? "+" : ""} photos on your timeline, newest first.`;
+    else if (search.kind === "trash") text = `${shown}${more ? "+" : ""} photos in the trash.`;
+    else text = `${shown} photo${shown === 1 ? "" : "s"} shown${more ? "; scroll for more" : ""}.`;
+    if (data.test_model || data.model_is_test) text += " The test model is active: rankings are random.";
+    return text;
   }
 
   async function loadMore() {
-    if (loading || current === null || nextPage === null) return;
+    if (loading || current === null || next === null) return;
     loading = true;
     const gen = generation;
     const search = current;
-    const page = nextPage;
-    if (page === 1 && search.kind !== "recent") setStatus("Searching…");
+    const nx = next;
+    if (!grid.items.length && search.kind !== "timeline" && search.kind !== "trash") setStatus("Searching…");
     try {
-      const data = await fetchPage(search, page);
+      const data = await fetchPage(search, nx);
       if (gen !== generation) return;
-      data.items.forEach((item) => results.appendChild(card(item)));
-      nextPage = data.next_page || null;
-      const shown = results.children.length;
-      if (search.kind === "recent") {
-        if (shown === 0) setStatus(statusEl.textContent);
-        else setStatus(`Your ${shown}${nextPage ? "+" : ""} most recent photos. Describe what you are looking for to search.`);
-      } else if (shown === 0) setStatus(explainEmpty(data, search));
-      else setStatus(`${shown} photo${shown === 1 ? "" : "s"} shown${nextPage ? "; scroll for more" : ""}.`);
+      grid.append(data.items);
+      if (data.next_cursor && search.kind === "timeline") next = { cursor: data.next_cursor };
+      else next = data.next_page ? { page: data.next_page } : null;
+      if (!grid.items.length) setStatus(explainEmpty(data, search));
+      else setStatus(describe(data, search));
+      document.body.dataset.loaded = String(grid.items.length);
+      if (window.PS.viewer) window.PS.viewer.itemsChanged();
     } catch (err) {
-      if (gen === generation) { setStatus("Search failed: " + err.message); nextPage = null; }
+      if (gen === generation) { setStatus("Could not load photos: " + err.message); next = null; }
     } finally {
       if (gen === generation) loading = false;
     }
-    if (gen === generation && nextPage !== null && isNearBottom()) loadMore();
+    if (gen === generation && next !== null && nearBottom()) loadMore();
   }
+  function nearBottom() { return sentinel.getBoundingClientRect().top < window.innerHeight + 800; }
+  window.PS.loadMore = function () { return loadMore(); };
+  window.PS.hasMore = function () { return next !== null; };
 
-  function isNearBottom() {
-    return sentinel.getBoundingClientRect().top < window.innerHeight + 600;
-  }
-
-  function start(search) {
+  function start(search, first) {
     generation += 1;
     loading = false;
     current = search;
-    nextPage = 1;
-    results.innerHTML = "";
-    queryInfo.hidden = search.kind === "text" || search.kind === "recent";
-    queryThumb.hidden = search.kind !== "image";
+    next = first || { page: 1 };
+    newerCursor = null;
+    loadNewer.hidden = true;
+    grid.reset(search.kind === "timeline");
+    if (grid.items.length === 0 && Number(statusEl.dataset.assets) > 0) grid.skeleton();
+    queryInfo.hidden = !(search.kind === "image" || search.kind === "like");
+    queryThumb.hidden = queryInfo.hidden;
+    scrubber.hidden = search.kind !== "timeline" || !pageData.buckets.length;
     if (search.kind === "image") {
       queryThumb.src = URL.createObjectURL(search.file);
+      queryThumb.alt = `Your query image ${search.file.name}`;
       queryLabel.textContent = `Photos like ${search.file.name}`;
     } else if (search.kind === "like") {
-      queryLabel.textContent = "Photos like the one you opened";
+      queryThumb.src = `/api/assets/${encodeURIComponent(search.id)}/thumbnail?size=thumb`;
+      queryThumb.alt = "The photo this search is based on";
+      queryLabel.textContent = "Based on this photo: the most similar first";
+      api("GET", `/api/assets/${encodeURIComponent(search.id)}`).then((a) => {
+        queryLabel.textContent = `Based on ${a.original_file_name}: the most similar first`;
+      }).catch(() => {});
     }
     loadMore();
-  }
-
-  function saveUrl(search) {
-    const params = new URLSearchParams();
-    if (search.kind === "text") params.set("q", search.text);
-    if (search.kind === "like") params.set("like", search.id);
-    for (const [k, v] of new FormData(form).entries()) if (k !== "query" && v !== "") params.set(k, v);
-    if (pageSize !== 48) params.set("size", String(pageSize));
-    history.replaceState(null, "", "/?" + params.toString());
   }
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const text = q.value.trim();
     if (!text) { q.focus(); setStatus("Type what you are looking for, or search by image."); return; }
+    remember(text);
     const search = { kind: "text", text: text, filters: filters() };
-    saveUrl(search);
+    current = search;
+    saveUrl(true);
     start(search);
   });
 
-  document.getElementById("clear-filters").addEventListener("click", () => {
-    form.querySelectorAll(".filters input, .filters select").forEach((el) => { el.value = ""; });
-    if (current && (current.kind === "text" || current.kind === "image")) { current.filters = {}; start(current); }
-  });
-  form.querySelectorAll(".filters select").forEach((el) =>
-    el.addEventListener("change", () => {
-      if (current && (current.kind === "text" || current.kind === "image")) { current.filters = filters(); start(current); }
-    }));
-
+  // ---- search by image (picker or drop) --------------------------------------------------------
+  const imageInput = document.getElementById("image-input");
   function imageSearch(file) {
     if (!file) return;
     if (!file.type.startsWith("image/") && file.type !== "") { setStatus("That file is not an image."); return; }
     start({ kind: "image", file: file, filters: filters() });
   }
   imageInput.addEventListener("change", () => imageSearch(imageInput.files[0]));
-  imageLabel.addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); imageInput.click(); }
+  document.querySelectorAll("label.button[role=button]").forEach((label) => label.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); document.getElementById(label.htmlFor).click(); }
+  }));
+  window.PS.imageSearch = imageSearch;
+
+  // ---- timeline scrubber -----------------------------------------------------------------------
+  const MONTH = new Intl.DateTimeFormat(undefined, { month: "short", timeZone: "UTC" });
+  const MONTH_LONG = new Intl.DateTimeFormat(undefined, { month: "long", year: "numeric", timeZone: "UTC" });
+  function buildScrubber() {
+    const years = new Map();
+    for (const b of pageData.buckets) {
+      const y = b.month.slice(0, 4);
+      if (!years.has(y)) years.set(y, []);
+      years.get(y).push(b);
+    }
+    const ol = document.createElement("ol");
+    for (const [y, months] of years) {
+      const li = document.createElement("li");
+      const yb = document.createElement("button");
+      yb.type = "button";
+      yb.className = "year";
+      yb.textContent = y;
+      const total = months.reduce((s, b) => s + b.count, 0);
+      yb.setAttribute("aria-label", `${y}, ${total} photos`);
+      yb.addEventListener("click", () => jump(months[0].month));
+      const ml = document.createElement("ol");
+      for (const b of months) {
+        const mli = document.createElement("li");
+        const mb = document.createElement("button");
+        mb.type = "button";
+        mb.className = "month";
+        mb.dataset.month = b.month;
+        const d = new Date(b.month + "-01T00:00:00Z");
+        mb.textContent = MONTH.format(d);
+        mb.setAttribute("aria-label", `${MONTH_LONG.format(d)}, ${b.count} photos`);
+        mb.title = `${MONTH_LONG.format(d)}: ${b.count}`;
+        mb.addEventListener("click", () => jump(b.month));
+        mli.appendChild(mb);
+        ml.appendChild(mli);
+      }
+      li.append(yb, ml);
+      ol.appendChild(li);
+    }
+    scrubber.replaceChildren(ol);
+  }
+  function monthEnd(month) {
+    const [y, m] = month.split("-").map(Number);
+    return new Date(Date.UTC(y, m, 1)).toISOString().replace(".000Z", "Z");
+  }
+  function jump(month) {
+    if (!current || current.kind !== "timeline") return;
+    const first = pageData.buckets.length && pageData.buckets[0].month === month;
+    start({ kind: "timeline" }, first ? { page: 1 } : { before: monthEnd(month) });
+    window.scrollTo(0, 0);
+    if (!first) loadNewerReady();
+  }
+  function loadNewerReady() {
+    const gen = generation;
+    const check = () => {
+      if (gen !== generation) return;
+      if (!grid.items.length) { if (loading) setTimeout(check, 50); return; }
+      const top = grid.items[0];
+      newerCursor = `${top.local_date_time}|${top.id}`;
+      loadNewer.hidden = false;
+    };
+    setTimeout(check, 0);
+  }
+  loadNewer.addEventListener("click", async () => {
+    if (!newerCursor) return;
+    loadNewer.disabled = true;
+    try {
+      const data = await api("GET", `/api/assets?size=${pageSize}&newer_than=${encodeURIComponent(newerCursor)}`);
+      grid.prepend(data.items);
+      if (data.has_newer && grid.items.length) {
+        newerCursor = `${grid.items[0].local_date_time}|${grid.items[0].id}`;
+      } else { newerCursor = null; loadNewer.hidden = true; }
+    } catch (err) { setStatus("Could not load newer photos: " + err.message); }
+    loadNewer.disabled = false;
   });
-  let dragDepth = 0;
-  document.addEventListener("dragenter", (ev) => { ev.preventDefault(); dragDepth += 1; dropzone.classList.add("active"); });
-  document.addEventListener("dragleave", () => { dragDepth -= 1; if (dragDepth <= 0) dropzone.classList.remove("active"); });
-  document.addEventListener("dragover", (ev) => ev.preventDefault());
-  document.addEventListener("drop", (ev) => {
-    ev.preventDefault();
-    dragDepth = 0;
-    dropzone.classList.remove("active");
-    if (ev.dataTransfer && ev.dataTransfer.files.length) imageSearch(ev.dataTransfer.files[0]);
+
+  // ---- selection actions -----------------------------------------------------------------------
+  const bulkButtons = document.querySelectorAll("[data-bulk]");
+  bulkButtons.forEach((b) => b.addEventListener("click", async () => {
+    const ids = grid.selectedIds();
+    const action = b.dataset.bulk;
+    try {
+      const res = await api("POST", "/api/assets/bulk", { ids: ids, action: action });
+      const removes = action === "trash" || action === "restore" || (action === "archive" && current.kind === "timeline");
+      if (removes) grid.remove(ids);
+      else {
+        const fav = action === "favorite" ? true : action === "unfavorite" ? false : undefined;
+        const arch = action === "archive" ? true : action === "unarchive" ? false : undefined;
+        for (const it of grid.items.filter((x) => ids.includes(x.id))) {
+          grid.update(Object.assign({}, it, fav === undefined ? {} : { is_favorite: fav }, arch === undefined ? {} : { is_archived: arch }));
+        }
+        grid.clearSelection();
+      }
+      setStatus(`${b.textContent.replace("★", "").trim()}: ${res.updated} photo${res.updated === 1 ? "" : "s"}.`);
+    } catch (err) { setStatus("Could not update: " + err.message); }
+  }));
+  document.getElementById("select-all").addEventListener("click", () => grid.selectAll());
+  document.getElementById("select-none").addEventListener("click", () => grid.clearSelection());
+  document.getElementById("bulk-download").addEventListener("click", () => {
+    const f = document.createElement("form");
+    f.method = "post";
+    f.action = "/api/assets/download";
+    f.hidden = true;
+    for (const [k, v] of [["ids", grid.selectedIds().join(",")], ["csrf_token", window.PS.csrf]]) {
+      const i = document.createElement("input"); i.type = "hidden"; i.name = k; i.value = v; f.appendChild(i);
+    }
+    document.body.appendChild(f);
+    f.submit();
+    f.remove();
+  });
+  const emptyTrash = document.getElementById("empty-trash");
+  if (emptyTrash) emptyTrash.addEventListener("click", async () => {
+    if (!window.confirm("Remove every photo in the trash for good?")) return;
+    try {
+      const res = await api("POST", "/api/trash/empty");
+      start({ kind: "trash" });
+      setStatus(`Removed ${res.deleted} photo${res.deleted === 1 ? "" : "s"} for good.`);
+    } catch (err) { setStatus("Could not empty the trash: " + err.message); }
+  });
+
+  document.addEventListener("keydown", (ev) => {
+    if (window.PS.viewer && window.PS.viewer.isOpen()) return;
+    if (ev.key === "/" && !window.PS.typing(ev)) { ev.preventDefault(); q.focus(); }
+    else if (ev.key === "Escape" && grid.selected.size) grid.clearSelection();
+    else if ((ev.ctrlKey || ev.metaKey) && ev.key === "a" && !window.PS.typing(ev) && grid.items.length) {
+      ev.preventDefault(); grid.selectAll();
+    }
   });
 
   new IntersectionObserver((entries) => { if (entries.some((e) => e.isIntersecting)) loadMore(); },
-    { rootMargin: "600px" }).observe(sentinel);
+    { rootMargin: "800px" }).observe(sentinel);
 
-  // Arrow keys move between thumbnails (Tab still works; Enter opens).
-  results.addEventListener("keydown", (ev) => {
-    const links = Array.from(results.querySelectorAll("a.card"));
-    const i = links.indexOf(document.activeElement);
-    if (i < 0) return;
-    const cols = Math.max(1, Math.round(results.clientWidth / links[0].parentElement.offsetWidth));
-    const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: cols, ArrowUp: -cols }[ev.key];
-    if (!step) return;
-    const j = Math.min(links.length - 1, Math.max(0, i + step));
-    links[j].focus();
-    ev.preventDefault();
-  });
-
-  // Restore a search from the URL (back button, "more like this" links, shared links).
-  const params = new URLSearchParams(location.search);
-  for (const [k, v] of params.entries()) {
-    const el = form.elements.namedItem(k);
-    if (el && k !== "query") el.value = v;
+  // ---- start from the URL; Back/Forward re-read it ---------------------------------------------
+  function fromUrl() {
+    const s = readUrl();
+    s.filters = filters();
+    renderChips();
+    if (s.kind === "timeline" && Number(statusEl.dataset.assets) === 0) { current = s; next = null; grid.reset(true); return; }
+    if (!current || JSON.stringify(urlKey(current)) !== JSON.stringify(urlKey(s))) start(s);
   }
-  if (params.get("like")) start({ kind: "like", id: params.get("like"), filters: {} });
-  else if (params.get("q")) { q.value = params.get("q"); start({ kind: "text", text: q.value, filters: filters() }); }
-  else if (totalAssets > 0) start({ kind: "recent", filters: {} });
-  // Every listener is attached: tests (and anything scripting the page) wait for this before dropping files.
+  function urlKey(s) { return [s.kind, s.text || "", s.id || "", JSON.stringify(s.filters || {})]; }
+  window.addEventListener("popstate", () => {
+    fromUrl();
+    if (window.PS.viewer) window.PS.viewer.syncWithUrl();
+  });
+  grid.onOpen = (i) => window.PS.viewer.open(i);
+  showRecent();
+  if (pageData.buckets.length) buildScrubber();
+  fromUrl();
+  if (window.PS.viewer) window.PS.viewer.syncWithUrl();
   document.body.dataset.ready = "true";
 })();
