@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 from api.live import LiveServer, Person
-
 from photosearch.api.auth import hash_password
 from photosearch.db.accounts import create_api_key, create_user
 
