@@ -11,7 +11,8 @@ from photosearch.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-DOCS = [README, ROOT / "ARCHITECTURE.md", ROOT / "docs" / "benchmarks.md"]
+BENCHMARKS = ROOT / "docs" / "benchmarks.md"
+DOCS = [README, ROOT / "ARCHITECTURE.md", BENCHMARKS]
 FIRST_COMMANDS = ["bash scripts/demo.sh", "bash scripts/test.sh"]
 
 # Variables that are not Settings fields: where the settings file is (read before Settings exists).
@@ -67,3 +68,14 @@ def test_every_setting_is_in_the_configuration_table() -> None:
     missing = _env_names() - table
     assert not missing, f"settings missing from README.md's configuration table: {sorted(missing)}"
     assert table <= _env_names(), f"table rows that are not settings: {sorted(table - _env_names())}"
+
+
+def test_every_headline_number_is_in_the_benchmarks_doc() -> None:
+    """docs/benchmarks.md holds the command and the result behind each number the README's Performance quotes."""
+    text = README.read_text()
+    section = re.search(r"^## Performance\n(.*?)(?=^## |\Z)", text, re.DOTALL | re.MULTILINE)
+    assert section, "README.md has no Performance section"
+    bench = set(re.findall(r"\d[\d,]*(?:\.\d+)?", BENCHMARKS.read_text()))
+    quoted = set(re.findall(r"\d[\d,]*(?:\.\d+)?", section.group(1)))
+    assert quoted, "the Performance section quotes no numbers"
+    assert quoted <= bench, f"README quotes numbers docs/benchmarks.md does not have: {sorted(quoted - bench)}"
