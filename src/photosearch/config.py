@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     )
 
     host: str = "127.0.0.1"
-    port: int = 2283
+    port: int = Field(default=2342, ge=1, le=65535, description="Port to serve on (immich uses 2283, so both can run)")
 
     @classmethod
     def settings_customise_sources(

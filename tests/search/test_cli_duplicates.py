@@ -71,9 +71,9 @@ def test_cli_search_json_explain_and_like(db: Database, settings: Settings, cli_
     assert res.returncode == 0, res.stderr
     assert "strategy" in res.stdout and "reason" in res.stdout and lib.file_names[1] in res.stdout
     res = run_cli(cli_env, "search", "--like", "not-a-uuid")
-    assert res.returncode == 1 and "UUID" in res.stderr
+    assert res.returncode == 2 and "--like needs an asset id" in res.stderr  # usage errors exit 2
     res = run_cli(cli_env, "search", "x", "--bbox", "1,2,3")
-    assert res.returncode == 1 and "--bbox needs 4" in res.stderr
+    assert res.returncode == 2 and "--bbox needs 4" in res.stderr
     res = run_cli(cli_env, "search", "x", "--city", "O'Fallon'; DROP TABLE assets;--", "--owner", "Allen")
     assert res.returncode == 0 and "no matching photos" in res.stdout
 

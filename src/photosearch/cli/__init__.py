@@ -1,6 +1,7 @@
 """The `photosearch` command: a thin Typer shell over the services.
 
-Errors the user can act on print one line and exit 1; `--debug` shows the traceback.
+Errors the user can act on print one line (cli/errors.py): exit 2 for usage, 1 otherwise; `--debug` shows
+the traceback of unexpected ones.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from photosearch import __version__
 from photosearch.cli._common import CliError, State, err_console
@@ -88,10 +88,32 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return tuple(errs)
 
 
+def _classify(exc: BaseException) -> tuple[str, str, int]:
+    """(kind, one-line message, exit code) for an error that reached the top."""
+    from pydantic import ValidationError
+    from typer._click.exceptions import ClickException
+
+    from photosearch.cli.errors import USAGE_EXIT, UsageError, click_message, validation_message
+
+    if isinstance(exc, ClickException):
+        return "usage", click_message(exc), USAGE_EXIT
+    if isinstance(exc, UsageError):
+        return "usage", str(exc), USAGE_EXIT
+    if isinstance(exc, ValidationError):
+        return "usage", validation_message(exc), USAGE_EXIT
+    msg = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, _known_errors()):
+        return "error", msg, 1
+    return "bug", f"({type(exc).__name__}) {msg}", 1
+
+
 def main() -> None:
-    debug = "--debug" in sys.argv
+    from photosearch.cli.errors import hoist_global_flags, report
+
+    argv = hoist_global_flags(sys.argv[1:])
+    debug, as_json = "--debug" in argv, "--json" in argv
     try:
-        app(standalone_mode=False)
+        app(argv, prog_name="photosearch", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
@@ -101,17 +123,8 @@ def main() -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into a clean line
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if debug:
+        kind, msg, code = _classify(exc)
+        if debug and kind == "bug":
             raise
-        known = isinstance(exc, _known_errors())
-        msg = str(exc).strip() or type(exc).__name__
-        prefix = "error" if known else f"unexpected error ({type(exc).__name__})"
-        err_console.print(f"[bold red]{prefix}:[/bold red] {escape(msg)}", highlight=False)
-        if not known:
-            err_console.print("[dim]run with --debug for the traceback[/dim]")
-        sys.exit(1)
+        report(msg, kind=kind, as_json=as_json)
+        sys.exit(code)

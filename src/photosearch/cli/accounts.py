@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from photosearch.cli._common import CliError, console, output, pick, state
+from photosearch.cli.errors import UsageError
 
 users_app = typer.Typer(help="Users and their API keys.", no_args_is_help=True)
 libraries_app = typer.Typer(help="Libraries: named sets of folders owned by a user.", no_args_is_help=True)
@@ -100,7 +101,7 @@ def users_set(
 
     st = state(ctx)
     if admin is None:
-        raise typer.BadParameter("give --admin or --no-admin", param_hint="'--admin/--no-admin'")
+        raise UsageError("`photosearch users set` needs --admin or --no-admin")
     row = set_admin(st.db(), user, admin)
     output(st, pick([row], "id", "name", "email", "is_admin")[0], title="user updated")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -9,10 +10,14 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
-from photosearch.cli._common import CliError, console, emit_json, output, state
+from photosearch.cli._common import console, emit_json, output, state
+from photosearch.cli.errors import UsageError, validation_message
+
+SHORT_ID = 8  # hex digits of an asset id shown in tables; --like takes any unique prefix
 
 DATES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
 
@@ -48,12 +53,63 @@ def _floats(value: str | None, n: int, name: str) -> tuple[float, ...] | None:
     except ValueError:
         parts = ()
     if len(parts) != n:
-        raise CliError(f"{name} needs {n} comma-separated numbers, got {value!r}")
+        raise UsageError(f"{name} needs {n} comma-separated numbers, got {value!r}")
     return parts
 
 
-def _when(d: datetime | None) -> datetime | None:
-    return d.astimezone() if d is not None else None  # naive CLI dates are local time
+# SearchQuery's fields as the user types them, for validation messages.
+SEARCH_FLAGS = {
+    "text": "TEXT",
+    "negative_text": "--not",
+    "image_path": "--image",
+    "like_asset_id": "--like",
+    "k": "-k/--size",
+    "page": "--page",
+    "file_name_contains": "--name",
+    "lens": "--lens",
+    "rating_min": "--rating-min",
+    "with_deleted": "--with-deleted",
+    "trashed_only": "--trashed",
+    "bbox": "--bbox",
+    "near": "--near",
+    "page * k": "--page × -k",
+}
+
+
+def _in_flags(message: str) -> str:
+    """A query-level message with field names replaced by the flags that set them."""
+    names = [kv for kv in SEARCH_FLAGS.items() if "_" in kv[0] or " " in kv[0] or kv[0] in ("bbox", "near")]
+    for field, flag in sorted(names, key=lambda kv: -len(kv[0])):
+        message = re.sub(rf"\b{re.escape(field)}\b", flag, message)
+    if message.startswith("give exactly one of"):
+        return "give what to look for: TEXT, --image FILE or --like ID (one of them)"
+    return message
+
+
+def _when(d: datetime | None, flag: str) -> datetime | None:
+    """Naive CLI dates are local time."""
+    try:
+        return d.astimezone() if d is not None else None
+    except (OverflowError, ValueError) as exc:
+        raise UsageError(f"{flag} {d.date().isoformat()} is too far in the past or future") from exc
+
+
+def _like_id(st, like: str | None, user: dict) -> UUID | None:
+    """An asset id or a unique prefix of one (as the table shows), among the caller's photos."""
+    if not like:
+        return None
+    from photosearch.db.asset_access import assets_by_id_prefix
+
+    hexes = like.strip().lower().replace("-", "")
+    if not re.fullmatch(r"[0-9a-f]{4,32}", hexes):
+        raise UsageError(f"--like needs an asset id or the first 4+ hex digits of one (e.g. 1a2b3c4d), got {like!r}")
+    found = assets_by_id_prefix(st.db(), hexes, user["id"], limit=4)
+    if not found:
+        raise UsageError(f"--like: no photo of yours has an id starting with {hexes}")
+    if len(found) > 1:
+        shown = ", ".join(str(f)[:13] + "…" for f in found[:3])
+        raise UsageError(f"--like: {hexes} matches several photos ({shown}); give more digits")
+    return found[0]
 
 
 def _libraries(st, names: list[str] | None, owner_id: UUID | None) -> list[UUID] | None:
@@ -79,7 +135,8 @@ def _loader(st):
 
 def _hit_table(page, title: str) -> Table:
     table = Table(title=title)
-    for col, kw in (("#", {"justify": "right"}), ("score", {"justify": "right"}), ("taken", {}), ("file", {})):
+    cols = (("#", {"justify": "right"}), ("id", {}), ("score", {"justify": "right"}), ("taken", {}), ("file", {}))
+    for col, kw in cols:
         table.add_column(col, **kw)
     table.add_column("camera / place", overflow="fold")
     start = (page.page - 1) * page.k
@@ -88,7 +145,14 @@ def _hit_table(page, title: str) -> Table:
         if h.original_path.startswith("/"):
             path.stylize(f"link {Path(h.original_path).as_uri()}")  # clickable in terminals with OSC 8
         where = ", ".join(x for x in (h.model, h.city, h.country) if x)
-        table.add_row(str(i), f"{h.score:.4f}", h.local_date_time.strftime("%Y-%m-%d %H:%M"), path, where)
+        table.add_row(
+            str(i),
+            str(h.id).replace("-", "")[:SHORT_ID],
+            f"{h.score:.4f}",
+            h.local_date_time.strftime("%Y-%m-%d %H:%M"),
+            path,
+            where,
+        )
     return table
 
 
@@ -96,7 +160,9 @@ def search_cmd(
     ctx: typer.Context,
     text: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Find photos like this image file.")] = None,
-    like: Annotated[str | None, typer.Option("--like", help="More like this asset id (itself excluded).")] = None,
+    like: Annotated[
+        str | None, typer.Option("--like", help="More like this photo: its id, or the short id the table shows.")
+    ] = None,
     negative: Annotated[str | None, typer.Option("--not", help="Steer away from this text.")] = None,
     k: Annotated[int, typer.Option("-k", "--size", min=1, max=1000, help="Results per page.")] = 20,
     page: Annotated[int, typer.Option("--page", min=1, help="Page number.")] = 1,
@@ -142,51 +208,51 @@ def search_cmd(
 
     st = state(ctx)
     user = resolve_owner(st, owner)
+    like_id = _like_id(st, like, user)
     try:
-        like_id = UUID(like) if like else None
-    except ValueError as exc:
-        raise CliError(f"--like needs an asset id (a UUID), got {like!r}") from exc
-    query = SearchQuery(
-        text=text,
-        negative_text=negative,
-        image_path=image.expanduser().resolve() if image else None,
-        like_asset_id=like_id,
-        k=k,
-        page=page,
-        owners=owners or None,
-        exclude_owners=exclude_owner or None,
-        library_ids=_libraries(st, library, None if user.get("is_admin") else user["id"]),
-        asset_type=asset_type.value.upper() if asset_type else None,
-        taken_after=_when(taken_after),
-        taken_before=_when(taken_before),
-        created_after=_when(created_after),
-        created_before=_when(created_before),
-        updated_after=_when(updated_after),
-        updated_before=_when(updated_before),
-        is_favorite=favorite,
-        is_archived=archived,
-        visibility=visibility or ["timeline"],
-        with_deleted=with_deleted,
-        trashed_only=trashed,
-        is_offline=offline,
-        make=make,
-        model=model,
-        lens=lens,
-        city=city,
-        state=state_,
-        country=country,
-        rating_min=rating_min,
-        rating=rating,
-        file_name_contains=name,
-        has_gps=gps,
-        bbox=_floats(bbox, 4, "--bbox"),
-        near=_floats(near, 3, "--near"),
-        order=order.value,
-        max_distance=max_distance,
-        distance=distance.value,
-        strategy=strategy.value,
-        ef_search=ef_search,
-    )
+        query = SearchQuery(
+            text=text,
+            negative_text=negative,
+            image_path=image.expanduser().resolve() if image else None,
+            like_asset_id=like_id,
+            k=k,
+            page=page,
+            owners=owners or None,
+            exclude_owners=exclude_owner or None,
+            library_ids=_libraries(st, library, None if user.get("is_admin") else user["id"]),
+            asset_type=asset_type.value.upper() if asset_type else None,
+            taken_after=_when(taken_after, "--taken-after"),
+            taken_before=_when(taken_before, "--taken-before"),
+            created_after=_when(created_after, "--created-after"),
+            created_before=_when(created_before, "--created-before"),
+            updated_after=_when(updated_after, "--updated-after"),
+            updated_before=_when(updated_before, "--updated-before"),
+            is_favorite=favorite,
+            is_archived=archived,
+            visibility=visibility or ["timeline"],
+            with_deleted=with_deleted,
+            trashed_only=trashed,
+            is_offline=offline,
+            make=make,
+            model=model,
+            lens=lens,
+            city=city,
+            state=state_,
+            country=country,
+            rating_min=rating_min,
+            rating=rating,
+            file_name_contains=name,
+            has_gps=gps,
+            bbox=_floats(bbox, 4, "--bbox"),
+            near=_floats(near, 3, "--near"),
+            order=order.value,
+            max_distance=max_distance,
+            distance=distance.value,
+            strategy=strategy.value,
+            ef_search=ef_search,
+        )
+    except ValidationError as exc:
+        raise UsageError(_in_flags(validation_message(exc, SEARCH_FLAGS))) from exc
     result = SearchService(st.db(), _loader(st)).search(query, user)
     if st.json:
         emit_json(result.model_dump(mode="json"))

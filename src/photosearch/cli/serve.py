@@ -37,7 +37,7 @@ def serve(
     host: Annotated[
         str | None, typer.Option(help="Address to bind (default: settings.host, 127.0.0.1 = this machine only).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: settings.port, 2283).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: settings.port, 2342).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the REST API (/api, docs at /docs) and the web UI (/)."""

@@ -92,3 +92,16 @@ def update_asset_flags(
             {"fav": is_favorite, "arch": is_archived, "id": asset_id, "owner": user_id},
         )
         return cur.rowcount == 1
+
+
+def assets_by_id_prefix(db: Database, hex_prefix: str, user_id: UUID, limit: int = 4) -> list[UUID]:
+    """The caller's asset ids starting with `hex_prefix` (lower-case hex, no dashes): a range scan of the
+    primary key between the prefix padded with 0s and with fs, so it costs the same at any library size."""
+    lo = UUID(hex_prefix.ljust(32, "0"))
+    hi = UUID(hex_prefix.ljust(32, "f"))
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM assets WHERE id BETWEEN %s AND %s AND owner_id = %s ORDER BY id LIMIT %s",
+            (lo, hi, user_id, limit),
+        )
+        return [r["id"] for r in cur.fetchall()]
