@@ -6,6 +6,7 @@ the library it comes from would open every parent folder of the data dir to ever
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -57,7 +58,7 @@ def test_db_status_changes_no_folder_outside_the_data_dir(private_parent: Path) 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOSEARCH_")}
     env.update(PHOTOSEARCH_DATA_DIR=str(data), PHOTOSEARCH_CONFIG=str(private_parent / "none.toml"))
 
-    assert "pgvector" in _cli(env, "db", "status").stdout
+    status = json.loads(_cli(env, "--json", "db", "status").stdout)
     assert _modes(watched) == before, "db status changed the permissions of a folder outside the data dir"
     assert _not_shared(data) and _not_shared(data / "thumbs")
     if running_as_root():
@@ -66,6 +67,7 @@ def test_db_status_changes_no_folder_outside_the_data_dir(private_parent: Path) 
         assert (data / "pgdata").is_symlink() and real.parent.parent == RELOCATED_ROOT
         assert real.stat().st_uid != 0 and stat.S_IMODE(real.stat().st_mode) == 0o700
         assert stat.S_IMODE(RELOCATED_ROOT.stat().st_mode) == 0o711
+        assert status["pgdata"] == f"{data / 'pgdata'} -> {real}"  # the user can find the database
     # A second start finds the cluster where the first left it.
     _cli(env, "db", "stop")
     assert "pgvector" in _cli(env, "db", "status").stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from photosearch.cli._common import CliError, console, output, state
@@ -26,7 +28,7 @@ def db_status(ctx: typer.Context) -> None:
         "pgvector": info["pgvector"],
         "server": "embedded" if db.server.embedded else "external",
         "data_dir": str(st.settings.data_dir),
-        "pgdata": str(db.server.pgdata) if db.server.pgdata else None,
+        "pgdata": _where(db.server.pgdata) if db.server.pgdata else None,
         "schema_version": info["schema_version"],
         "embedding_model": emb.get("model"),
         "embedding_dim": emb.get("dim"),
@@ -165,3 +167,8 @@ def db_vector_index(
         console.print(f"vector index type set to {index_type}: the index is built as {index_type} when created")
     else:
         console.print(f"vector index is already {index_type}")
+
+
+def _where(pgdata: Path) -> str:
+    """pgdata, and where it really is when it is a symlink (a root data dir's cluster in /var/lib/photosearch)."""
+    return f"{pgdata} -> {pgdata.resolve()}" if pgdata.is_symlink() else str(pgdata)
