@@ -59,9 +59,10 @@ def test_import_list_info(env, tiny_model_dir: Path, tiny_clip_b1_dir: Path, tmp
     settings = Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", model_name="tiny-clip", threads=1)
     import_model(settings, tiny_clip_b1_dir, name="tiny-b1")
     info = model_info(settings, "tiny-b1")
-    assert info["visual_batch"] == 1 and info["textual_batch"] == 1
-    # immich's fixed 77 tokens: a verified variable-length graph is derived at import and runs instead
+    assert info["textual_batch"] == 1
+    # immich's batch 1 and fixed 77 tokens: verified variable graphs are derived at import and run instead
     assert info["text_length"] == "dynamic" and info["text_graph"].startswith("variable-length graph derived")
+    assert info["visual_batch"] == "dynamic" and info["image_graph"].startswith("variable-batch graph derived")
     with pytest.raises(ModelError, match="already installed"):
         import_model(settings, tiny_model_dir)
     import_model(settings, tiny_model_dir, force=True)

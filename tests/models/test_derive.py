@@ -58,8 +58,8 @@ def test_fixed_text_tower_runs_verified_variable_length_graph(tiny_model_dir: Pa
     # the derived graph is what runs: a variable token axis, from the model folder's .derived/
     assert model.textual.active_path == d / ".derived" / "textual.onnx"
     assert not isinstance(model.textual.input_shape()[1], int)
-    assert model.text_graph is not None and model.text_graph.graph == "derived"
-    assert model.text_graph.probes == len(PROBE_TEXTS) and model.text_graph.min_cosine >= 0.99999
+    assert model.graphs["textual"].graph == "derived"
+    assert model.graphs["textual"].probes == len(PROBE_TEXTS) and model.graphs["textual"].min_cosine >= 0.99999
     assert _sha(d / "textual" / "model.onnx") == before, "the original file is untouched"
     # against the original file at 77 tokens, and against the torch goldens
     orig = _original_embeddings(d, model, list(texts))
@@ -80,7 +80,7 @@ def test_derivation_is_recorded_and_redone_when_the_file_changes(tiny_model_dir:
     again = ClipModel(d, threads=1)
     again.encode_text("a dog")
     assert state_file.stat().st_mtime_ns == stamp, "a recorded derivation is reused, not redone"
-    assert again.text_graph.graph == "derived"
+    assert again.graphs["textual"].graph == "derived"
     # a replaced model file (new mtime/size) is derived and checked again
     shutil.copyfile(FIXTURES / "tiny-clip-b1" / "textual" / "model.onnx", d / "textual" / "model.onnx")
     assert derive.read_state(d, "textual") is None
@@ -99,17 +99,17 @@ def test_optimised_export_also_derives(tiny_model_dir: Path, tmp_path: Path) -> 
     model = ClipModel(d, threads=1)
     texts = list(PROBE_TEXTS[:20])
     emb = model.encode_texts(texts)
-    assert model.text_graph.graph == "derived"
+    assert model.graphs["textual"].graph == "derived"
     assert np.min(np.sum(emb * _original_embeddings(d, model, texts), axis=1)) >= 0.99999
 
 
 def test_failed_check_falls_back_to_the_original(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
     d = _b1_copy(tiny_model_dir, tmp_path / "b1")
-    monkeypatch.setattr(derive, "TEXT_MIN_COSINE", 1.5)  # no graph can pass: exercise the fallback
+    monkeypatch.setattr(derive, "MIN_COSINE", 1.5)  # no graph can pass: exercise the fallback
     model = ClipModel(d, threads=1)
     emb = model.encode_texts(["a dog", "a cat"])
     assert model.textual.active_path == d / "textual" / "model.onnx"
-    assert model.text_graph.graph == "original" and "differs" in model.text_graph.reason
+    assert model.graphs["textual"].graph == "original" and "differs" in model.graphs["textual"].reason
     assert not (d / ".derived" / "textual.onnx").exists()
     assert model.info()["text_length"] == 77 and "original model file" in model.info()["text_graph"]
     np.testing.assert_allclose(emb, _original_embeddings(d, model, ["a dog", "a cat"]), atol=1e-6)
@@ -128,7 +128,7 @@ def test_import_derives_and_leaves_the_source_alone(tiny_model_dir: Path, tmp_pa
 def test_variable_length_export_is_used_as_is(tiny_model_dir: Path) -> None:
     model = ClipModel(tiny_model_dir, threads=1)
     model.encode_text("a dog")
-    assert model.text_graph is None and model.textual.active_path == tiny_model_dir / "textual" / "model.onnx"
+    assert "textual" not in model.graphs and model.textual.active_path == tiny_model_dir / "textual" / "model.onnx"
     assert not (tiny_model_dir / ".derived").exists()
 
 
@@ -146,3 +146,41 @@ def test_mclip_tower_is_checked_like_any_other(tiny_model_dir: Path, tmp_path: P
     assert np.all(np.sum(emb * ref, axis=1) >= 0.9999)
     state = derive.read_state(d, "textual")
     assert state is not None and (state.graph == "original" or state.min_cosine >= threshold)
+
+
+def test_batch_one_image_tower_runs_verified_variable_batch_graph(
+    tiny_model_dir: Path, tmp_path: Path, photos_dir: Path, golden_images
+) -> None:
+    d = _b1_copy(tiny_model_dir, tmp_path / "b1")
+    before = _sha(d / "visual" / "model.onnx")
+    model = ClipModel(d, threads=2)
+    names, ref, _ = golden_images
+    pre = model.preprocessor
+    pixels = np.stack([pre(pre.load_image(photos_dir / n)) for n in names])
+    emb = model.encode_pixels(pixels)
+    assert model.visual.active_path == d / ".derived" / "visual.onnx" and model.visual.fixed_batch is None
+    assert model.graphs["visual"].graph == "derived" and model.graphs["visual"].min_cosine >= 0.99999
+    assert _sha(d / "visual" / "model.onnx") == before
+    # the original file, one photo at a time, is the reference; and the torch goldens
+    sess = create_session(d / "visual" / "model.onnx", SessionConfig(threads=1))
+    orig = np.concatenate([sess.run(None, {"image": pixels[i : i + 1]})[0] for i in range(len(pixels))])
+    orig /= np.linalg.norm(orig, axis=1, keepdims=True)
+    assert np.min(np.sum(emb * orig, axis=1)) >= 0.99999
+    assert np.min(np.sum(emb * ref, axis=1)) >= 0.9999
+    assert model.info()["visual_batch"] == "dynamic"
+
+
+def test_optimised_image_export_also_derives(tiny_model_dir: Path, tmp_path: Path, photos_dir: Path) -> None:
+    d = _b1_copy(tiny_model_dir, tmp_path / "b1")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts.optimized_model_filepath = str(d / "visual" / "model.onnx")
+    ort.InferenceSession(
+        str(FIXTURES / "tiny-clip-b1" / "visual" / "model.onnx"), opts, providers=["CPUExecutionProvider"]
+    )
+    model = ClipModel(d, threads=1)
+    paths = sorted((photos_dir / "albums" / "nature").glob("*.jpg"))[:5]
+    emb = model.encode_images(paths)
+    assert model.graphs["visual"].graph == "derived"
+    reference = ClipModel(d, threads=1, derive_graphs=False).encode_images(paths)
+    assert np.min(np.sum(emb * reference, axis=1)) >= 0.99999

@@ -188,14 +188,20 @@ class ClipModel:
         cfg_path = self.model_dir / "visual" / "preprocess_cfg.json"
         self.preprocessor = Preprocessor(PreprocessConfig.from_dict(read_json(cfg_path), str(cfg_path)))
         self.image_size = self.preprocessor.size
-        self.visual = OnnxTower(self.model_dir / "visual" / "model.onnx", ("image",), threads, parallel=True)
+        self.visual = OnnxTower(
+            self.model_dir / "visual" / "model.onnx",
+            ("image",),
+            threads,
+            parallel=True,
+            resolve=self._visual_session if derive_graphs else None,
+        )
         self.textual = OnnxTower(
             self.model_dir / "textual" / "model.onnx",
             ("text", "input_ids"),
             threads,
             resolve=self._text_session if derive_graphs else None,
         )
-        self.text_graph: derive.Derived | None = None
+        self.graphs: dict[str, derive.Derived] = {}  # tower -> which graph runs and why
         self._tokenizer: ClipTokenizer | None = None
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache_size
@@ -211,21 +217,32 @@ class ClipModel:
         return self._tokenizer
 
     def _text_session(self, threads: int) -> tuple[Session, Path]:
-        """A fixed-length text tower runs its verified variable-length derivation (derived here, once,
-        when the install did not); a tower that is variable already, or failed the check, runs as is."""
+        return self._derived_session("textual", threads)
+
+    def _visual_session(self, threads: int) -> tuple[Session, Path]:
+        return self._derived_session("visual", threads)
+
+    def _derived_session(self, tower: str, threads: int) -> tuple[Session, Path]:
+        """A fixed-shape tower runs its verified derivation (derived here, once, when the install
+        did not); a tower that is variable already, or failed the check, runs as is."""
         config = SessionConfig(threads=threads)
-        original = self.textual.path
-        state = derive.read_state(self.model_dir, "textual")
+        original = self.model_dir / tower / "model.onnx"
+        state = derive.read_state(self.model_dir, tower)
         if state is None:
             sess = create_session(original, config)
-            if derive.fixed_text_length(sess) is None:
-                return sess, original
-            state = derive.derive_text(self.model_dir, self.tokenizer, sess, threads)
+            if tower == "textual":
+                if derive.fixed_text_length(sess) is None:
+                    return sess, original
+                state = derive.derive_text(self.model_dir, self.tokenizer, sess, threads)
+            else:
+                if derive.fixed_batch(sess) != 1:
+                    return sess, original
+                state = derive.derive_visual(self.model_dir, self.image_size, sess, threads)
+            self.graphs[tower] = state
             if state.graph != "derived":
-                self.text_graph = state
                 return sess, original
-        self.text_graph = state
-        path = state.path(self.model_dir, "textual")
+        self.graphs[tower] = state
+        path = state.path(self.model_dir, tower)
         return create_session(path, config), path
 
     # images -------------------------------------------------------------------------------------------
@@ -286,6 +303,10 @@ class ClipModel:
 
     # misc ---------------------------------------------------------------------------------------------
 
+    def _graph(self, tower: str, what: str) -> str:
+        state = self.graphs.get(tower)
+        return state.describe(what) if state else "model file"
+
     def _providers(self) -> str:
         used = {t.provider for t in (self.visual, self.textual) if t.provider}
         text = ", ".join(sorted(used))
@@ -313,7 +334,8 @@ class ClipModel:
             "visual_batch": "dynamic" if self.visual.fixed_batch is None else self.visual.fixed_batch,
             "textual_batch": "dynamic" if self.textual.fixed_batch is None else self.textual.fixed_batch,
             "text_length": "dynamic" if not isinstance(tshape[1], int) else tshape[1],
-            "text_graph": self.text_graph.describe() if self.text_graph else "model file",
+            "text_graph": self._graph("textual", "variable-length"),
+            "image_graph": self._graph("visual", "variable-batch"),
             "provider": self._providers(),
             "visual_input": vshape,
             "threads": f"text: 1 x {self.textual.threads}; images: {self.visual.concurrent_runs} x 1",

@@ -19,13 +19,15 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from photosearch.models.probes import PROBE_TEXTS
+from photosearch.models.probes import PROBE_TEXTS, probe_images
+from photosearch.models.rewrite import DeriveError, dynamic_batch_model, dynamic_text_model
 from photosearch.models.runtime import Session, SessionConfig, create_session
 
 if TYPE_CHECKING:
@@ -35,13 +37,7 @@ if TYPE_CHECKING:
 
 DERIVED_DIR = ".derived"
 REWRITE_VERSION = 1
-TEXT_MIN_COSINE = 0.99999
-_ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Where", "Max", "Min", "Pow", "Equal", "Less", "Greater", "And", "Or"}
-_SHAPE_INPUTS = {("Reshape", 1), ("Expand", 1), ("ConstantOfShape", 0), ("Slice", 2)}
-
-
-class DeriveError(Exception):
-    """The graph has a shape the rewrite does not understand (the original is used)."""
+MIN_COSINE = 0.99999
 
 
 @dataclass
@@ -60,11 +56,10 @@ class Derived:
             return model_dir / DERIVED_DIR / f"{tower}.onnx"
         return model_dir / tower / "model.onnx"
 
-    def describe(self) -> str:
+    def describe(self, what: str) -> str:
         if self.graph == "derived":
             return (
-                f"variable-length graph derived from the model file "
-                f"(min cosine {self.min_cosine:.7f} on {self.probes} probes)"
+                f"{what} graph derived from the model file (min cosine {self.min_cosine:.7f} on {self.probes} probes)"
             )
         return f"original model file ({self.reason})"
 
@@ -117,144 +112,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-# the rewrite -------------------------------------------------------------------------------------------
-
-
-def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
-
-    out = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            out[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return out
-
-
-def _toposort(nodes: list) -> list:
-    """Kahn's order over node inputs/outputs (inserted nodes may consume Constant nodes placed later)."""
-    producer = {o: i for i, n in enumerate(nodes) for o in n.output}
-    deps = [{producer[x] for x in n.input if x in producer} for n in nodes]
-    users: dict[int, list[int]] = {}
-    for i, d in enumerate(deps):
-        for j in d:
-            users.setdefault(j, []).append(i)
-    pending = [len(d) for d in deps]
-    ready = [i for i, p in enumerate(pending) if p == 0]
-    order: list[int] = []
-    while ready:
-        i = ready.pop(0)
-        order.append(i)
-        for u in users.get(i, []):
-            pending[u] -= 1
-            if pending[u] == 0:
-                ready.append(u)
-    if len(order) != len(nodes):
-        raise DeriveError("the graph has a cycle")
-    return [nodes[i] for i in order]
-
-
-def dynamic_text_model(model: onnx.ModelProto, length: int) -> onnx.ModelProto:
-    """A copy of a fixed-length text tower whose token axis is variable (see the module docstring)."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    g = model.graph
-    init_names = {i.name for i in g.initializer}
-    token_inputs = []
-    for inp in g.input:
-        dims = inp.type.tensor_type.shape.dim
-        if inp.name not in init_names and len(dims) == 2 and dims[1].dim_value == length:
-            dims[1].Clear()
-            dims[1].dim_param = "tokens"
-            token_inputs.append(inp.name)
-    if not token_inputs:
-        raise DeriveError(f"no input with a {length}-token axis")
-    del g.value_info[:]  # shapes recorded for the fixed length; ORT infers them again
-    for out in g.output:
-        for d in out.type.tensor_type.shape.dim:
-            if d.dim_value == length:
-                d.Clear()
-                d.dim_param = "tokens"
-
-    consts = _constants(g)
-    new_nodes = [
-        helper.make_node("Shape", [token_inputs[0]], ["ps_shape"]),
-        helper.make_node("Slice", ["ps_shape", "ps_one", "ps_two"], ["ps_len"]),
-    ]
-    new_inits = [numpy_helper.from_array(np.array([v], np.int64), n) for n, v in (("ps_one", 1), ("ps_two", 2))]
-    replaced: dict[tuple[str, str], str] = {}
-
-    def dynamic_shape(name: str, arr: np.ndarray) -> str:
-        key = (name, "shape")
-        if key not in replaced:
-            parts, run = [], []
-            for k, v in enumerate(arr.tolist()):
-                if v == length:
-                    if run:
-                        parts.append(_const(new_inits, f"ps_c{len(new_inits)}", np.array(run, arr.dtype)))
-                        run = []
-                    parts.append("ps_len" if arr.dtype == np.int64 else _cast(new_nodes, arr.dtype, k))
-                else:
-                    run.append(v)
-            if run:
-                parts.append(_const(new_inits, f"ps_c{len(new_inits)}", np.array(run, arr.dtype)))
-            out = f"ps_shape_{len(replaced)}"
-            new_nodes.append(helper.make_node("Concat", parts, [out], axis=0))
-            replaced[key] = out
-        return replaced[key]
-
-    def sliced(name: str, arr: np.ndarray) -> str:
-        key = (name, "slice")
-        if key not in replaced:
-            axes = [a for a, d in enumerate(arr.shape) if d == length]
-            starts = _const(new_inits, f"ps_s{len(new_inits)}", np.zeros(len(axes), np.int64))
-            ax = _const(new_inits, f"ps_a{len(new_inits)}", np.array(axes, np.int64))
-            ends = f"ps_ends_{len(replaced)}"
-            new_nodes.append(helper.make_node("Concat", ["ps_len"] * len(axes), [ends], axis=0))
-            out = f"ps_sliced_{len(replaced)}"
-            new_nodes.append(helper.make_node("Slice", [name, starts, ends, ax], [out]))
-            replaced[key] = out
-        return replaced[key]
-
-    for node in g.node:
-        for idx, name in enumerate(node.input):
-            arr = consts.get(name)
-            if arr is None:
-                continue
-            if (node.op_type, idx) in _SHAPE_INPUTS and arr.ndim == 1 and arr.dtype.kind == "i":
-                if (arr == length).any():
-                    node.input[idx] = dynamic_shape(name, arr)
-            elif node.op_type in _ELEMENTWISE and length in arr.shape:
-                node.input[idx] = sliced(name, arr)
-    g.initializer.extend(new_inits)
-    nodes = _toposort([*new_nodes, *g.node])
-    del g.node[:]
-    g.node.extend(nodes)
-    return model
-
-
-def _const(inits: list, name: str, value: np.ndarray) -> str:
-    from onnx import numpy_helper
-
-    inits.append(numpy_helper.from_array(value, name))
-    return name
-
-
-def _cast(nodes: list, dtype: np.dtype, k: int) -> str:
-    from onnx import helper
-
-    out = f"ps_len_{dtype}_{k}_{len(nodes)}"
-    to = helper.np_dtype_to_tensor_dtype(dtype)
-    nodes.append(helper.make_node("Cast", ["ps_len"], [out], to=to))
-    return out
 
 
 # verification -----------------------------------------------------------------------------------------
@@ -294,63 +155,90 @@ def fixed_text_length(sess: Session) -> int | None:
     return int(inp.shape[1])
 
 
+def fixed_batch(sess: Session) -> int | None:
+    dim = sess.get_inputs()[0].shape[0]
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def image_cosines(original: Session, derived: Session, size: int) -> np.ndarray:
+    """Cosine between the original run one image at a time and the derived graph on the whole batch."""
+    x = probe_images(size)
+    name = original.get_inputs()[0].name
+    a = np.concatenate([original.run(None, {name: x[i : i + 1]})[0] for i in range(len(x))])
+    b = derived.run(None, {derived.get_inputs()[0].name: x})[0]
+    return np.sum(a * b, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+
+
 def derive_text(
     model_dir: Path, tokenizer: ClipTokenizer, original: Session | None = None, threads: int = 1
 ) -> Derived:
     """Derive, verify and record the variable-length text graph; the outcome says which graph to use."""
     src = model_dir / "textual" / "model.onnx"
-    source = _source_id(src)
     original = original or create_session(src, SessionConfig(threads=threads))
     length = fixed_text_length(original)
     if length is None:
-        return Derived("original", "the token axis is already variable", source=source)
+        return Derived("original", "the token axis is already variable", source=_source_id(src))
     masked = any(i.name == "attention_mask" for i in original.get_inputs())
     if not padding_is_inert(masked, tokenizer.hf_tokenizer):
-        state = Derived("original", "padding can change this tower's embedding", source=source)
+        state = Derived("original", "padding can change this tower's embedding", source=_source_id(src))
     else:
-        state = _derive_and_check(model_dir, src, length, tokenizer, original, threads, source)
+        state = _derive_and_check(
+            model_dir, "textual", lambda m: dynamic_text_model(m, length),
+            lambda d: text_cosines(original, d, tokenizer), threads,
+        )  # fmt: skip
+    return _record(model_dir, "textual", state)
+
+
+def derive_visual(model_dir: Path, image_size: int, original: Session | None = None, threads: int = 1) -> Derived:
+    """Derive, verify and record the variable-batch image graph of a batch-1 export."""
+    src = model_dir / "visual" / "model.onnx"
+    original = original or create_session(src, SessionConfig(threads=threads))
+    if fixed_batch(original) != 1:
+        return Derived("original", "the batch axis is already variable", source=_source_id(src))
+    state = _derive_and_check(
+        model_dir, "visual", dynamic_batch_model, lambda d: image_cosines(original, d, image_size), threads
+    )
+    return _record(model_dir, "visual", state)
+
+
+def _record(model_dir: Path, tower: str, state: Derived) -> Derived:
     try:
-        _write_state(model_dir, "textual", state)
+        _write_state(model_dir, tower, state)
     except OSError as exc:
         state.reason = f"{state.reason}; not recorded: {exc.strerror or exc}"
     return state
 
 
 def _derive_and_check(
-    model_dir: Path, src: Path, length: int, tokenizer: ClipTokenizer, original: Session, threads: int, source: dict
+    model_dir: Path,
+    tower: str,
+    rewrite: Callable[[onnx.ModelProto], onnx.ModelProto],
+    cosines: Callable[[Session], np.ndarray],
+    threads: int,
 ) -> Derived:
     t0 = time.perf_counter()
+    src = model_dir / tower / "model.onnx"
+    source = _source_id(src)
+    what = "variable-length" if tower == "textual" else "variable-batch"
     try:
         import onnx
     except ImportError:
         return Derived("original", "the onnx package is not installed", source=source)
-    dest = model_dir / DERIVED_DIR / "textual.onnx"
+    dest = model_dir / DERIVED_DIR / f"{tower}.onnx"
     try:
-        model = dynamic_text_model(onnx.load(str(src)), length)
+        model = rewrite(onnx.load(str(src)))
         _atomic_write(dest, model.SerializeToString())
         del model
-        derived = create_session(dest, SessionConfig(threads=threads))
-        cos = text_cosines(original, derived, tokenizer)
+        cos = cosines(create_session(dest, SessionConfig(threads=threads)))
     except DeriveError as exc:
-        return Derived("original", f"cannot derive a variable-length graph: {exc}", source=source)
+        return Derived("original", f"cannot derive a {what} graph: {exc}", source=source)
     except OSError as exc:
         return Derived("original", f"cannot write {dest}: {exc.strerror or exc}", source=source)
     except Exception as exc:  # noqa: BLE001 - onnx/ORT errors on graphs the rewrite got wrong
         dest.unlink(missing_ok=True)
         return Derived("original", f"the derived graph does not run: {str(exc).splitlines()[0][:200]}", source=source)
     worst = float(cos.min())
-    if worst < TEXT_MIN_COSINE:
+    if worst < MIN_COSINE:
         dest.unlink(missing_ok=True)
         return Derived("original", f"the derived graph differs (min cosine {worst:.6f})", worst, len(cos), source)
-    took = time.perf_counter() - t0
-    return Derived("derived", f"verified in {took:.1f} s", worst, len(cos), source)
-
-
-def summary(model_dir: Path) -> dict[str, Any]:
-    """What `models info` shows per tower."""
-    out = {}
-    for tower in ("textual", "visual"):
-        state = read_state(model_dir, tower)
-        if state is not None:
-            out[tower] = state.describe()
-    return out
+    return Derived("derived", f"verified in {time.perf_counter() - t0:.1f} s", worst, len(cos), source)

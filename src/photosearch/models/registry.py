@@ -99,7 +99,9 @@ def _derive(model_dir: Path, settings: Settings) -> Path:
     Never fails the install: a graph that cannot be derived or verified leaves the original in use."""
     from photosearch.models.clip import ClipModel
 
-    ClipModel(model_dir, model_dir.name, threads=settings.threads).textual.input_shape()
+    model = ClipModel(model_dir, model_dir.name, threads=settings.threads)
+    model.textual.input_shape()
+    model.visual.input_shape()
     return model_dir
 
 
