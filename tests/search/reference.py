@@ -60,8 +60,8 @@ def reference_mask(lib: SyntheticLibrary, q: SearchQuery, owner_names: list[str]
         ("country", [c[2] for c in CITIES], lib.city),
     ):
         value = getattr(q, name)
-        if value is not None:
-            m &= _col(values, col) == value
+        if value is not None:  # camera and place filters ignore case
+            m &= np.array([v is not None and v.lower() == value.lower() for v in _col(values, col)], dtype=bool)
     rating = np.where(lib.rating < -1, -100, lib.rating)
     if q.rating_min is not None:
         m &= rating >= q.rating_min

@@ -35,6 +35,11 @@ FILTERS: dict[str, dict] = {
     "city": {"city": "Kyoto"},
     "state": {"state": "Bavaria"},
     "country": {"country": "United States"},
+    # camera and place names match whatever their case (the SQL filters and the in-memory copy alike)
+    "make_lower_case": {"make": "apple"},
+    "model_mixed_case": {"model": "ilce-7m3"},
+    "city_upper_case": {"city": "KYOTO"},
+    "country_mixed_case": {"country": "united STATES"},
     "rating_min": {"rating_min": 4},
     "rating_eq": {"rating": 0},
     "has_gps": {"has_gps": True},

@@ -76,8 +76,8 @@ def test_the_copy_holds_search_ivf_grouped_by_list(lists_fixture: SearchFixture)
         cols = {
             r[0]: r[1:]
             for r in conn.execute(
-                "SELECT s.asset_id, s.owner_id, s.local_date_time, hashtextextended(s.city, 0),"
-                " hashtextextended(s.model, 0), coalesce(s.rating, -2), s.type = 'VIDEO',"
+                "SELECT s.asset_id, s.owner_id, s.local_date_time, hashtextextended(lower(s.city), 0),"
+                " hashtextextended(lower(s.model), 0), coalesce(s.rating, -2), s.type = 'VIDEO',"
                 " s.latitude IS NOT NULL AND s.longitude IS NOT NULL, s.is_archived, s.is_offline,"
                 " s.library_id, s.latitude, s.longitude, a.created_at, lower(a.original_file_name)"
                 " FROM search_ivf s JOIN assets a ON a.id = s.asset_id"
@@ -356,7 +356,7 @@ def test_changing_a_held_column_makes_the_copy_stale(small_db: Database) -> None
     row = [uuid.UUID(bytes=b) for b in held.ids.tolist()].index(target)
     assert held.owners[row] == owner_prefix(other)
     with db.connection() as conn:
-        assert held.texts["city"][row] == conn.execute("SELECT hashtextextended('Elsewhere', 0)").fetchone()[0]
+        assert held.texts["city"][row] == conn.execute("SELECT hashtextextended(lower('Elsewhere'), 0)").fetchone()[0]
 
 
 NAMES = ["img_0001 copy.jpg", "ōsaka 雪.jpg", "img_0001.jpg", "img_0001.jpg", "it's 100%_done.jpg", "img_0002.jpg", ""]

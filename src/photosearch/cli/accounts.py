@@ -27,7 +27,7 @@ def read_new_password(from_stdin: bool) -> str:
     else:
         pw = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     if len(pw) < MIN_NEW_PASSWORD:
-        raise CliError(f"the password must have at least {MIN_NEW_PASSWORD} characters")
+        raise UsageError(f"the password must have at least {MIN_NEW_PASSWORD} characters")
     return pw
 
 

@@ -125,8 +125,8 @@ def compile_filters(
         ("state", q.state),
         ("country", q.country),
     ):
-        if value is not None:
-            b.add(f"e.{col} = {{}}", value, exif=True)
+        if value is not None:  # case-insensitive, as people type names; PostgreSQL lowers both sides
+            b.add(f"lower(e.{col}) = lower({{}})", value, exif=True)
     if q.rating_min is not None:
         b.add("e.rating >= {}", q.rating_min, exif=True)
     if q.rating is not None:
@@ -254,7 +254,7 @@ class ResidentRows(NamedTuple):
     offsets: np.ndarray  # (lists + 1,) int64: list i is rows offsets[i]:offsets[i+1]
     owners: np.ndarray  # (n,) int64: the first 8 bytes of owner_id (0 = none)
     taken: np.ndarray  # (n,) int64: local_date_time in µs since 2000-01-01 UTC (int64 min = none)
-    texts: dict[str, np.ndarray]  # HELD_TEXT column -> (n,) int64: hashtextextended(value, 0) (0 = none)
+    texts: dict[str, np.ndarray]  # HELD_TEXT column -> (n,) int64: hashtextextended(lower(value), 0) (0 = none)
     favorites: np.ndarray  # (n,) bool: is_favorite
     live: np.ndarray  # (n,) bool: deleted_at IS NULL (not in the trash)
     timeline: np.ndarray  # (n,) bool: visibility = 'timeline'
@@ -357,7 +357,7 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
     )  # fmt: skip
     pending, pos, header = bytearray(), 0, COPY_HEADER
     hashes = sql.SQL("").join(
-        sql.SQL("coalesce(hashtextextended({}, 0), 0), ").format(sql.Identifier(column)) for column in HELD_TEXT
+        sql.SQL("coalesce(hashtextextended(lower({}), 0), 0), ").format(sql.Identifier(column)) for column in HELD_TEXT
     )
     with conn.cursor().copy(
         sql.SQL(
@@ -481,8 +481,9 @@ def flag_rows(conn: psycopg.Connection) -> FlagRows:
 
 
 def text_hash(conn: psycopg.Connection, value: str) -> int:
-    """The hash resident_lists holds for an EXIF text `value` (PostgreSQL's own function, so both sides agree)."""
-    return int(conn.execute("SELECT hashtextextended(%s, 0)", (value,)).fetchone()[0])
+    """The hash resident_lists holds for an EXIF text `value`: of the value lower-cased, as the filters compare
+    (PostgreSQL's own lower() and hash, so the copy and the SQL filters agree)."""
+    return int(conn.execute("SELECT hashtextextended(lower(%s), 0)", (value,)).fetchone()[0])
 
 
 def centroids(conn: psycopg.Connection) -> np.ndarray:
