@@ -67,6 +67,8 @@ def test_every_route_of_the_app_needs_authentication(live: LiveServer) -> None:
         "asset_id": live.alice.assets[0]["id"],
         "library_id": live.alice.library["id"],
         "job_id": uuid.uuid4(),
+        "user_id": live.bob.user["id"],
+        "key_id": uuid.uuid4(),
     }
     checked = set()
     with live.client() as anon:

@@ -55,7 +55,13 @@ def shots(test_output: Path) -> Path:
 
 
 @pytest.fixture
-def page(browser, live: LiveServer) -> Iterator:
+def expected_errors() -> list[str]:
+    """Console messages a test provokes on purpose (e.g. a 422 for a broken upload): append a substring."""
+    return []
+
+
+@pytest.fixture
+def page(browser, live: LiveServer, expected_errors: list[str]) -> Iterator:
     """A fresh browser context (no cookies) whose console errors fail the test."""
     context = browser.new_context(base_url=live.url, viewport={"width": 1200, "height": 800})
     pg = context.new_page()
@@ -76,4 +82,5 @@ def page(browser, live: LiveServer) -> Iterator:
     pg.set_default_timeout(30_000)
     yield pg
     context.close()
+    errors = [e for e in errors if not any(x in e for x in expected_errors)]
     assert not errors, f"browser console errors: {errors}"

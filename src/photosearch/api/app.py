@@ -15,9 +15,10 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photosearch import __version__
+from photosearch.api.auth import SESSION_COOKIE
 from photosearch.api.context import DEFAULT_MAX_UPLOAD, AppContext
 from photosearch.api.errors import ApiError, error_response, install_error_handlers
-from photosearch.api.routes import assets, auth, bulk, jobs, libraries, pages, search, server, upload
+from photosearch.api.routes import assets, auth, bulk, jobs, libraries, pages, search, server, upload, users
 from photosearch.config import Settings
 from photosearch.db.pool import Database
 
@@ -95,6 +96,43 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
+PUBLIC_OPERATIONS = {("get", "/api/health"), ("get", "/api/server/config"), ("post", "/api/auth/login")}
+PUBLIC_OPERATIONS |= {("post", "/api/auth/admin-sign-up")}
+
+
+def install_security_schemes(app: FastAPI) -> None:
+    """Declare how callers authenticate (an API key header, or the session cookie + CSRF header), so
+    Swagger UI shows an Authorize button and clients generated from the schema send credentials."""
+    plain = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = plain()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "ApiKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-api-key",
+                "description": "An API key: `photosearch users key create`, or the account page",
+            },
+            "Session": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": SESSION_COOKIE,
+                "description": "The web login's cookie (state changes also need the x-csrf-token header)",
+            },
+        }
+        for path, ops in schema.get("paths", {}).items():
+            for method, op in ops.items():
+                if (method, path) not in PUBLIC_OPERATIONS:
+                    op["security"] = [{"ApiKey": []}, {"Session": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     settings: Settings, *, db: Database | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
 ) -> FastAPI:
@@ -127,9 +165,11 @@ def create_app(
 
     app.add_middleware(BodyLimit, json_limit=JSON_BODY_LIMIT, upload_limit=max_upload_bytes + 1024 * 1024)
     app.add_middleware(SecurityHeaders)
-    for module in (server, auth, libraries, jobs, bulk, upload, assets, search, pages):
+    for module in (server, auth, users, libraries, jobs, bulk, upload, assets, search, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+
+    install_security_schemes(app)
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:

@@ -81,7 +81,7 @@ def _format_cursor(row: dict) -> str:
     return f"{row['local_date_time'].isoformat()}|{row['id']}"
 
 
-@router.get("/api/timeline/buckets", tags=["assets"])
+@router.get("/api/timeline/buckets")
 def buckets(user: CurrentUser, ctx: Ctx) -> dict:
     """Photos per month on the caller's timeline, newest first: what the scrubber draws. Jump to a
     month with `GET /api/assets?before=<first day of the next month>`."""

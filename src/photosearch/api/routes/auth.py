@@ -10,7 +10,7 @@ from photosearch.api.context import AppContext
 from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError
 from photosearch.api.schemas import UserOut
-from photosearch.db.accounts import Conflict, NotFound, SignUpClosed, create_account, get_user, list_libraries
+from photosearch.db.accounts import Conflict, NotFound, SignUpClosed, create_account, get_user
 from photosearch.db.sessions import create_session, delete_session
 
 router = APIRouter(tags=["auth"])
@@ -107,9 +107,3 @@ def logout(request: Request, user: CurrentUser, ctx: Ctx) -> Response:
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@router.get("/api/users/me", response_model=UserOut, tags=["users"])
-def me(user: CurrentUser, ctx: Ctx) -> dict:
-    libs = list_libraries(ctx.db, user["id"])
-    return {**user, "libraries": len(libs), "assets": sum(int(lib["assets"]) for lib in libs)}

@@ -4,9 +4,10 @@ and scan in the background."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from photosearch.api.deps import AdminUser, Ctx, CurrentUser
 from photosearch.api.errors import ApiError
@@ -64,3 +65,17 @@ def scan_library(library_id: UUID, user: CurrentUser, ctx: Ctx, response: Respon
     if not created:
         response.status_code = 200
     return job
+
+
+@router.get("/api/libraries/{library_id}/errors")
+def library_errors(
+    library_id: UUID,
+    user: CurrentUser,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict:
+    """Files the last scans could not index, with the reason (what `photosearch errors` prints)."""
+    from photosearch.db.assets import list_ingest_errors
+
+    lib = owned_library(ctx, user, library_id)
+    return {"errors": list_ingest_errors(ctx.db, library_id=lib["id"], limit=limit)}

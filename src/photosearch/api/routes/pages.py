@@ -13,12 +13,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from photosearch import __version__
-from photosearch.api.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, new_csrf_token, tokens_match
+from photosearch.api.auth import LOGIN_CSRF_COOKIE, MIN_NEW_PASSWORD, SESSION_COOKIE, new_csrf_token, tokens_match
 from photosearch.api.deps import Ctx, optional_user
 from photosearch.api.errors import ApiError
 from photosearch.api.routes.auth import authenticate, set_session_cookie
 from photosearch.api.schemas import asset_out
-from photosearch.db.accounts import list_libraries
+from photosearch.db.accounts import list_api_keys, list_libraries, list_users, needs_sign_up, status
 from photosearch.db.asset_access import asset_for_user, filter_options, indexed_counts, photo_places
 from photosearch.db.sessions import delete_session
 from photosearch.db.timeline import month_buckets
@@ -61,10 +61,67 @@ def _login_page(request: Request, nxt: str, error: str | None = None, status: in
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str | None = None) -> Response:
+def login_form(request: Request, ctx: Ctx, next: str | None = None) -> Response:
     if _page_user(request):
         return RedirectResponse(_safe_next(next), status_code=303)
+    if needs_sign_up(ctx.db):  # nobody can log in yet: the first account is made here
+        return RedirectResponse("/sign-up", status_code=303)
     return _login_page(request, _safe_next(next))
+
+
+@router.get("/sign-up", response_class=HTMLResponse)
+def sign_up_page(request: Request, ctx: Ctx) -> Response:
+    """First run: shown only while no account has a password (then it sends people to the login)."""
+    if not needs_sign_up(ctx.db):
+        return RedirectResponse("/login", status_code=303)
+    ctx_vars = {"user": None, "csrf_token": "", "counts": status(ctx.db), "min_password": MIN_NEW_PASSWORD}
+    return templates.TemplateResponse(request, "signup.html", ctx_vars)
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request, ctx: Ctx) -> Response:
+    user = _page_user(request)
+    if user is None:
+        return _to_login(request)
+    return templates.TemplateResponse(
+        request,
+        "account.html",
+        {
+            "user": user,
+            "csrf_token": user.get("csrf_token", ""),
+            "nav": "account",
+            "keys": list_api_keys(ctx.db, user["id"]),
+            "min_password": MIN_NEW_PASSWORD,
+        },
+    )
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(request: Request, ctx: Ctx) -> Response:
+    user = _page_user(request)
+    if user is None:
+        return _to_login(request)
+    if not user["is_admin"]:
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {"user": user, "csrf_token": user.get("csrf_token", ""), "message": "This page is for administrators."},
+            status_code=403,
+        )
+    return templates.TemplateResponse(
+        request,
+        "admin.html",
+        {
+            "user": user,
+            "csrf_token": user.get("csrf_token", ""),
+            "nav": "admin",
+            "stats": status(ctx.db),
+            "model": ctx.settings.model_name,
+            "users": list_users(ctx.db),
+            "libraries": list_libraries(ctx.db),
+            "min_password": MIN_NEW_PASSWORD,
+        },
+    )
 
 
 @router.post("/login", response_class=HTMLResponse)

@@ -4,7 +4,7 @@
   const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
   async function api(method, url, body) {
-    const opts = { method: method, headers: { "x-csrf-token": csrf } };
+    const opts = { method: method, headers: { "x-csrf-token": window.PS.csrf } };
     if (body instanceof FormData) opts.body = body;
     else if (body !== undefined) {
       opts.headers["content-type"] = "application/json";
