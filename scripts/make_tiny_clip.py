@@ -18,6 +18,7 @@ to keep the fixture small. `scripts/make_goldens.py` then computes the reference
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -81,6 +82,8 @@ def main() -> None:
     vocab = TINY_CFG["text_cfg"]["vocab_size"]
     shutil.rmtree(args.out, ignore_errors=True)
     export_model(NAME, args.out, model=model, dynamic=True)
+    config = json.loads((args.out / "config.json").read_text())  # random weights: say so (models.registry)
+    (args.out / "config.json").write_text(json.dumps({"test_model": True, **config}, indent=2) + "\n")
     store_token_embedding_fp16(args.out / "textual" / "model.onnx", vocab)
 
     shutil.rmtree(args.b1_out, ignore_errors=True)

@@ -108,6 +108,9 @@ def test_newcomer_cli_first_account_sees_every_photo(
         hits = c.post(f"{s.url}/api/search/smart", json={"query": "a flower", "size": 200}, headers=csrf)
         assert hits.status_code == 200, hits.text
         assert len(hits.json()["items"]) == min(200, indexed)
+        # the bundled model has random weights: the API says so, for the web page to show
+        assert hits.json()["test_model"] is True
+        assert c.get(f"{s.url}/api/server/config").json()["test_model"] is True
 
 
 def test_web_first_run_sign_up_adopts_and_logs_in(

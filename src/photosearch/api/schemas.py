@@ -125,3 +125,8 @@ class SearchResponse(BaseModel):
     )
     next_cursor: str | None = Field(default=None, description="Timeline: pass as `cursor` for the next page")
     has_newer: bool | None = Field(default=None, description="Timeline with `newer_than`: more newer photos exist")
+    test_model: bool = Field(
+        default=False,
+        description="The active model is a test model with random weights (the bundled fixture): rankings are"
+        " meaningless; show a note.",
+    )

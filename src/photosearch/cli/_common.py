@@ -108,9 +108,19 @@ def _cell(v: Any) -> str:
         return v.strftime("%Y-%m-%d %H:%M")
     if isinstance(v, list | tuple):
         return ", ".join(map(str, v))
-    if isinstance(v, float):
-        return f"{v:.4f}"
+    if isinstance(v, float):  # 10.8, 0.1235: up to four decimals, no trailing zeros
+        return f"{v:.4f}".rstrip("0").rstrip(".")
     return str(v)
+
+
+def human_bytes(n: float) -> str:
+    """`10.8 MB`: one decimal, binary units as `du -h` and the database report them."""
+    unit = "B"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            break
+        n /= 1024
+    return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
 
 
 def pick(rows: Iterable[dict], *keys: str) -> list[dict]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from photosearch.cli._common import CliError, console, output, state
+from photosearch.cli._common import CliError, console, human_bytes, output, state
 
 db_app = typer.Typer(
     help="Database server: status, start/stop of the embedded server, migrations, vector index type.",
@@ -40,6 +40,8 @@ def db_status(ctx: typer.Context) -> None:
         "ingest_errors": info["ingest_errors"],
         "database_size_mb": round(info["database_bytes"] / 2**20, 1),
     }
+    if not st.json:  # people read sizes with their unit; scripts keep the number
+        info["database_size"] = human_bytes(info.pop("database_size_mb") * 2**20)
     output(st, info, title="photosearch database")
 
 

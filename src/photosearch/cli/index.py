@@ -20,21 +20,29 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root if root.endswith("/") else root + "/")
 
 
-def _run(st, library: dict, roots: list[str] | None) -> dict:
+def _load_model(st):
+    """The model, loaded before anything is written: an index that cannot embed must leave no library or
+    placeholder user behind."""
+    from photosearch.models import load_clip
+
+    return load_clip(st.settings)
+
+
+def _run(st, library: dict, roots: list[str] | None, model) -> dict:
     from photosearch.ingest import IngestError
 
     try:
-        return _run_with_progress(st, library, roots)
+        return _run_with_progress(st, library, roots, model)
     except IngestError as exc:
         raise CliError(str(exc)) from exc
 
 
-def _run_with_progress(st, library: dict, roots: list[str] | None) -> dict:
+def _run_with_progress(st, library: dict, roots: list[str] | None, model) -> dict:
     from photosearch.ingest import IngestProgress, index_library
 
     show = not st.json and sys.stderr.isatty()
     if not show:
-        summary = index_library(st.db(), st.settings, library, roots=roots)
+        summary = index_library(st.db(), st.settings, library, roots=roots, model=model)
     else:
         from rich.progress import (
             BarColumn,
@@ -76,7 +84,7 @@ def _run_with_progress(st, library: dict, roots: list[str] | None) -> dict:
                 else:
                     bar.update(task, description="building the vector index")
 
-            summary = index_library(st.db(), st.settings, library, roots=roots, progress=on_progress)
+            summary = index_library(st.db(), st.settings, library, roots=roots, progress=on_progress, model=model)
     return summary.to_dict()
 
 
@@ -109,14 +117,15 @@ def index_cmd(
     from photosearch.db.accounts import NotFound, create_library, get_library, list_libraries, update_library_paths
 
     st = state(ctx)
-    db = st.db()
-    user = resolve_owner(st, owner)
     resolved = []
     for p in paths:
         p = p.expanduser()
         if not p.is_dir():
             raise CliError(f"{p} is not a directory")
         resolved.append(os.path.realpath(p))
+    model = _load_model(st)
+    db = st.db()
+    user = resolve_owner(st, owner)
     groups: dict[str, tuple[dict, list[str]]] = {}
     libs = list_libraries(db, user["id"])
     for path in resolved:
@@ -134,7 +143,7 @@ def index_cmd(
             if not any(_inside(path, r) for r in lib["import_paths"]):
                 lib = update_library_paths(db, lib["id"], [*lib["import_paths"], path])
         groups.setdefault(str(lib["id"]), (lib, []))[1].append(path)
-    summaries = [_run(st, lib, roots) for lib, roots in groups.values()]
+    summaries = [_run(st, lib, roots, model) for lib, roots in groups.values()]
     _print_summary(st, summaries)
 
 
@@ -150,7 +159,7 @@ def libraries_scan(
     st = state(ctx)
     db = st.db()
     lib = get_library(db, name, get_user(db, owner)["id"] if owner else None)
-    _print_summary(st, [_run(st, lib, None)])
+    _print_summary(st, [_run(st, lib, None, _load_model(st))])
 
 
 def errors_cmd(

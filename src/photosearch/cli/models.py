@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from photosearch.cli._common import CliError, console, output, state
+from photosearch.config import DEFAULT_MODEL
 
 models_app = typer.Typer(help="CLIP models: download, import, inspect, switch, export.", no_args_is_help=True)
 
@@ -26,7 +27,7 @@ def list_cmd(ctx: typer.Context) -> None:
 @models_app.command("download")
 def download_cmd(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Model name (default: the active model).")] = None,
+    name: Annotated[str | None, typer.Argument(help=f"Model name (default: {DEFAULT_MODEL}).")] = None,
     repo: Annotated[str | None, typer.Option(help="Hugging Face repo (default immich-app/NAME).")] = None,
     revision: Annotated[str | None, typer.Option(help="Branch, tag or commit.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an installed copy.")] = False,
@@ -36,7 +37,7 @@ def download_cmd(
     from photosearch.models.registry import download_model, model_path
 
     st = state(ctx)
-    name = name or st.settings.model_name
+    name = name or DEFAULT_MODEL
     dest = model_path(st.settings, name)
     if dest.is_dir() and not missing_files(dest) and not force:
         if not st.json:

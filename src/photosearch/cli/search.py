@@ -254,9 +254,14 @@ def search_cmd(
     except ValidationError as exc:
         raise UsageError(_in_flags(validation_message(exc, SEARCH_FLAGS))) from exc
     result = SearchService(st.db(), _loader(st)).search(query, user)
+    from photosearch.models.registry import TEST_MODEL_NOTE, is_test_model
+
+    test_model = is_test_model(st.settings)
     if st.json:
-        emit_json(result.model_dump(mode="json"))
+        emit_json({**result.model_dump(mode="json"), **({"test_model": True} if test_model else {})})
         return
+    if test_model:
+        console.print(f"[yellow]note:[/yellow] {TEST_MODEL_NOTE.format(name=st.settings.model_name)}")
     if result.items:
         console.print(_hit_table(result, f"page {result.page}"))
     else:

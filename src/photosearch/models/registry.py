@@ -40,6 +40,22 @@ def model_path(settings: Settings, name: str | None = None) -> Path:
     return settings.model_cache_dir / name
 
 
+TEST_MODEL_NOTE = (
+    "the active model ({name}) is a test model with random weights: rankings are meaningless."
+    " Install a real one with `photosearch models download`"
+)
+
+
+def is_test_model(settings: Settings, name: str | None = None) -> bool:
+    """Whether a model says it has random weights (`"test_model": true` in its config.json, as the bundled
+    fixtures do), so the CLI and the API can warn that its rankings mean nothing."""
+    try:
+        config = json.loads((model_path(settings, name) / "config.json").read_text())
+    except (OSError, ValueError, ModelError):
+        return False
+    return isinstance(config, dict) and config.get("test_model") is True
+
+
 def default_repo(settings: Settings, name: str) -> str:
     if settings.model_repo and name == settings.model_name:
         return settings.model_repo

@@ -26,6 +26,14 @@ class SearchError(ValueError):
     """A query that cannot run as asked; the message says why."""
 
 
+# The fields that narrow which photos match (the rest say what to look for, or shape the page).
+FILTER_FIELDS = frozenset(
+    "owners exclude_owners library_ids asset_type taken_after taken_before created_after created_before updated_after"
+    " updated_before is_favorite is_archived visibility with_deleted trashed_only is_offline file_name_contains make"
+    " model lens city state country rating_min rating has_gps bbox near".split()
+)
+
+
 class SearchQuery(BaseModel):
     """A kNN query plus filters. Exactly one of text / image_* / like_asset_id / vector is required."""
 
@@ -124,6 +132,16 @@ class SearchQuery(BaseModel):
             if value is not None and "\x00" in value:
                 raise SearchError(f"{name} must not contain NUL characters")
         return self
+
+    @property
+    def given_filters(self) -> int:
+        """How many filters the caller gave. The defaults (on the timeline, not in the trash) are not counted:
+        `--explain` must not report filters nobody asked for."""
+        return sum(
+            getattr(self, name) != field.get_default(call_default_factory=True)
+            for name, field in type(self).model_fields.items()
+            if name in FILTER_FIELDS
+        )
 
     @property
     def offset(self) -> int:

@@ -425,7 +425,7 @@ class SearchService:
             estimated_matches=estimated,
             estimate_method=method,
             total_embeddings=total,
-            filters=where.conditions,
+            filters=query.given_filters,
             lists=lists if lists > 1 else None,
             nearest_list_score=None if nearest_score is None else round(nearest_score, 4),
         )

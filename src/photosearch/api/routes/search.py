@@ -17,6 +17,7 @@ from photosearch.api.errors import ApiError
 from photosearch.api.schemas import SearchResponse, asset_out
 from photosearch.api.uploads import decode_image, read_image_upload
 from photosearch.db.asset_access import indexed_counts
+from photosearch.models.registry import is_test_model
 
 router = APIRouter(tags=["search"])
 
@@ -100,6 +101,8 @@ def run_search(ctx: AppContext, user: dict, fields: dict[str, Any]) -> dict[str,
     }
     if not items:
         out["total_indexed"] = indexed_counts(ctx.db, user["id"])["embedded"]
+    if is_test_model(ctx.settings):
+        out["test_model"] = True
     return out
 
 

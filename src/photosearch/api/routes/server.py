@@ -10,6 +10,7 @@ from photosearch import __version__
 from photosearch.api.deps import AdminUser, Ctx
 from photosearch.api.errors import ApiError
 from photosearch.db.accounts import embedding_info, list_users, needs_sign_up, status
+from photosearch.models.registry import is_test_model
 
 router = APIRouter(tags=["server"])
 
@@ -27,8 +28,13 @@ def health(ctx: Ctx) -> dict[str, Any]:
 @router.get("/api/server/config")
 def server_config(ctx: Ctx) -> dict[str, Any]:
     """What a login page needs before anyone is logged in (no auth): whether first-run sign-up is open
-    (no account has a password yet; `POST /api/auth/admin-sign-up`)."""
-    return {"sign_up_needed": needs_sign_up(ctx.db), "version": __version__}
+    (no account has a password yet; `POST /api/auth/admin-sign-up`), and whether the active model is a test
+    model with random weights (rankings meaningless)."""
+    return {
+        "sign_up_needed": needs_sign_up(ctx.db),
+        "test_model": is_test_model(ctx.settings),
+        "version": __version__,
+    }
 
 
 @router.get("/api/server/stats")
