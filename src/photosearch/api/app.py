@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from photosearch import __version__
 from photosearch.api.auth import SESSION_COOKIE
 from photosearch.api.context import DEFAULT_MAX_UPLOAD, AppContext
-from photosearch.api.errors import ApiError, error_response, install_error_handlers
+from photosearch.api.errors import ApiError, CatchAll, error_response, install_error_handlers
 from photosearch.api.routes import assets, auth, bulk, jobs, libraries, pages, search, server, upload, users
 from photosearch.config import Settings
 from photosearch.db.pool import Database
@@ -25,6 +25,7 @@ from photosearch.db.pool import Database
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 JSON_BODY_LIMIT = 1024 * 1024  # every body except image uploads is a small JSON document
 UPLOAD_PATHS = frozenset({"/api/search/image", "/api/uploads"})
+MULTIPART_ROOM = 1024 * 1024  # an image upload's form fields and boundaries, beyond the image itself
 
 # Nothing loads from elsewhere: Swagger UI for /docs is vendored under static/swagger (its inline bootstrap
 # script is why /docs gets no CSP).
@@ -64,7 +65,9 @@ class SecurityHeaders:
 
 class BodyLimit:
     """Request size limits with the usual JSON error: a declared Content-Length over the limit is refused
-    before reading a byte; a body without one (chunked) is cut off as soon as it passes the limit."""
+    before reading a byte; a body without one (chunked) is cut off as soon as it passes the limit. An upload's
+    body may exceed the image limit by MULTIPART_ROOM (form fields, boundaries); the message names the image
+    limit the user can act on."""
 
     def __init__(self, app: ASGIApp, json_limit: int, upload_limit: int) -> None:
         self.app = app
@@ -74,10 +77,12 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             declared = Headers(scope=scope).get("content-length", "")
-            limit = self.upload_limit if scope["path"] in UPLOAD_PATHS else self.json_limit
-            mb = max(1, limit // (1024 * 1024))
+            upload = scope["path"] in UPLOAD_PATHS
+            shown = self.upload_limit if upload else self.json_limit
+            limit = shown + MULTIPART_ROOM if upload else shown
+            mb = f"{shown / 2**20:.0f} MB" if shown >= 2**20 else f"{shown} bytes"
             if declared.isdigit() and int(declared) > limit:
-                response = error_response(413, f"the request body is larger than the {mb} MB limit")
+                response = error_response(413, f"the request body is larger than the {mb} limit")
                 await response(scope, receive, send)
                 return
             seen = 0
@@ -88,7 +93,7 @@ class BodyLimit:
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
                     if seen > limit:
-                        raise ApiError(413, f"the request body is larger than the {mb} MB limit")
+                        raise ApiError(413, f"the request body is larger than the {mb} limit")
                 return message
 
             await self.app(scope, counting_receive, send)
@@ -133,6 +138,13 @@ def install_security_schemes(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def proxy_options(settings: Settings) -> dict[str, object]:
+    """uvicorn's options for X-Forwarded-* headers: believed only from `settings.forwarded_allow_ips`. uvicorn's
+    own default believes any process on 127.0.0.1, which lets every local client choose its address."""
+    allow = (settings.forwarded_allow_ips or "").strip()
+    return {"proxy_headers": bool(allow), "forwarded_allow_ips": allow or None}
+
+
 def create_app(
     settings: Settings, *, db: Database | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
 ) -> FastAPI:
@@ -163,7 +175,8 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
 
-    app.add_middleware(BodyLimit, json_limit=JSON_BODY_LIMIT, upload_limit=max_upload_bytes + 1024 * 1024)
+    app.add_middleware(CatchAll)  # innermost of these: every other middleware still sees its 500
+    app.add_middleware(BodyLimit, json_limit=JSON_BODY_LIMIT, upload_limit=max_upload_bytes)
     app.add_middleware(SecurityHeaders)
     for module in (server, auth, users, libraries, jobs, bulk, upload, assets, search, pages):
         app.include_router(module.router)

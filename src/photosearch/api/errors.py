@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photosearch.db.accounts import Conflict, NotFound
 from photosearch.db.server import DatabaseError
@@ -92,12 +93,38 @@ def install_error_handlers(app: FastAPI) -> None:
 
         return handler
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "internal server error (see the server log)")
-
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     for cls, status in _known_errors():
         app.add_exception_handler(cls, known(status))
-    app.add_exception_handler(Exception, unexpected)
+
+
+class CatchAll:
+    """The last line for real bugs: log the traceback once and answer 500 with `Connection: close`.
+
+    Starlette's own handler for `Exception` re-raises after answering, so uvicorn logs the error a second time
+    and drops the keep-alive socket without telling the client, whose next request on it then fails."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - anything a handler let through is a bug
+            log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            if started:  # half a response is out: returning unfinished makes uvicorn close the connection
+                return
+            response = error_response(500, "internal server error (see the server log)", {"Connection": "close"})
+            await response(scope, receive, send)

@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_K = 1000
 MAX_DEPTH = 10_000  # page * k: deeper pages would need unbounded scans
+# Date bounds a filter accepts: a day's margin inside Python's years 1..9999 either way, so converting a bound
+# between time zones (up to a day apart, plus the in-memory copy's widening) can never leave datetime's range.
+DATE_MIN, DATE_MAX = datetime(2, 1, 1), datetime(9998, 12, 31, 23, 59, 59)
+DATE_FIELDS = ("taken_after", "taken_before", "created_after", "created_before", "updated_after", "updated_before")
 
 Distance = Literal["cosine", "l2", "ip"]
 Order = Literal["relevance", "date"]
@@ -107,6 +111,10 @@ class SearchQuery(BaseModel):
             raise SearchError("negative_text needs a text query")
         if self.page * self.k > MAX_DEPTH:
             raise SearchError(f"page * k must be at most {MAX_DEPTH}; narrow the query with filters instead")
+        for name in DATE_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not DATE_MIN <= value.replace(tzinfo=None) <= DATE_MAX:
+                raise SearchError(f"{name} must lie between {DATE_MIN.date()} and {DATE_MAX.date()}")
         if self.with_deleted and self.trashed_only:
             raise SearchError("with_deleted and trashed_only are mutually exclusive")
         if self.bbox is not None:

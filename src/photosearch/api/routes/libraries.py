@@ -33,12 +33,15 @@ def add_library(body: LibraryCreate, user: AdminUser, ctx: Ctx) -> dict:
             raise ApiError(422, f"owner_id: no user {body.owner_id}") from exc
     paths = []
     for raw in body.import_paths:
-        p = Path(raw).expanduser()
+        p = Path(raw)  # never expanded: "~root" names another account's home, not a path
         if "\0" in raw or not p.is_absolute():
             raise ApiError(422, f"import_paths: {raw!r} is not an absolute path")
-        if not p.is_dir():
-            raise ApiError(422, f"import_paths: {raw!r} is not a directory on the server")
-        paths.append(str(p.resolve()))
+        try:
+            if not p.is_dir():
+                raise ApiError(422, f"import_paths: {raw!r} is not a directory on the server")
+            paths.append(str(p.resolve(strict=True)))
+        except OSError as exc:  # a name too long, a symlink loop, no permission
+            raise ApiError(422, f"import_paths: {raw[:200]!r} cannot be used ({exc.strerror or exc})") from exc
     lib = create_library(ctx.db, owner_id, body.name.strip(), paths, body.exclusion_patterns)
     return {**lib, "assets": 0}
 
