@@ -136,6 +136,20 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=2342, ge=1, le=65535, description="Port to serve on (immich uses 2283, so both can run)")
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Reverse proxies whose X-Forwarded-For / -Proto headers are believed (comma-separated IPs or"
+        " networks, as uvicorn's --forwarded-allow-ips). Default: none, so a client cannot pick the address the"
+        " login throttle sees",
+    )
+    login_max_failures: int = Field(default=10, ge=1, description="Failed logins that lock an account")
+    login_client_max_failures: int = Field(default=50, ge=1, description="Failed logins that lock a client address")
+    login_lockout_seconds: float = Field(
+        default=300.0, gt=0, description="Failures count within this window; a lock lasts it (doubling on repeats)"
+    )
+    query_image_max_mp: float = Field(
+        default=50.0, gt=0, description="Largest query image (megapixels) image search decodes; larger ones get 413"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -20,7 +20,7 @@ import psycopg
 import uvicorn
 from psycopg import sql
 
-from photosearch.api.app import create_app
+from photosearch.api.app import create_app, proxy_options
 from photosearch.api.auth import hash_password
 from photosearch.config import Settings
 from photosearch.db.accounts import create_api_key, create_library, create_user
@@ -117,7 +117,10 @@ def _assets_of(db: Database, owner_id: Any) -> list[dict]:
 @contextmanager
 def run_uvicorn(app: Any) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    options = proxy_options(app.state.ctx.settings)  # as `photosearch serve` runs it
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options)
+    )
     thread = threading.Thread(target=server.run, daemon=True, name="uvicorn-test")
     thread.start()
     deadline = time.monotonic() + 30

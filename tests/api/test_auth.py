@@ -8,7 +8,8 @@ import uuid
 import httpx
 import pytest
 
-from api.live import LiveServer
+from api.live import LiveServer, run_uvicorn
+from photosearch.api.app import create_app
 from photosearch.api.auth import hash_password, verify_password
 from photosearch.db.accounts import create_api_key, revoke_api_key
 
@@ -133,13 +134,18 @@ def test_session_login_csrf_and_logout(live: LiveServer) -> None:
 
 
 def test_cookie_is_secure_behind_https(live: LiveServer) -> None:
-    """Behind a TLS-terminating proxy on loopback (X-Forwarded-Proto: https) the cookie gets `Secure`."""
-    with live.client() as c:
-        body = {"email": live.bob.email, "password": live.bob.password}
+    """Behind a TLS-terminating proxy named in `forwarded_allow_ips` (X-Forwarded-Proto: https) the cookie gets
+    `Secure`; the same header from a client that is not a configured proxy changes nothing."""
+    body = {"email": live.bob.email, "password": live.bob.password}
+    flags = lambda header: {part.strip() for part in header.lower().split(";")}  # noqa: E731
+    proxied = create_app(live.settings.model_copy(update={"forwarded_allow_ips": "127.0.0.1"}), db=live.db)
+    with run_uvicorn(proxied) as url, httpx.Client(base_url=url, timeout=60) as c:
         plain = c.post("/api/auth/login", json=body).headers["set-cookie"].lower()
         tls = c.post("/api/auth/login", json=body, headers={"x-forwarded-proto": "https"}).headers["set-cookie"]
-        flags = lambda header: {part.strip() for part in header.lower().split(";")}  # noqa: E731
         assert "secure" not in flags(plain) and "secure" in flags(tls) and "httponly" in flags(tls)
+    with live.client() as c:
+        forged = c.post("/api/auth/login", json=body, headers={"x-forwarded-proto": "https"}).headers["set-cookie"]
+        assert "secure" not in flags(forged)
 
 
 def test_logout_ends_the_session_server_side(live: LiveServer) -> None:

@@ -31,7 +31,9 @@ class AppContext:
         self.db = db
         self.owns_db = owns_db
         self.max_upload_bytes = max_upload_bytes
-        self.throttle = LoginThrottle()
+        self.throttle = LoginThrottle(
+            settings.login_max_failures, settings.login_client_max_failures, settings.login_lockout_seconds
+        )
         self.jobs = JobManager(self)
         self._model: ClipModel | None = None
         self._search: Any = None

@@ -43,7 +43,7 @@ def serve(
     """Serve the REST API (/api, docs at /docs) and the web UI (/)."""
     import uvicorn
 
-    from photosearch.api.app import create_app
+    from photosearch.api.app import create_app, proxy_options
 
     st = state(ctx)
     settings = st.settings
@@ -64,4 +64,4 @@ def serve(
     if resident is not None:  # load the search lists into memory now, not on the first search
         resident.request()
     err_console.print(f"photosearch on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True, server_header=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False, **proxy_options(settings))

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from photosearch.api.auth import MIN_NEW_PASSWORD, SESSION_COOKIE, SESSION_TTL, hash_password, verify_password
+from photosearch.api.auth import (
+    MIN_NEW_PASSWORD,
+    SESSION_COOKIE,
+    SESSION_TTL,
+    hash_password,
+    normalize_email,
+    verify_password,
+)
 from photosearch.api.context import AppContext
 from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError
@@ -28,11 +37,15 @@ class LoginResponse(BaseModel):
 
 def authenticate(ctx: AppContext, email: str, password: str, client: str) -> dict:
     """Check a password login; raise 401 (or 429 after repeated failures) with one vague message."""
-    if ctx.throttle.blocked(email, client):
-        raise ApiError(429, "too many failed logins; wait a few minutes and try again")
+    wait = ctx.throttle.retry_after(email, client)
+    if wait > 0:
+        raise ApiError(
+            429, "too many failed logins; wait a few minutes and try again", {"Retry-After": str(math.ceil(wait))}
+        )
+    email = normalize_email(email)
     try:
-        user = get_user(ctx.db, email.strip().lower())
-        if user["email"] != email.strip().lower():  # get_user also matches names and ids; logins use email
+        user = get_user(ctx.db, email)
+        if user["email"] != email:  # get_user also matches names and ids; logins use email
             raise NotFound(email)
     except NotFound:
         user = None
