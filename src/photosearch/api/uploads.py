@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import io
+import os
+import threading
+import warnings
+from typing import Any
+
 from fastapi import UploadFile
 
 from photosearch.api.errors import ApiError
@@ -50,18 +57,71 @@ async def read_image_upload(file: UploadFile, limit: int) -> bytes:
     return data
 
 
-def decode_image(data: bytes, model=None):  # -> PIL.Image.Image
-    """Decode with the model's loader (same orientation/colour handling as indexing); 422 on failure."""
-    import io
+_slots: threading.BoundedSemaphore | None = None
+_slots_lock = threading.Lock()
 
+
+def _decode_slots(max_pixels: int) -> threading.BoundedSemaphore:
+    """How many query images decode at once: what an eighth of the available memory holds of the largest
+    allowed image at 4 bytes a pixel, at least one, at most one per core (decoding is CPU-bound anyway)."""
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            import psutil
+
+            fit = psutil.virtual_memory().available // 8 // max(1, max_pixels * 4)
+            _slots = threading.BoundedSemaphore(int(max(1, min(fit, os.cpu_count() or 1))))
+        return _slots
+
+
+def release_memory() -> None:
+    """Hand freed heap pages back to the system (glibc keeps them otherwise: a process that once decoded a
+    large image would stay that large). A no-op elsewhere."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+
+def decode_image(data: bytes, model: Any = None, max_pixels: int = 50_000_000) -> Any:  # -> PIL.Image.Image
+    """Decode a query image with the model's loader (same orientation/colour handling as indexing), at reduced
+    size: a JPEG in the DCT domain, anything else box-reduced right after decoding, to what the model needs.
+    The header is checked first: more than `max_pixels` is a 413 before a pixel is decoded. Decodes are bounded
+    in number (_decode_slots) and their memory is released afterwards. 422 on an undecodable file."""
     from PIL import Image, ImageOps
 
+    limit = f"the {max_pixels / 1e6:.0f} MP limit for query images"
     try:
-        if model is not None:
-            return model.preprocessor.load_image(data)
-        with Image.open(io.BytesIO(data)) as im:
-            return ImageOps.exif_transpose(im).convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below is ours
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+    except Image.DecompressionBombError as exc:
+        raise ApiError(413, f"file: the image is over {limit}") from exc
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's broken file
+        raise ApiError(422, f"file: the image cannot be decoded ({type(exc).__name__})") from exc
+    if width * height > max_pixels:
+        raise ApiError(
+            413,
+            f"file: the image is {width}×{height} = {width * height / 1e6:.0f} MP, over {limit}",
+        )
+    try:
+        with _decode_slots(max_pixels):
+            if model is not None:
+                pre = model.preprocessor
+                return pre.load_image(data, draft_to=getattr(pre, "draft_size", None))
+            with Image.open(io.BytesIO(data)) as im:
+                return ImageOps.exif_transpose(im).convert("RGB")
     except ApiError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's broken file
         raise ApiError(422, f"file: the image cannot be decoded ({type(exc).__name__})") from exc
+    finally:
+        release_memory()

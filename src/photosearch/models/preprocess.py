@@ -40,6 +40,7 @@ def register_plugins() -> None:
 
 register_plugins()
 
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "I", "F", "I;16"})  # Image.reduce's modes
 _RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 
 
@@ -103,8 +104,9 @@ class Preprocessor:
         self.__init__(state["config"])
 
     def load_image(self, source: Path | str | bytes | Image.Image, draft_to: int | None = None) -> Image.Image:
-        """Decode, apply EXIF orientation, convert to RGB. `draft_to`: JPEG DCT-domain downscale,
-        never below that many pixels on the short side (much faster for large photos)."""
+        """Decode, apply EXIF orientation, convert to RGB. `draft_to`: downscale early, never below that many
+        pixels on the short side: a JPEG in the DCT domain (much faster and smaller for large photos), other
+        formats by an integer box reduction right after decoding, before any converted copy is made."""
         name = "<image>" if isinstance(source, Image.Image | bytes) else str(source)
         try:
             if isinstance(source, Image.Image):
@@ -114,6 +116,8 @@ class Preprocessor:
                 if draft_to and img.format == "JPEG" and min(img.size) >= 2 * draft_to:
                     img.draft(img.mode, (draft_to, draft_to))
                 img.load()
+                if draft_to and min(img.size) >= 2 * draft_to and img.mode in _REDUCIBLE:
+                    img = img.reduce(min(img.size) // draft_to)
             if img.getexif().get(0x0112, 1) != 1:
                 img = ImageOps.exif_transpose(img)
             if img.mode != "RGB":

@@ -97,13 +97,24 @@ def run_search(ctx: AppContext, user: dict, fields: dict[str, Any]) -> dict[str,
     out: dict[str, Any] = {
         "items": items,
         "next_page": getattr(result, "next_page", None),
-        "plan": _row(plan) if plan is not None else None,
+        "plan": _plan_for(user, _row(plan)) if plan is not None else None,
     }
     if not items:
         out["total_indexed"] = indexed_counts(ctx.db, user["id"])["embedded"]
     if is_test_model(ctx.settings):
         out["test_model"] = True
     return out
+
+
+# What a plan may show someone who is not an administrator: its estimates, reasons and list counts describe the
+# whole installation (other users' photos included), so they are an administrator's view only.
+_PLAN_FOR_USERS = ("strategy", "filters", "rows", "timings_ms")
+
+
+def _plan_for(user: dict, plan: dict[str, Any]) -> dict[str, Any]:
+    if user.get("is_admin"):
+        return plan
+    return {k: plan[k] for k in _PLAN_FOR_USERS if k in plan}
 
 
 def _row(obj: Any) -> dict[str, Any]:
@@ -159,12 +170,12 @@ async def image_search(
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err.get("loc", ()))
         raise ApiError(422, f"filters.{loc}: {err.get('msg')}" if loc else f"filters: {err.get('msg')}") from exc
-    except ValueError as exc:  # json.JSONDecodeError, or a nesting too deep to parse
+    except (ValueError, RecursionError) as exc:  # json.JSONDecodeError, or a nesting too deep to parse
         raise ApiError(422, "filters: not valid JSON (expected an object of search filters)") from exc
 
     def work() -> dict:
         model = ctx.model()
-        img = decode_image(data, model)
+        img = decode_image(data, model, int(ctx.settings.query_image_max_mp * 1e6))
         embedding = model.encode_images([img])[0]
         return run_search(
             ctx, user, {**parsed.model_dump(), "image_embedding": embedding.tolist(), "page": page, "size": size}
