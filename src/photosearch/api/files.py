@@ -1,7 +1,8 @@
 """Serving originals and thumbnails without ever leaving the allowed roots.
 
 Originals: the stored path is resolved (symlinks followed) and must land inside one of its library's
-import paths, themselves resolved. Thumbnails must resolve inside `settings.thumbs_dir`. A missing
+import paths, themselves resolved. Thumbnails and previews are served only for such assets too (or for
+offline ones whose path no longer exists), and must resolve inside `settings.thumbs_dir`. A missing
 thumbnail is rendered on demand from the (checked) original into the same cache, so the grid works
 even for assets indexed without one.
 """
@@ -44,6 +45,32 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or path.is_relative_to(root)
 
 
+def _roots(asset: dict[str, Any], strict: bool) -> list[Path]:
+    roots = []
+    for r in asset.get("import_paths") or []:
+        try:
+            roots.append(Path(r).resolve(strict=strict))
+        except (OSError, RuntimeError):
+            continue
+    return roots
+
+
+def check_original_inside(asset: dict[str, Any]) -> None:
+    """404 unless the asset's path, with every symlink that exists followed, stays inside its library's roots.
+
+    Thumbnails and previews are the photo too: a file reached through a link out of the library must not be
+    shown at any size. A file that is merely missing (offline) passes: its thumbnail still shows."""
+    raw = str(asset.get("original_path") or "")
+    if not raw or "\0" in raw or not os.path.isabs(raw):
+        raise ApiError(404, "the original file is not available")
+    try:
+        real = Path(raw).resolve(strict=False)
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise ApiError(404, "the original file is not available") from exc
+    if not any(_inside(real, root) for root in _roots(asset, strict=False)):
+        raise ApiError(404, "the original file is not available")
+
+
 def safe_original_path(asset: dict[str, Any]) -> Path:
     """The asset's file, resolved, if it lies inside its library's roots; 404 otherwise.
 
@@ -56,13 +83,7 @@ def safe_original_path(asset: dict[str, Any]) -> Path:
         real = Path(raw).resolve(strict=True)
     except (OSError, RuntimeError) as exc:  # missing, a symlink loop, unreadable
         raise ApiError(404, "the original file is offline (moved or deleted on disk)") from exc
-    roots = []
-    for r in asset.get("import_paths") or []:
-        try:
-            roots.append(Path(r).resolve(strict=True))
-        except (OSError, RuntimeError):
-            continue
-    if not any(_inside(real, root) for root in roots) or not real.is_file():
+    if not any(_inside(real, root) for root in _roots(asset, strict=True)) or not real.is_file():
         raise ApiError(404, "the original file is not available")
     return real
 
@@ -150,6 +171,7 @@ def _render_thumb(asset: dict[str, Any], size: str, thumbs_root: Path) -> Path:
 
 
 def thumbnail_path(asset: dict[str, Any], size: str, thumbs_dir: Path) -> Path:
+    check_original_inside(asset)
     private_dir(thumbs_dir)
     root = thumbs_dir.resolve()
     return _stored_thumb(asset, size, root) or _render_thumb(asset, size, root)

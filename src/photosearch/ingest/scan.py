@@ -7,6 +7,7 @@ range (U+10FF80..U+10FFFF) and `fs_path` maps them back, so every path round-tri
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,7 @@ SKIP_EXTENSIONS = frozenset(
     ).split()
 )
 SNIFF_BYTES = 32
+log = logging.getLogger(__name__)
 
 _PUA_BASE = 0x10FF00  # U+DCxx <-> U+10FFxx
 
@@ -42,6 +44,14 @@ def fs_path(text: str) -> str:
     if not any(ch >= "\U0010ff80" for ch in text):
         return text
     return "".join(chr(0xDC00 + (ord(ch) & 0xFF)) if "\U0010ff80" <= ch <= "\U0010ffff" else ch for ch in text)
+
+
+def display_path(text: str) -> str:
+    """A stored path for people: bytes that are not UTF-8 shown escaped (`caf\\xe9.jpg`), never as the
+    private-use characters `db_path` stores them as."""
+    if not any(ch >= "\U0010ff80" for ch in text):
+        return text
+    return os.fsencode(fs_path(text)).decode("utf-8", "backslashreplace")
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -145,11 +155,12 @@ def scan_roots(
     """Yield candidate photo files under `roots`, depth first, each directory's entries sorted.
 
     Symlinked directories are followed once: a set of (device, inode) of visited directories stops
-    loops and diamond links. Unreadable directories are reported through `on_error(path, reason)`.
+    loops and diamond links. A link (to a file or a folder) whose target lies outside every root is not
+    followed: a library never reaches files its roots do not contain. Unreadable directories are reported
+    through `on_error(path, reason)`.
     """
     rx = compile_exclusions(tuple(exclusion_patterns))
     visited: set[tuple[int, int]] = set()
-    seen_files: set[str] = set()
     stack: list[str] = [os.path.abspath(os.fsdecode(r)) for r in reversed(list(roots))]
     real_roots = [os.path.join(os.path.realpath(r), "") for r in stack]
     while stack:
@@ -176,6 +187,9 @@ def scan_roots(
             if not include_hidden and _is_hidden(e.name):
                 continue
             try:
+                if e.is_symlink() and not _inside_any(os.path.realpath(e.path), real_roots):
+                    log.info("not following %s: its target lies outside the library's folders", e.path)
+                    continue
                 if e.is_dir():  # follows symlinks; loops are cut by `visited`
                     if not is_excluded(e.path, rx, is_dir=True):
                         subdirs.append(e.path)
@@ -192,13 +206,15 @@ def scan_roots(
                 continue
             if ext not in IMAGE_EXTENSIONS and not _sniff_path(e.path):
                 continue
-            if e.is_symlink():  # a linked file is indexed once: at its real path if the walk reaches it
-                real = os.path.realpath(e.path)
-                if real in seen_files or any(real.startswith(r) for r in real_roots):
-                    continue
-                seen_files.add(real)
+            if e.is_symlink():  # a link to a file inside the roots: the file is indexed at its real path
+                continue
             yield ScannedFile(e.path, est.st_size, est.st_mtime_ns)
         stack.extend(reversed(subdirs))
+
+
+def _inside_any(real: str, real_roots: list[str]) -> bool:
+    """Whether a resolved path is one of the roots (each given resolved, ending in a separator) or below one."""
+    return any(os.path.join(real, "").startswith(r) for r in real_roots)
 
 
 def _sniff_path(path: str) -> bool:
