@@ -50,7 +50,7 @@ def build_corpus(photos_dir: Path, root: Path) -> dict[str, str | None]:
     shutil.copyfile(photos_dir / "albums/nature/polemonium_reptans.jpg", root / "vanishes.jpg")
     return {
         "empty.jpg": "empty file",
-        "truncated.jpg": "corrupt image",
+        "truncated.jpg": "truncated image",
         "text.jpg": "not an image",
         "bomb.png": "decompression bomb",
         "vanishes.jpg": "vanished",
@@ -132,7 +132,7 @@ def test_file_rewritten_while_being_read(tiny_model, photos_dir: Path, tmp_path:
     finally:
         stop.set()
         t.join()
-    assert reasons <= {"ok", CHANGED, "corrupt image", "empty file", "not an image"}
+    assert reasons <= {"ok", CHANGED, "corrupt image", "truncated image", "empty file", "not an image"}
     r = process_file(FileTask(str(path), 0, 0), tiny_model.preprocessor, tmp_path / "thumbs")
     assert isinstance(r, FileResult) and r.checksum == hashlib.sha1(versions[1]).digest()
     assert r.mtime_ns == path.stat().st_mtime_ns

@@ -170,9 +170,13 @@ def errors_cmd(
     """List files that could not be indexed, with the reason."""
     from photosearch.db.accounts import get_library
     from photosearch.db.assets import list_ingest_errors
+    from photosearch.ingest.scan import display_path
 
     st = state(ctx)
     db = st.db()
     lib_id = get_library(db, library)["id"] if library else None
-    rows = list_ingest_errors(db, library_id=lib_id, limit=limit)
+    rows = [
+        {**r, "path": display_path(r["path"]), "detail": display_path(r["detail"] or "")}
+        for r in list_ingest_errors(db, library_id=lib_id, limit=limit)
+    ]
     output(st, rows, columns=["library", "path", "reason", "detail", "occurred_at"], title="ingest errors")

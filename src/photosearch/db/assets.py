@@ -182,14 +182,18 @@ class IngestConnection:
     def embedded_count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM smart_search").fetchone()[0]
 
-    def assets_by_checksum(self, owner_id: UUID, checksums: Sequence[bytes]) -> dict[bytes, dict[str, Any]]:
+    def assets_by_checksum(self, owner_id: UUID, checksums: Sequence[bytes]) -> dict[bytes, list[dict[str, Any]]]:
+        """The owner's assets with these contents (several paths may hold the same bytes)."""
+        out: dict[bytes, list[dict[str, Any]]] = {}
         with self.conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
                 "SELECT id, library_id, original_path, checksum, is_offline FROM assets"
-                " WHERE owner_id = %s AND checksum = ANY(%s)",
+                " WHERE owner_id = %s AND checksum = ANY(%s) ORDER BY is_offline DESC, id",
                 (owner_id, list(checksums)),
             )
-            return {bytes(r["checksum"]): r for r in cur.fetchall()}
+            for r in cur.fetchall():
+                out.setdefault(bytes(r["checksum"]), []).append(r)
+        return out
 
     def _ensure_stage(self) -> None:
         if self._stage_ready:

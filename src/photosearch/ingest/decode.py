@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import stat
 import time
 import warnings
@@ -31,18 +32,19 @@ MAX_FILE_BYTES = 1 << 30
 HOT_NS = 2_000_000_000  # files modified less than this ago are read twice to catch concurrent writers
 
 # Reasons (stable strings: shown by `photosearch errors`, usable in scripts).
-EMPTY, NOT_IMAGE, TOO_LARGE, BOMB, CORRUPT, UNREADABLE, VANISHED, CHANGED, DUPLICATE = (
+EMPTY, NOT_IMAGE, TOO_LARGE, BOMB, CORRUPT, TRUNCATED, UNREADABLE, VANISHED, CHANGED = (
     "empty file",
     "not an image",
     "file too large",
     "decompression bomb",
     "corrupt image",
+    "truncated image",
     "unreadable",
     "vanished",
     "changed while reading",
-    "duplicate",
 )
 WORKER_DIED = "worker died"
+_OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
 # Transient reasons are retried on the next run even if size and mtime did not change.
 TRANSIENT = frozenset({UNREADABLE, VANISHED, CHANGED, WORKER_DIED})
 
@@ -182,12 +184,25 @@ def process_file(task: FileTask, preprocessor: Any, thumbs_dir: Path) -> FileRes
         return _decode(task, data, size, mtime_ns, checksum, preprocessor, thumbs_dir, path)
     except Image.DecompressionBombError as exc:
         return error(BOMB, f"over the {MAX_PIXELS / 1e6:.0f} MP limit ({exc})")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        return error(CORRUPT, f"{fmt}: {exc}")
     except MemoryError:
         return error(TOO_LARGE, "not enough memory to decode")
     except Exception as exc:  # noqa: BLE001 - a decoder bug on one file must not stop the run
-        return error(CORRUPT, f"{fmt}: {type(exc).__name__}: {exc}")
+        return error(*decode_failure(fmt, exc))
+
+
+def decode_failure(fmt: str, exc: BaseException) -> tuple[str, str]:
+    """(reason, detail) for a decoder's exception, in words: the cause rather than our wrapper, no object
+    reprs (Pillow names the in-memory buffer it was given), and a file cut short said to be truncated."""
+    while exc.__cause__ is not None and type(exc).__name__ == "ImageDecodeError":
+        exc = exc.__cause__
+    text = _OBJECT_REPR.sub("", str(exc)).strip()
+    if isinstance(exc, UnidentifiedImageError):
+        text = "the decoder does not recognise the data"
+    elif not isinstance(exc, OSError | SyntaxError | ValueError | EOFError):
+        text = f"{type(exc).__name__}: {text}"
+    if isinstance(exc, EOFError) or "truncated" in text.lower():
+        return TRUNCATED, f"{fmt}: the file ends early ({text or 'no more data'})"
+    return CORRUPT, f"{fmt}: {text or type(exc).__name__}"
 
 
 def _describe(head: bytes) -> str:

@@ -23,7 +23,7 @@ from photosearch.config import Settings
 from photosearch.db.assets import IngestConnection, refresh_planner_statistics
 from photosearch.db.pool import Database
 from photosearch.ingest import decode, places
-from photosearch.ingest.decode import DUPLICATE, FileError, FileResult, FileTask
+from photosearch.ingest.decode import FileError, FileResult, FileTask
 from photosearch.ingest.metadata import mtime_date
 from photosearch.ingest.scan import db_path, fs_path, scan_roots
 from photosearch.ingest.thumbnails import remove_thumbnails
@@ -218,41 +218,31 @@ class _Batcher:
             self.summary.embedded += len(with_pixels)
         rows, delete_ids = [], []
         existing = self.conn.assets_by_checksum(self.owner_id, [r.checksum for r in results]) if results else {}
-        in_batch: dict[bytes, str] = {}
+        claimed: set[UUID] = set()  # assets a result of this batch has taken over
         for r in results:
             by_path = UUID(r.task.asset_id) if r.task.asset_id else None
-            other = existing.get(r.checksum)
-            if r.checksum in in_batch:
-                errors.append(self._dup(r, in_batch[r.checksum]))
-                continue
-            if other is None or other["id"] == by_path:
+            same = existing.get(r.checksum, [])
+            moved = None
+            if by_path not in {o["id"] for o in same}:  # new content at this path: maybe a photo that moved
+                moved = next((o["id"] for o in same if o["id"] not in claimed and self._gone(o)), None)
+            if moved is not None:  # a photo whose file is gone appears here: it moved (keeps its id)
+                aid = moved
+                self.summary.moved += 1
+                if by_path:
+                    delete_ids.append(by_path)  # the file at this path now holds the moved photo
+            else:  # every path is its own asset, even when another path holds the same bytes
                 aid = by_path or uuid4()
                 if by_path:
                     self.summary.updated += 1
                 else:
                     self.summary.new += 1
-            elif self._gone(other):
-                aid = other["id"]
-                self.summary.moved += 1
-                if by_path:
-                    delete_ids.append(by_path)  # the file at this path now holds the moved photo
-            else:
-                errors.append(self._dup(r, other["original_path"]))
-                if by_path:
-                    delete_ids.append(by_path)  # its old content is gone; the new one is indexed elsewhere
-                continue
-            in_batch[r.checksum] = r.task.path
+            claimed.add(aid)
             rows.append(_stage_row(aid, r, vectors.get(id(r))))
         self.conn.write_batch(self.owner_id, self.lib_id, rows, errors, delete_ids)
         if self.replaced:
             for c in self.conn.unused_checksums(self.replaced):
                 remove_thumbnails(self.thumbs_dir, c)
             self.replaced = []
-
-    def _dup(self, r: FileResult, other_path: str) -> tuple:
-        self.summary.errors += 1
-        self.summary.error_reasons[DUPLICATE] = self.summary.error_reasons.get(DUPLICATE, 0) + 1
-        return (r.task.path, DUPLICATE, f"same content as {other_path}", r.size, r.mtime)
 
     def _gone(self, other: dict) -> bool:
         if other["is_offline"]:
