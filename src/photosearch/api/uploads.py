@@ -10,6 +10,7 @@ import warnings
 from typing import Any
 
 from fastapi import UploadFile
+from PIL import Image
 
 from photosearch.api.errors import ApiError
 
@@ -57,6 +58,8 @@ async def read_image_upload(file: UploadFile, limit: int) -> bytes:
     return data
 
 
+# Our own pixel limits are checked from the header; Pillow's warning below its error threshold adds nothing.
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 _slots: threading.BoundedSemaphore | None = None
 _slots_lock = threading.Lock()
 
@@ -90,35 +93,34 @@ def release_memory() -> None:
 _malloc_trim: Any = None
 
 
-def decode_image(data: bytes, model: Any = None, max_pixels: int = 50_000_000) -> Any:  # -> PIL.Image.Image
-    """Decode a query image with the model's loader (same orientation/colour handling as indexing), at reduced
-    size: a JPEG in the DCT domain, anything else box-reduced right after decoding, to what the model needs.
-    The header is checked first: more than `max_pixels` is a 413 before a pixel is decoded. Decodes are bounded
-    in number (_decode_slots) and their memory is released afterwards. 422 on an undecodable file."""
-    from PIL import Image, ImageOps
+def decode_image(data: bytes, model: Any = None, max_pixels: int | None = None) -> Any:  # -> PIL.Image.Image
+    """Decode an uploaded image at reduced size: with the model's loader (same orientation/colour handling as
+    indexing) to what the model needs, else to preview size — a JPEG in the DCT domain, other formats
+    box-reduced right after decoding. The header is checked first: more than `max_pixels` (default: ingest's
+    limit) is a 413 before a pixel is decoded. Decodes are bounded in number (_decode_slots) and their memory
+    is released afterwards. 422 on an undecodable file."""
+    from PIL import Image
 
-    limit = f"the {max_pixels / 1e6:.0f} MP limit for query images"
+    from photosearch.ingest.decode import MAX_PIXELS
+    from photosearch.ingest.thumbnails import PREVIEW_SIZE
+    from photosearch.models.preprocess import PreprocessConfig, Preprocessor
+
+    max_pixels = max_pixels or MAX_PIXELS
+    limit = f"the {max_pixels / 1e6:.0f} MP limit" + (" for query images" if model is not None else "")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below is ours
-            with Image.open(io.BytesIO(data)) as probe:
-                width, height = probe.size
+        with Image.open(io.BytesIO(data)) as probe:
+            width, height = probe.size
     except Image.DecompressionBombError as exc:
         raise ApiError(413, f"file: the image is over {limit}") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's broken file
         raise ApiError(422, f"file: the image cannot be decoded ({type(exc).__name__})") from exc
     if width * height > max_pixels:
-        raise ApiError(
-            413,
-            f"file: the image is {width}×{height} = {width * height / 1e6:.0f} MP, over {limit}",
-        )
+        raise ApiError(413, f"file: the image is {width}×{height} = {width * height / 1e6:.0f} MP, over {limit}")
+    pre = model.preprocessor if model is not None else Preprocessor(PreprocessConfig((224, 224), (0,) * 3, (1,) * 3))
+    draft_to = getattr(pre, "draft_size", None) if model is not None else PREVIEW_SIZE
     try:
         with _decode_slots(max_pixels):
-            if model is not None:
-                pre = model.preprocessor
-                return pre.load_image(data, draft_to=getattr(pre, "draft_size", None))
-            with Image.open(io.BytesIO(data)) as im:
-                return ImageOps.exif_transpose(im).convert("RGB")
+            return pre.load_image(data, draft_to=draft_to)
     except ApiError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's broken file
