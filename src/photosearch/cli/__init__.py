@@ -123,6 +123,8 @@ def main() -> None:
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into a clean line
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `photosearch` alone: the help was shown, nothing to add
+            sys.exit(2)
         kind, msg, code = _classify(exc)
         if debug and kind == "bug":
             raise
