@@ -28,21 +28,48 @@ def _load_model(st):
     return load_clip(st.settings)
 
 
-def _run(st, library: dict, roots: list[str] | None, model) -> dict:
+def _cluster_address(value: str | None) -> str | None:
+    if value is not None:
+        from photosearch.ingest.cluster import parse_address
+
+        try:
+            parse_address(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    return value
+
+
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        metavar="ADDRESS|auto",
+        callback=_cluster_address,
+        help="Decode and embed on a Ray cluster (host:port of `ray start --head`, or `auto` for a local Ray "
+        "runtime); needs `pip install 'photosearch[cluster]'` and the photos at the same path on every node.",
+    ),
+]
+
+
+def _run_all(st, runs: list[tuple[dict, list[str] | None]], model, cluster: str | None) -> list[dict]:
     from photosearch.ingest import IngestError
+    from photosearch.ingest.cluster import ClusterError, disconnect
 
     try:
-        return _run_with_progress(st, library, roots, model)
-    except IngestError as exc:
+        return [_run_with_progress(st, library, roots, model, cluster) for library, roots in runs]
+    except (IngestError, ClusterError) as exc:
         raise CliError(str(exc)) from exc
+    finally:
+        if cluster is not None:
+            disconnect()
 
 
-def _run_with_progress(st, library: dict, roots: list[str] | None, model) -> dict:
+def _run_with_progress(st, library: dict, roots: list[str] | None, model, cluster: str | None = None) -> dict:
     from photosearch.ingest import IngestProgress, index_library
 
     show = not st.json and sys.stderr.isatty()
     if not show:
-        summary = index_library(st.db(), st.settings, library, roots=roots, model=model)
+        summary = index_library(st.db(), st.settings, library, roots=roots, model=model, cluster=cluster)
     else:
         from rich.progress import (
             BarColumn,
@@ -84,7 +111,9 @@ def _run_with_progress(st, library: dict, roots: list[str] | None, model) -> dic
                 else:
                     bar.update(task, description="building the vector index")
 
-            summary = index_library(st.db(), st.settings, library, roots=roots, progress=on_progress, model=model)
+            summary = index_library(
+                st.db(), st.settings, library, roots=roots, progress=on_progress, model=model, cluster=cluster
+            )
     return summary.to_dict()
 
 
@@ -109,6 +138,7 @@ def index_cmd(
         str | None, typer.Option("--library", "-l", help="Library to index into (created if missing).")
     ] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Owner (default: the first admin).")] = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Index folders of photos (new and changed files; moved keep their id; missing go offline).
 
@@ -143,8 +173,7 @@ def index_cmd(
             if not any(_inside(path, r) for r in lib["import_paths"]):
                 lib = update_library_paths(db, lib["id"], [*lib["import_paths"], path])
         groups.setdefault(str(lib["id"]), (lib, []))[1].append(path)
-    summaries = [_run(st, lib, roots, model) for lib, roots in groups.values()]
-    _print_summary(st, summaries)
+    _print_summary(st, _run_all(st, list(groups.values()), model, cluster))
 
 
 @libraries_app.command("scan")
@@ -152,6 +181,7 @@ def libraries_scan(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Library name or id.")],
     owner: Annotated[str | None, typer.Option("--owner", help="Owner of the library.")] = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Re-scan all folders of a library (new, changed, moved and deleted files)."""
     from photosearch.db.accounts import get_library, get_user
@@ -159,7 +189,7 @@ def libraries_scan(
     st = state(ctx)
     db = st.db()
     lib = get_library(db, name, get_user(db, owner)["id"] if owner else None)
-    _print_summary(st, [_run(st, lib, None, _load_model(st))])
+    _print_summary(st, _run_all(st, [(lib, None)], _load_model(st), cluster))
 
 
 def errors_cmd(

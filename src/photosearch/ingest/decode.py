@@ -56,6 +56,7 @@ class FileTask:
     mtime_ns: int
     asset_id: str | None = None  # known asset at this path
     known_checksum: bytes | None = None
+    thumbs_ready: bool = False  # the thumbnails of known_checksum exist where they are kept (cluster runs)
 
 
 @dataclass(slots=True)
@@ -80,6 +81,7 @@ class FileResult:
     preview_path: str | None = None
     thumbhash: bytes | None = None
     pixels: np.ndarray | None = None  # None: same content as stored, no re-embedding needed
+    embedding: np.ndarray | None = None  # already embedded where it was decoded (cluster runs)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -238,7 +240,7 @@ def _decode(
         w, h = h, w  # stored rotated: report displayed dimensions (pillow-heif already rotated)
     thumb, preview = thumb_paths(thumbs_dir, checksum)
     result = FileResult(task, size, mtime_ns, checksum, w, h, meta, str(thumb), str(preview))
-    if task.known_checksum == checksum and thumb.exists() and preview.exists():
+    if task.known_checksum == checksum and (task.thumbs_ready or (thumb.exists() and preview.exists())):
         return result  # touched but identical: metadata refreshed, no decode, no re-embedding
     rgb = preprocessor.load_image(data, draft_to=PREVIEW_SIZE)
     model_min = getattr(preprocessor, "draft_size", 2 * PREVIEW_SIZE)

@@ -88,10 +88,12 @@ def index_library(
     model: Any | None = None,
     progress: Callable[[IngestProgress], None] | None = None,
     roots: list[str] | None = None,
+    cluster: str | None = None,
 ) -> IngestSummary:
     """Bring the index of `library` (a row of `libraries`) in line with its folders.
 
     `roots` limits the scan (and the offline sweep) to some folders of the library; default: all of them.
+    `cluster`: decode and embed on the Ray cluster at this address (`auto`: a local Ray runtime), `cluster.py`.
     """
     from photosearch.db.embedding import create_vector_index, drop_vector_index, ensure_embedding_model
 
@@ -104,6 +106,10 @@ def index_library(
         model = load_clip(settings)
     ensure_embedding_model(db, model.name, model.embed_dim)
     settings.ensure_dirs()
+    if cluster is not None:
+        from photosearch.ingest.cluster import connect
+
+        connect(cluster)  # before the lock: an unreachable cluster fails the run before it starts
     lib_id, owner_id = library["id"], library["owner_id"]
     scan_paths = [os.path.abspath(r) for r in (roots or list(library["import_paths"]))]
 
@@ -146,7 +152,7 @@ def index_library(
             summary.bulk_index_rebuild = True
         try:
             if counts.todo:
-                _process(conn, settings, model, owner_id, lib_id, counts.todo, summary, prog, report)
+                _process(conn, settings, model, owner_id, lib_id, counts.todo, summary, prog, report, cluster)
         finally:
             if bulk:
                 report(IngestProgress("finish", counts.seen, counts.todo, prog.done, prog.errors))
@@ -211,10 +217,11 @@ class _Batcher:
         self.errors = []
         places.resolve([r.metadata for r in results])
         with_pixels = [r for r in results if r.pixels is not None]
-        vectors: dict[int, np.ndarray] = {}
+        vectors = {id(r): r.embedding for r in results if r.embedding is not None}  # embedded on a cluster
+        self.summary.embedded += len(vectors)
         if with_pixels:
             emb = self.model.encode_pixels(np.stack([r.pixels for r in with_pixels]))
-            vectors = {id(r): emb[i] for i, r in enumerate(with_pixels)}
+            vectors.update({id(r): emb[i] for i, r in enumerate(with_pixels)})
             self.summary.embedded += len(with_pixels)
         rows, delete_ids = [], []
         existing = self.conn.assets_by_checksum(self.owner_id, [r.checksum for r in results]) if results else {}
@@ -302,6 +309,7 @@ def _process(
     summary: IngestSummary,
     prog: IngestProgress,
     report: Callable[[IngestProgress], None],
+    cluster: str | None = None,
 ) -> None:
     batch_size = max(1, settings.ingest_batch_size)
     batcher = _Batcher(conn, model, owner_id, lib_id, settings.thumbs_dir, summary)
@@ -315,6 +323,14 @@ def _process(
             batcher.flush()
         report(prog)
 
+    if cluster is not None:
+        from photosearch.ingest.cluster import run_on_cluster
+
+        run_on_cluster(_tasks(conn), model, settings.thumbs_dir, take)
+        batcher.flush()
+        prog.errors = summary.errors
+        report(prog)
+        return
     workers = _workers(settings)
     if total < INLINE_MAX or workers == 1:
         decode.register_decoders()

@@ -53,6 +53,19 @@ def _atomic_save(img: Image.Image, path: Path, fmt: str, **params: object) -> No
         raise
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a thumbnail made elsewhere (a cluster worker): readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def make_thumbnails(
     rgb: Image.Image, thumbs_dir: Path, checksum: bytes, model_min: int = 448
 ) -> tuple[Image.Image, bytes]:
