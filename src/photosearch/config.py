@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="External PostgreSQL DSN; unset = embedded server in <data_dir>/pgdata"
     )
+    database_replica_urls: list[str] = Field(
+        default_factory=list,
+        description="Read replicas (DSNs, a JSON list in the environment): searches and the timeline read from them,"
+        " round-robin; writes go to the primary (ARCHITECTURE.md, Read replicas)",
+    )
     pool_max_size: int = 8
 
     pg_shared_buffers: str | None = Field(

@@ -37,6 +37,7 @@ class AppContext:
         self.jobs = JobManager(self)
         self._model: ClipModel | None = None
         self._search: Any = None
+        self._replicas: Any = None
         self._lock = threading.Lock()
 
     def model(self) -> ClipModel:
@@ -58,10 +59,27 @@ class AppContext:
 
                     budget = self.settings.search_memory_bytes()
                     resident = ResidentCache(self.db, budget) if budget > 0 else None
-                    self._search = SearchService(self.db, self.model, resident=resident)
+                    self._search = SearchService(self.db, self.model, resident=resident, replicas=self.replicas())
         return self._search
+
+    def replicas(self) -> Any:
+        """The read replicas (db/replicas.py), opened on first use; None when none are configured."""
+        if self._replicas is None and self.settings.database_replica_urls:
+            with self._lock:
+                if self._replicas is None:
+                    from photosearch.db.replicas import open_replicas
+
+                    self._replicas = open_replicas(self.db, self.settings.database_replica_urls) or False
+        return self._replicas or None
+
+    def read(self, fetch: Any, user: dict) -> Any:
+        """A read of `user`'s own live photos (the timeline): from a replica when there is one."""
+        replicas = self.replicas()
+        return fetch(self.db) if replicas is None else replicas.read(fetch, user["id"])
 
     def close(self) -> None:
         self.jobs.shutdown()
+        if self._replicas:
+            self._replicas.close()
         if self.owns_db:
             self.db.close()

@@ -174,3 +174,57 @@ def db_vector_index(
 def _where(pgdata: Path) -> str:
     """pgdata, and where it really is when it is a symlink (a root data dir's cluster in /var/lib/photosearch)."""
     return f"{pgdata} -> {pgdata.resolve()}" if pgdata.is_symlink() else str(pgdata)
+
+
+replica_app = typer.Typer(help="A local streaming replica of the embedded server.", no_args_is_help=True)
+db_app.add_typer(replica_app, name="replica")
+
+
+def _embedded_dsn(st) -> str:
+    from photosearch.db.server import resolve_server
+
+    if st.settings.database_url:
+        raise CliError(
+            "db replica works on the embedded server; for an external PostgreSQL use its own replication "
+            "(pg_basebackup -R) and list the replicas in database_replica_urls"
+        )
+    return resolve_server(st.settings).dsn
+
+
+@replica_app.command("create")
+def db_replica_create(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(..., help="A new or empty folder for the replica's data (and its socket)."),
+) -> None:
+    """Copy the embedded server into DIR as a streaming read replica (pg_basebackup -R) and start it.
+
+    Then list its DSN in `database_replica_urls` (env PHOTOSEARCH_DATABASE_REPLICA_URLS='["DSN"]'): searches
+    and the timeline read from it, writes go to the primary.
+    """
+    from photosearch.db.replica import create_replica
+
+    st = state(ctx)
+    dsn = create_replica(_embedded_dsn(st), directory)
+    if st.json:
+        output(st, {"directory": str(directory.resolve()), "dsn": dsn})
+        return
+    console.print(f"replica running in {directory.resolve()}")
+    console.print(f"use it for searches: PHOTOSEARCH_DATABASE_REPLICA_URLS='[\"{dsn}\"]'", highlight=False)
+
+
+@replica_app.command("start")
+def db_replica_start(ctx: typer.Context, directory: Path = typer.Argument(..., help="The replica's folder.")) -> None:
+    """Start a replica made by `db replica create` (after a reboot, say)."""
+    from photosearch.db.replica import start_replica
+
+    start_replica(directory)
+    console.print(f"replica in {directory.resolve()} is running")
+
+
+@replica_app.command("stop")
+def db_replica_stop(ctx: typer.Context, directory: Path = typer.Argument(..., help="The replica's folder.")) -> None:
+    """Stop a replica made by `db replica create`."""
+    from photosearch.db.replica import stop_replica
+
+    was = stop_replica(directory)
+    console.print("replica stopped" if was else "replica was not running")

@@ -253,7 +253,14 @@ def search_cmd(
         )
     except ValidationError as exc:
         raise UsageError(_in_flags(validation_message(exc, SEARCH_FLAGS))) from exc
-    result = SearchService(st.db(), _loader(st)).search(query, user)
+    from photosearch.db.replicas import open_replicas
+
+    replicas = open_replicas(st.db(), st.settings.database_replica_urls)
+    try:
+        result = SearchService(st.db(), _loader(st), replicas=replicas).search(query, user)
+    finally:
+        if replicas is not None:
+            replicas.close()
     from photosearch.models.registry import TEST_MODEL_NOTE, is_test_model
 
     test_model = is_test_model(st.settings)

@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from photosearch.config import Settings
 from photosearch.db.migrate import MIGRATION_LOCK_KEY, migrate
-from photosearch.db.server import DatabaseError, ServerInfo, resolve_server
+from photosearch.db.server import DatabaseError, ReadOnlyError, ServerInfo, read_only_message, resolve_server
 
 MIN_PGVECTOR = (0, 8, 0)
 MIN_POSTGRES = 14
@@ -81,6 +81,7 @@ class Database:
 
     server: ServerInfo
     pool: ConnectionPool
+    read_only: bool = False  # a replica standing in for a primary that does not answer
 
     @property
     def dsn(self) -> str:
@@ -88,14 +89,22 @@ class Database:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        with self.pool.connection() as conn:
+        with self._writes_refused(), self.pool.connection() as conn:
             yield conn
 
     @contextmanager
     def cursor(self) -> Iterator[psycopg.Cursor]:
         """A dict-row cursor inside a transaction (committed on success)."""
-        with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with self._writes_refused(), self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
+
+    @contextmanager
+    def _writes_refused(self) -> Iterator[None]:
+        """A write that reached a replica becomes one clear error instead of PostgreSQL's."""
+        try:
+            yield
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            raise ReadOnlyError(read_only_message(self.read_only)) from exc
 
     def close(self) -> None:
         self.pool.close()
@@ -122,9 +131,20 @@ def connect_pool(server: ServerInfo, max_size: int = 8) -> Database:
 
 
 def open_database(settings: Settings, *, run_migrations: bool = True) -> Database:
-    """Resolve the server, verify pgvector, apply migrations, open the pool."""
+    """Resolve the server, verify pgvector, apply migrations, open the pool.
+
+    When the primary does not answer and read replicas are configured, the first replica that does is opened
+    read-only: searches keep working, and writes fail with a message saying why."""
     server = resolve_server(settings)
-    check_pgvector(server.dsn)
+    try:
+        check_pgvector(server.dsn)
+    except DatabaseError as exc:
+        from photosearch.db.replicas import open_standing_in
+
+        stand_in = open_standing_in(settings.database_replica_urls, exc)
+        if stand_in is None:
+            raise
+        return stand_in
     if run_migrations:
         applied = migrate(server.dsn)
         from photosearch.db.embedding import adopt_index_type_on_create  # imports this module

@@ -36,6 +36,19 @@ class DatabaseError(RuntimeError):
     """A database problem the user can act on; the message says what to do."""
 
 
+class ReadOnlyError(DatabaseError):
+    """A write to a read-only replica (the primary does not answer, or the DSN names a replica)."""
+
+
+def read_only_message(standing_in: bool) -> str:
+    if standing_in:
+        return (
+            "the database is read-only: the primary does not answer, so a read replica serves searches; changes "
+            "(indexing, edits, accounts) need the primary back (PHOTOSEARCH_DATABASE_URL)"
+        )
+    return "the database is read-only (a replica): point PHOTOSEARCH_DATABASE_URL at the primary to make changes"
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     dsn: str

@@ -97,6 +97,10 @@ def index_library(
     """
     from photosearch.db.embedding import create_vector_index, drop_vector_index, ensure_embedding_model
 
+    if db.read_only:
+        from photosearch.db.server import ReadOnlyError, read_only_message
+
+        raise ReadOnlyError(read_only_message(True))
     t0 = time.perf_counter()
     summary = IngestSummary(library=library["name"])
     report = progress or (lambda p: None)

@@ -113,6 +113,7 @@ class QueryPlan(BaseModel):
     nearest_list_score: float | None = None  # cosine to the nearest list centroid: below far_score = a far query
     max_scan_tuples: int | None = None
     fallback: str | None = None
+    served_by: str = "primary"  # "replica", or "replica (unconfirmed)" while the primary does not answer
     rows: int = 0
     timings_ms: dict[str, float] = Field(default_factory=dict)
 

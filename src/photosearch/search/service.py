@@ -18,10 +18,12 @@ from uuid import UUID
 
 import numpy as np
 import psycopg
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 
 from photosearch.db import Database
 from photosearch.db import search as sq
+from photosearch.db.replicas import ReplicaSet
 from photosearch.search.planner import (
     Decision,
     PlannerConfig,
@@ -132,8 +134,11 @@ class SearchService:
         model_loader: Callable[[], Any] | None = None,
         config: PlannerConfig | None = None,
         resident: ResidentCache | None = None,
+        replicas: ReplicaSet | None = None,
     ) -> None:
         self.db = db
+        self.replicas = replicas  # read replicas: searches run there, and their hits are confirmed here
+        self._readers: dict[int, SearchService] = {}  # one per replica: its own owner-name and centroid caches
         self.model_loader = model_loader
         self.config = config or PlannerConfig()
         self.resident = resident  # the search lists in memory (a long-running server); None: PostgreSQL only
@@ -238,6 +243,32 @@ class SearchService:
     # -- search -----------------------------------------------------------------------------------
 
     def search(self, query: SearchQuery, user: dict) -> SearchPage:
+        """Search on a read replica when there is a healthy one, else here. A replica's page counts only once the
+        primary confirms its photos are still there with the same owner and trash state (a lagging replica can
+        still hold a photo since deleted or given away); otherwise the search runs again on the primary."""
+        replica = self.replicas.pick() if self.replicas else None
+        if replica is None:
+            return self._search_here(query, user)
+        assert self.replicas is not None
+        reader = self._readers.get(id(replica))
+        if reader is None:
+            reader = self._readers.setdefault(
+                id(replica), SearchService(replica, self.model_loader, self.config, self.resident)
+            )
+        try:
+            page = reader._search_here(query, user)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            self.replicas.mark_down(replica, exc)
+            return self.search(query, user)  # the next healthy replica, or the primary
+        confirmed = self.replicas.confirm_owned([(h.id, h.owner_id, h.deleted_at is not None) for h in page.items])
+        if confirmed is False:
+            page = self._search_here(query, user)
+            page.plan.fallback = "the replica returned photos the primary has since changed; ran on the primary"
+            return page
+        page.plan.served_by = "replica" if confirmed else "replica (unconfirmed: the primary does not answer)"
+        return page
+
+    def _search_here(self, query: SearchQuery, user: dict) -> SearchPage:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         # Autocommit: every statement (or pipeline of settings + kNN statement) is its own implicit transaction,

@@ -58,7 +58,9 @@ def timeline(
     `cursor` (keyset: constant time at any depth); `page` still works for small offsets."""
     after, newer = _cursor(cursor, "cursor"), _cursor(newer_than, "newer_than")
     if after or before or newer:
-        rows = timeline_page(ctx.db, user["id"], size + 1, cursor=after, before=before, newer_than=newer)
+        rows = ctx.read(
+            lambda db: timeline_page(db, user["id"], size + 1, cursor=after, before=before, newer_than=newer), user
+        )
         more = len(rows) > size
         rows = rows[1:] if newer and more else rows[:size]
         last = rows[-1] if rows else None
@@ -68,7 +70,7 @@ def timeline(
             "next_cursor": _format_cursor(last) if last and (more or newer) else None,
             "has_newer": more if newer else None,
         }
-    rows = recent_assets(ctx.db, user["id"], size + 1, (page - 1) * size)
+    rows = ctx.read(lambda db: recent_assets(db, user["id"], size + 1, (page - 1) * size), user)
     shown = rows[:size]
     return {
         "items": [asset_out(r) for r in shown],
