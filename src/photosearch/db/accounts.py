@@ -109,10 +109,16 @@ def _adopt(cur: psycopg.Cursor, from_id: UUID, to_id: UUID) -> dict:
     """Move everything `from_id` owns to `to_id`, then delete `from_id`. Changing assets.owner_id reaches
     smart_search and search_ivf through migration 011/013's triggers, which bump search_version (042/046),
     so the server's in-memory copy of the search lists reloads."""
-    cur.execute("UPDATE libraries SET owner_id = %s, updated_at = now() WHERE owner_id = %s", (to_id, from_id))
-    libraries = cur.rowcount
-    cur.execute("UPDATE assets SET owner_id = %s, updated_at = now() WHERE owner_id = %s", (to_id, from_id))
-    assets = cur.rowcount
+    try:
+        cur.execute("UPDATE libraries SET owner_id = %s, updated_at = now() WHERE owner_id = %s", (to_id, from_id))
+        libraries = cur.rowcount
+        cur.execute("UPDATE assets SET owner_id = %s, updated_at = now() WHERE owner_id = %s", (to_id, from_id))
+        assets = cur.rowcount
+    except psycopg.errors.UniqueViolation as exc:  # only an account that already owns photos can collide
+        raise Conflict(
+            f"the account already has a library named like one of {PLACEHOLDER_EMAIL}'s, or the same photos;"
+            " hand them over one library at a time with `libraries give`"
+        ) from exc
     cur.execute("UPDATE api_keys SET user_id = %s WHERE user_id = %s", (to_id, from_id))
     cur.execute("DELETE FROM users WHERE id = %s", (from_id,))
     return {"libraries": libraries, "assets": assets}
