@@ -52,3 +52,10 @@ def test_sizes_explain_and_the_test_model_note(cli_env: dict, photos_dir: Path) 
     r = run(cli_env, "search", "a flower", "-k", "3")
     assert "test model with random weights: rankings are meaningless" in r.stdout
     assert json.loads(run(cli_env, "search", "a flower", "--json").stdout)["test_model"] is True
+
+
+def test_the_default_port_is_not_immichs(cli_env: dict) -> None:
+    from photosearch.config import Settings
+
+    assert Settings.model_fields["port"].default == 2342  # immich listens on 2283; both can run side by side
+    assert "2342" in run(cli_env, "serve", "--help").stdout
