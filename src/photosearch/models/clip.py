@@ -38,7 +38,8 @@ class OnnxTower:
 
     `input_names`: accepted names of the main input, first match wins (text towers: `text` for
     open_clip exports, `input_ids` + `attention_mask` for immich's M-CLIP exports).
-    `resolve(threads)`: creates the session instead, returning it and the file it runs (a verified
+    `session_config` (SessionConfig fields) and `providers` tune the session; `resolve(config, providers)`
+    creates the session instead, returning it and the file it runs (a verified
     derived graph, or `path`).
     `parallel`: throughput over latency. The session then runs single-threaded and a batch is
     split into `threads` chunks run side by side (one image each for batch-1 models). Measured
@@ -54,10 +55,12 @@ class OnnxTower:
         threads: int,
         *,
         parallel: bool = False,
-        resolve: Callable[[int], tuple[Session, Path]] | None = None,
+        resolve: Callable[[SessionConfig, list[str] | None], tuple[Session, Path]] | None = None,
     ) -> None:
         self.path = self.active_path = path
         self.resolve = resolve
+        self.session_config: dict[str, Any] = {}
+        self.providers: list[str] | None = None
         self.provider = ""
         self.skipped: dict[str, str] = {}
         self.input_names = input_names
@@ -83,16 +86,19 @@ class OnnxTower:
         return self._session is not None
 
     def _create(self, threads: int) -> ort.InferenceSession:
+        config = SessionConfig(threads=threads, **self.session_config)
         if self.resolve is not None:
-            made, path = self.resolve(threads)
+            made, path = self.resolve(config, self.providers)
         else:
-            made, path = create_session(self.path, SessionConfig(threads=threads)), self.path
+            made, path = create_session(self.path, config, self.providers), self.path
         sess = made.session
         names = [i.name for i in sess.get_inputs()]
         found = [n for n in self.input_names if n in names]
         if not found:
             raise ModelError(f"model file {path} has inputs {names}, expected one of {self.input_names}")
         self.active_path, self.provider, self.skipped = path, made.provider, made.skipped
+        if made.provider in ("CUDAExecutionProvider", "ROCMExecutionProvider"):
+            self.concurrent_runs = 1  # a GPU takes the whole batch at once
         self.input_name = found[0]
         self.extra_inputs = [n for n in names if n != self.input_name]
         self._dtypes = {i.name: _NP_TYPES.get(i.type) for i in sess.get_inputs()}
@@ -216,20 +222,19 @@ class ClipModel:
             self._tokenizer = ClipTokenizer(self.model_dir / "textual", self.text_cfg)
         return self._tokenizer
 
-    def _text_session(self, threads: int) -> tuple[Session, Path]:
-        return self._derived_session("textual", threads)
+    def _text_session(self, config: SessionConfig, providers: list[str] | None) -> tuple[Session, Path]:
+        return self._derived_session("textual", config, providers)
 
-    def _visual_session(self, threads: int) -> tuple[Session, Path]:
-        return self._derived_session("visual", threads)
+    def _visual_session(self, config: SessionConfig, providers: list[str] | None) -> tuple[Session, Path]:
+        return self._derived_session("visual", config, providers)
 
-    def _derived_session(self, tower: str, threads: int) -> tuple[Session, Path]:
+    def _derived_session(self, tower: str, config: SessionConfig, providers: list[str] | None) -> tuple[Session, Path]:
         """A fixed-shape tower runs its verified derivation (derived here, once, when the install
         did not); a tower that is variable already, or failed the check, runs as is."""
-        config = SessionConfig(threads=threads)
-        original = self.model_dir / tower / "model.onnx"
+        original, threads = self.model_dir / tower / "model.onnx", config.threads
         state = derive.read_state(self.model_dir, tower)
         if state is None:
-            sess = create_session(original, config)
+            sess = create_session(original, config, providers)
             if tower == "textual":
                 if derive.fixed_text_length(sess) is None:
                     return sess, original
@@ -243,7 +248,7 @@ class ClipModel:
                 return sess, original
         self.graphs[tower] = state
         path = state.path(self.model_dir, tower)
-        return create_session(path, config), path
+        return create_session(path, config, providers), path
 
     # images -------------------------------------------------------------------------------------------
 

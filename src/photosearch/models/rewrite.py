@@ -185,7 +185,7 @@ def _reshape_batch(src: list[int], axis: int, inner: int, out: list[int]) -> tup
     raise DeriveError(f"cannot place the batch in a reshape {src} -> {out}")
 
 
-def _runtime_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+def runtime_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     """The shape of every tensor, from one run of the batch-1 graph with every value as an output
     (exact where shape inference gives up, e.g. on shapes computed by Where/Equal)."""
     import onnx
@@ -218,7 +218,7 @@ def dynamic_batch_model(model: onnx.ModelProto) -> onnx.ModelProto:
     import onnx
     from onnx import helper, numpy_helper
 
-    shapes = _runtime_shapes(model)
+    shapes = runtime_shapes(model)
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
     consts = _constants(g)

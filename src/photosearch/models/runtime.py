@@ -96,7 +96,10 @@ def create_session(path: Path, config: SessionConfig, providers: list[str] | Non
     skipped: dict[str, str] = {}
     candidates = providers or provider_candidates()
     for i, name in enumerate(candidates):
-        chain = [(name, PROVIDER_OPTIONS.get(name, {}))]
+        options = dict(PROVIDER_OPTIONS.get(name, {}))
+        if name == "OpenVINOExecutionProvider":  # its own thread pool: as many threads as the session gets
+            options["num_of_threads"] = str(max(1, config.threads))
+        chain = [(name, options)]
         if name != "CPUExecutionProvider":
             chain.append(("CPUExecutionProvider", {}))
         try:
