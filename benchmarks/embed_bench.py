@@ -230,6 +230,7 @@ def main() -> None:
     text_models = {
         f"model file (77 tokens), {args.threads} thr": ClipModel(model_dir, threads=args.threads, derive_graphs=False),
         f"derived, {args.threads} thr": ClipModel(model_dir, threads=args.threads),
+        "model file (77 tokens), 1 thr": ClipModel(model_dir, threads=1, derive_graphs=False),
         f"derived, {args.threads} thr, no spin": ClipModel(model_dir, threads=args.threads),
         "derived, 1 thr": ClipModel(model_dir, threads=1),
     }

@@ -94,7 +94,15 @@ def create_session(path: Path, config: SessionConfig, providers: list[str] | Non
     if not Path(path).is_file():
         raise ModelError(f"model file {path} is missing")
     skipped: dict[str, str] = {}
-    candidates = providers or provider_candidates()
+    available = ort.get_available_providers()
+    candidates = []
+    for name in providers or provider_candidates():
+        if name in available:
+            candidates.append(name)
+        else:
+            skipped[name] = "not offered by the installed onnxruntime"
+    if "CPUExecutionProvider" not in candidates:
+        candidates.append("CPUExecutionProvider")
     for i, name in enumerate(candidates):
         options = dict(PROVIDER_OPTIONS.get(name, {}))
         if name == "OpenVINOExecutionProvider":  # its own thread pool: as many threads as the session gets
