@@ -6,6 +6,9 @@ In one run, on generated photo sets (small ≤ 1 MP, and 12 MP camera JPEGs with
   (c) end to end: `index_library` into a fresh database, images/s
 and prints c ÷ ideal with ideal = 1 / (1/a + 1/b): the two stages back to back on these cores
 (target ≥ 0.90). Also peak RSS, and bulk-load rows/s of embeddings into PostgreSQL (target ≥ 35k/s).
+With `photosearch[ocr]` installed, (d) the text pass (`index --ocr`) on each set after (c): images/s and its
+share of ingest time d ÷ (c + d); the set `text` is the shared test photos with real signs and notes
+(the generated photos have no text: detection runs, recognition has little to do).
 
 Needs a full-size model. ViT-B/32 shapes with random weights (speed does not depend on the weights):
 
@@ -165,6 +168,17 @@ def bench_end_to_end(db, settings, files_dir: Path, model, name: str) -> tuple[f
     return wall, cpu, s.to_dict()
 
 
+def bench_ocr(db, settings, name: str) -> tuple[float, dict]:
+    """(wall seconds, summary) of the text pass over the library bench_end_to_end indexed."""
+    from photosearch.db.accounts import get_library
+    from photosearch.ingest.ocr import read_library_text
+
+    lib = get_library(db, name)
+    t = time.perf_counter()
+    summary = read_library_text(db, settings, lib)
+    return time.perf_counter() - t, summary.to_dict()
+
+
 def bench_copy(db, n: int, dim: int) -> dict[str, float]:
     """Binary COPY of embeddings (the bulk-load path) and of full staged rows through the ingest writer."""
     from photosearch.db.accounts import create_library, default_user
@@ -220,6 +234,7 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=200, help="number of small (0.48 MP) photos")
     ap.add_argument("--large", type=int, default=96, help="number of 12 MP photos")
     ap.add_argument("--copy-rows", type=int, default=100_000)
+    ap.add_argument("--no-ocr", action="store_true", help="skip the text pass (d)")
     ap.add_argument("--workers", type=int, default=None, help="decode processes (default: all cores)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "photosearch-ingest-bench")
     args = ap.parse_args()
@@ -241,6 +256,15 @@ def main() -> None:
         sets["small"] = make_photos(work / "small", args.small, (800, 600), 1)
     if args.large:
         sets["12MP"] = make_photos(work / "large", args.large, (4000, 3000), 2)
+    try:
+        import rapidocr  # noqa: F401
+
+        ocr = not args.no_ocr
+    except ImportError:
+        ocr = False
+    text_photos = ROOT.parent / "shared" / "testdata" / "photos" / "albums" / "text"
+    if ocr and text_photos.is_dir():
+        sets["text"] = sorted(text_photos.glob("*.jpg"))
     pgdata = work / "pgdata"
     shutil.rmtree(pgdata, ignore_errors=True)
     dsn = start_embedded(pgdata)
@@ -273,7 +297,12 @@ def main() -> None:
             b, c = n / wall_b, n / wall_c
             ideal = 1 / (1 / a + 1 / b)
             cpu_per_img = {"model": (cpu_a1 + cpu_a2) / (2 * n_a), "decode": cpu_b / n, "end_to_end": cpu_c / n}
+            ocr_stats: dict = {}
+            if ocr:
+                wall_d, ocr_summary = bench_ocr(db, settings, f"bench-{name}")
+                ocr_stats = {"ocr_img_s": n / wall_d, "ocr_share": wall_d / (wall_c + wall_d), "ocr": ocr_summary}
             results[name] = {
+                **ocr_stats,
                 "files": n,
                 "model_img_s": a,
                 "decode_img_s": b,
@@ -304,6 +333,11 @@ def main() -> None:
             f" {r['ideal_img_s']:7.1f} {r['ratio']:8.2f} {r['cpu_ratio']:10.2f}"
         )
     print("(img/s, wall clock; CPU ratio = (model + decode CPU-s per image) / end-to-end CPU-s per image)")
+    if ocr:
+        print(f"{'set':6} {'(d) OCR img/s':>14} {'share d/(c+d)':>14} {'with text':>10}")
+        for name in sets:
+            r = results[name]
+            print(f"{name:6} {r['ocr_img_s']:14.2f} {r['ocr_share']:14.1%} {r['ocr']['with_text']:10d}")
     cp = results["copy"]
     print(
         f"embedding COPY: {cp['embedding_copy_rows_per_s']:,.0f} rows/s; writer: {cp['writer_rows_per_s']:,.0f} rows/s"

@@ -9,8 +9,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 . "$VENV/bin/activate"
-echo "test.sh: installing photosearch and its test dependencies into $VENV (pip install -e '.[dev,cluster]')"
-pip install -q --disable-pip-version-check -e '.[dev,cluster]' 2>&1 | { grep -v '^WARNING: Location' || true; }
+echo "test.sh: installing photosearch and its test dependencies into $VENV (pip install -e '.[dev,cluster,ocr]')"
+pip install -q --disable-pip-version-check -e '.[dev,cluster,ocr]' 2>&1 | { grep -v '^WARNING: Location' || true; }
 python -c "import photosearch" # fail early if the install did not work
 if ! command -v chromium >/dev/null 2>&1; then
   echo "test.sh: installing Debian's chromium for the browser tests (apt-get install --no-install-recommends chromium)"

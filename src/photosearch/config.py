@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     ingest_workers: int | None = None
     ingest_batch_size: int = 32
     trash_offline_after_days: int | None = None
+    ocr: bool = Field(
+        default=False,
+        description="Read text in photos after indexing (`index --ocr` for one run); needs photosearch[ocr]",
+    )
 
     search_memory_mb: int | None = Field(
         default=None,

@@ -25,7 +25,7 @@ NASTY = [
     "😀 ünïcødé",
     "a" * 200,
 ]
-STRING_FILTERS = ["make", "model", "lens_model", "country", "state", "city", "file_name_contains"]
+STRING_FILTERS = ["make", "model", "lens_model", "country", "state", "city", "file_name_contains", "ocr_text"]
 
 
 def _count_assets(live: LiveServer) -> int:
@@ -270,3 +270,31 @@ def test_every_supported_format_is_accepted_as_a_query(live: LiveServer, name: s
         r = c.post("/api/search/image", files={"file": ("upload", (live.photos / name).read_bytes(), "text/plain")})
         assert r.status_code == 200, (name, r.text)
         assert len(r.json()["items"]) == c.get("/api/users/me").json()["assets"]  # other tests may add some
+
+
+def test_text_in_photos_field(live: LiveServer) -> None:
+    """`ocr_text` alone ranks by the text read in photos; with a query it filters; never another's photos."""
+    mine = [a["id"] for a in live.alice.assets[:2]]
+    theirs = live.bob.assets[0]["id"]
+    rows = [(mine[0], "KIRIN beer\n一番搾り"), (mine[1], "TODO list\nIMPORTANT"), (theirs, "KIRIN too")]
+    with live.db.connection() as conn:
+        for aid, text in rows:
+            conn.execute(
+                "INSERT INTO asset_text (asset_id, checksum, text) SELECT id, checksum, %s FROM assets WHERE id = %s",
+                (text, aid),
+            )
+    try:
+        with live.client(live.alice) as c:
+            r = c.post("/api/search/smart", json={"ocr_text": "kirin"})
+            assert r.status_code == 200, r.text
+            assert [i["id"] for i in r.json()["items"]] == [str(mine[0])]
+            assert r.json()["plan"]["strategy"] == "text"
+            r = c.post("/api/search/smart", json={"ocr_text": "搾り", "query": "a photo"})
+            assert [i["id"] for i in r.json()["items"]] == [str(mine[0])]
+            r = c.post("/api/search/smart", json={"ocr_text": "important list", "size": 1})
+            assert [i["id"] for i in r.json()["items"]] == [str(mine[1])]
+            assert c.post("/api/search/smart", json={}).status_code in (400, 422)
+            assert c.post("/api/search/smart", json={"ocr_text": ""}).status_code == 422
+    finally:
+        with live.db.connection() as conn:
+            conn.execute("DELETE FROM asset_text")

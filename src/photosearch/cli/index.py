@@ -51,12 +51,14 @@ ClusterOption = Annotated[
 ]
 
 
-def _run_all(st, runs: list[tuple[dict, list[str] | None]], model, cluster: str | None) -> list[dict]:
+def _run_all(
+    st, runs: list[tuple[dict, list[str] | None]], model, cluster: str | None, ocr: bool | None = None
+) -> list[dict]:
     from photosearch.ingest import IngestError
     from photosearch.ingest.cluster import ClusterError, disconnect
 
     try:
-        return [_run_with_progress(st, library, roots, model, cluster) for library, roots in runs]
+        return [_run_with_progress(st, library, roots, model, cluster, ocr) for library, roots in runs]
     except (IngestError, ClusterError) as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -64,12 +66,14 @@ def _run_all(st, runs: list[tuple[dict, list[str] | None]], model, cluster: str 
             disconnect()
 
 
-def _run_with_progress(st, library: dict, roots: list[str] | None, model, cluster: str | None = None) -> dict:
+def _run_with_progress(
+    st, library: dict, roots: list[str] | None, model, cluster: str | None = None, ocr: bool | None = None
+) -> dict:
     from photosearch.ingest import IngestProgress, index_library
 
     show = not st.json and sys.stderr.isatty()
     if not show:
-        summary = index_library(st.db(), st.settings, library, roots=roots, model=model, cluster=cluster)
+        summary = index_library(st.db(), st.settings, library, roots=roots, model=model, cluster=cluster, ocr=ocr)
     else:
         from rich.progress import (
             BarColumn,
@@ -108,11 +112,20 @@ def _run_with_progress(st, library: dict, roots: list[str] | None, model, cluste
                         description=f"indexing {library['name']}",
                         rate=f"{speed:.1f} files/s" if speed else "",
                     )
+                elif p.phase == "ocr":
+                    bar.update(
+                        task,
+                        total=p.total,
+                        completed=p.done,
+                        errors=p.errors,
+                        description=f"reading text in {library['name']}",
+                        rate="",
+                    )
                 else:
                     bar.update(task, description="building the vector index")
 
             summary = index_library(
-                st.db(), st.settings, library, roots=roots, progress=on_progress, model=model, cluster=cluster
+                st.db(), st.settings, library, roots=roots, progress=on_progress, model=model, cluster=cluster, ocr=ocr
             )
     return summary.to_dict()
 
@@ -127,7 +140,13 @@ def _print_summary(st, summaries: list[dict]) -> None:
         console.print(f"[bold]{s['library']}[/bold]: " + ", ".join(parts) + f" in {s['elapsed']:.1f}s")
         if s["known_errors"]:
             console.print(f"  {s['known_errors']} files that failed before are unchanged and were skipped")
-        if s["errors"] or s["known_errors"]:
+        ocr = s.get("ocr")
+        if ocr:
+            console.print(
+                f"  text read in {ocr['read']} photos ({ocr['with_text']} with text, {ocr['errors']} errors)"
+                f" in {ocr['seconds']:.1f}s"
+            )
+        if s["errors"] or s["known_errors"] or (ocr and ocr["errors"]):
             console.print("  see [bold]photosearch errors[/bold] for the reasons")
 
 
@@ -139,10 +158,15 @@ def index_cmd(
     ] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Owner (default: the first admin).")] = None,
     cluster: ClusterOption = None,
+    ocr: Annotated[
+        bool | None,
+        typer.Option("--ocr/--no-ocr", help="Read text in the photos afterwards (default: the `ocr` setting)."),
+    ] = None,
 ) -> None:
     """Index folders of photos (new and changed files; moved keep their id; missing go offline).
 
-    Re-running on an unchanged folder does no decoding at all.
+    Re-running on an unchanged folder does no decoding at all; with --ocr, photos whose text was read are
+    not read again.
     """
     from photosearch.db.accounts import NotFound, create_library, get_library, list_libraries, update_library_paths
 
@@ -173,7 +197,7 @@ def index_cmd(
             if not any(_inside(path, r) for r in lib["import_paths"]):
                 lib = update_library_paths(db, lib["id"], [*lib["import_paths"], path])
         groups.setdefault(str(lib["id"]), (lib, []))[1].append(path)
-    _print_summary(st, _run_all(st, list(groups.values()), model, cluster))
+    _print_summary(st, _run_all(st, list(groups.values()), model, cluster, ocr))
 
 
 @libraries_app.command("scan")

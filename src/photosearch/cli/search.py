@@ -66,6 +66,7 @@ SEARCH_FLAGS = {
     "k": "-k/--size",
     "page": "--page",
     "file_name_contains": "--name",
+    "ocr_text": "--text",
     "lens": "--lens",
     "rating_min": "--rating-min",
     "with_deleted": "--with-deleted",
@@ -82,7 +83,7 @@ def _in_flags(message: str) -> str:
     for field, flag in sorted(names, key=lambda kv: -len(kv[0])):
         message = re.sub(rf"\b{re.escape(field)}\b", flag, message)
     if message.startswith("give exactly one of"):
-        return "give what to look for: TEXT, --image FILE or --like ID (one of them)"
+        return "give what to look for: TEXT, --image FILE or --like ID (one of them), or --text"
     return message
 
 
@@ -192,6 +193,9 @@ def search_cmd(
     rating_min: Annotated[int | None, typer.Option(min=-1, max=5)] = None,
     rating: Annotated[int | None, typer.Option(min=-1, max=5)] = None,
     name: Annotated[str | None, typer.Option("--name", help="File name contains.")] = None,
+    ocr_text: Annotated[
+        str | None, typer.Option("--text", help="Text seen in the photo (needs `index --ocr`); alone, ranks by it.")
+    ] = None,
     gps: Annotated[bool | None, typer.Option("--gps/--no-gps", help="Has GPS position.")] = None,
     bbox: Annotated[str | None, typer.Option(help="south,west,north,east")] = None,
     near: Annotated[str | None, typer.Option(help="lat,lon,radius_km")] = None,
@@ -208,6 +212,8 @@ def search_cmd(
 
     st = state(ctx)
     user = resolve_owner(st, owner)
+    if ocr_text is not None and not ocr_text.strip():
+        raise UsageError("--text needs the text to look for")
     like_id = _like_id(st, like, user)
     try:
         query = SearchQuery(
@@ -242,6 +248,7 @@ def search_cmd(
             rating_min=rating_min,
             rating=rating,
             file_name_contains=name,
+            ocr_text=ocr_text,
             has_gps=gps,
             bbox=_floats(bbox, 4, "--bbox"),
             near=_floats(near, 3, "--near"),

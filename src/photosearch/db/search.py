@@ -117,6 +117,10 @@ def compile_filters(
         b.add("s.deleted_at IS NULL")
     if q.file_name_contains:
         b.add("a.original_file_name ILIKE {} ESCAPE '\\'", like_pattern(q.file_name_contains), assets=True)
+    if q.ocr_text:
+        from photosearch.db.ocr import text_condition, text_values
+
+        b.add(text_condition(), *text_values(q.ocr_text))
     for col, value in (
         ("make", q.make),
         ("model", q.model),

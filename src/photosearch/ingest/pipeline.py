@@ -71,6 +71,7 @@ class IngestSummary:
     search_lists: bool = False  # the search lists were (re)trained at the end of the run
     elapsed: float = 0.0
     error_reasons: dict[str, int] = field(default_factory=dict)
+    ocr: dict[str, Any] | None = None  # the text pass (ingest/ocr.py), when it ran
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,11 +90,13 @@ def index_library(
     progress: Callable[[IngestProgress], None] | None = None,
     roots: list[str] | None = None,
     cluster: str | None = None,
+    ocr: bool | None = None,
 ) -> IngestSummary:
     """Bring the index of `library` (a row of `libraries`) in line with its folders.
 
     `roots` limits the scan (and the offline sweep) to some folders of the library; default: all of them.
     `cluster`: decode and embed on the Ray cluster at this address (`auto`: a local Ray runtime), `cluster.py`.
+    `ocr` (default: settings.ocr) then reads the text in photos not read yet, still holding the library's lock.
     """
     from photosearch.db.embedding import create_vector_index, drop_vector_index, ensure_embedding_model
 
@@ -104,6 +107,14 @@ def index_library(
     t0 = time.perf_counter()
     summary = IngestSummary(library=library["name"])
     report = progress or (lambda p: None)
+    read_text = settings.ocr if ocr is None else ocr
+    if read_text:
+        from photosearch.ingest.ocr import OcrUnavailable, check_available
+
+        try:
+            check_available()
+        except OcrUnavailable as exc:
+            raise IngestError(str(exc)) from exc
     if model is None:
         from photosearch.models import load_clip
 
@@ -173,8 +184,19 @@ def index_library(
         if settings.trash_offline_after_days is not None:
             summary.trashed = conn.trash_offline(lib_id, settings.trash_offline_after_days)
         conn.mark_refreshed(lib_id)
+        if read_text:
+            summary.ocr = _read_text(db, settings, library, report)
     summary.elapsed = time.perf_counter() - t0
     return summary
+
+
+def _read_text(db: Database, settings: Settings, library: dict, report: Callable[[IngestProgress], None]) -> dict:
+    from photosearch.ingest.ocr import read_library_text
+
+    def on_photo(done: int, total: int, errors: int) -> None:
+        report(IngestProgress("ocr", total=total, done=done, errors=errors))
+
+    return read_library_text(db, settings, library, on_photo).to_dict()
 
 
 def _tasks(conn: IngestConnection) -> Iterator[FileTask]:

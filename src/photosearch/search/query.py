@@ -34,12 +34,13 @@ class SearchError(ValueError):
 FILTER_FIELDS = frozenset(
     "owners exclude_owners library_ids asset_type taken_after taken_before created_after created_before updated_after"
     " updated_before is_favorite is_archived visibility with_deleted trashed_only is_offline file_name_contains make"
-    " model lens city state country rating_min rating has_gps bbox near".split()
+    " model lens city state country rating_min rating has_gps bbox near ocr_text".split()
 )
 
 
 class SearchQuery(BaseModel):
-    """A kNN query plus filters. Exactly one of text / image_* / like_asset_id / vector is required."""
+    """A kNN query plus filters. Exactly one of text / image_* / like_asset_id / vector is required, unless
+    ocr_text is given: alone, it is a search by the text in photos."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -72,6 +73,13 @@ class SearchQuery(BaseModel):
     trashed_only: bool = False
     is_offline: bool | None = None
     file_name_contains: str | None = Field(default=None, min_length=1, max_length=255)
+    ocr_text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Text seen in the photo (read by OCR): all its words, or the text as a substring (CJK)."
+        " Alone, it ranks photos by how well their text matches.",
+    )
 
     # -- EXIF filters --
     make: str | None = Field(default=None, max_length=255)
@@ -105,7 +113,7 @@ class SearchQuery(BaseModel):
             self.like_asset_id is not None,
             self.vector is not None,
         ]
-        if sum(sources) != 1:
+        if sum(sources) > 1 or (sum(sources) == 0 and not (self.ocr_text or "").strip()):
             raise SearchError("give exactly one of: text, an image, like_asset_id, or a vector")
         if self.negative_text is not None and self.text is None:
             raise SearchError("negative_text needs a text query")
@@ -129,6 +137,7 @@ class SearchQuery(BaseModel):
             "text",
             "negative_text",
             "file_name_contains",
+            "ocr_text",
             "make",
             "model",
             "lens",
@@ -149,6 +158,13 @@ class SearchQuery(BaseModel):
             getattr(self, name) != field.get_default(call_default_factory=True)
             for name, field in type(self).model_fields.items()
             if name in FILTER_FIELDS
+        )
+
+    @property
+    def text_only(self) -> bool:
+        """Only text in photos to look for: ranked by the text match, not by CLIP."""
+        return self.ocr_text is not None and not any(
+            (self.text, self.image_path, self.image_bytes, self.image_embedding, self.like_asset_id, self.vector)
         )
 
     @property

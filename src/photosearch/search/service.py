@@ -52,7 +52,7 @@ NEGATIVE_WEIGHT = 0.5
 # Filters the in-memory copy does not hold (search/resident.py: it holds the owner, the library, the dates taken and
 # added, the EXIF place, camera, rating and coordinates, the type, the file name, and the favourite, trash, timeline,
 # archived and offline flags; a visibility other than the timeline is not held either).
-UNHELD_FILTERS = ("updated_after", "updated_before")  # every edit of a photo changes it: not worth a reload
+UNHELD_FILTERS = ("updated_after", "updated_before", "ocr_text")  # updated: every edit changes it, not worth a reload
 # SearchQuery field -> the EXIF column the copy holds it in (hashed: db.search.HELD_TEXT)
 HELD_TEXT_FILTERS = {"city": "city", "state": "state", "country": "country", "make": "make", "model": "model",
                      "lens": "lens_model"}  # fmt: skip
@@ -269,6 +269,10 @@ class SearchService:
         return page
 
     def _search_here(self, query: SearchQuery, user: dict) -> SearchPage:
+        if query.text_only:  # no vector: ranked by the text in the photos (search/text.py)
+            from photosearch.search.text import text_search
+
+            return text_search(self, query, user)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         # Autocommit: every statement (or pipeline of settings + kNN statement) is its own implicit transaction,

@@ -43,6 +43,11 @@ class SearchFilters(BaseModel):
     state: _Text = None
     city: _Text = None
     file_name_contains: _Text = None
+    ocr_text: _Text = Field(
+        default=None,
+        description="Text seen in the photo (read by OCR at ingest): every word, or the text as a substring."
+        " Without a query, photos are ranked by how well their text matches",
+    )
     is_favorite: bool | None = None
     is_archived: bool | None = Field(
         default=False, description="false (default) hides archived photos, true shows only them, null shows both"
@@ -68,7 +73,9 @@ class PageParams(BaseModel):
 
 
 class SmartSearchRequest(SearchFilters, PageParams):
-    query: str = Field(min_length=1, max_length=1000, description="What to look for, in words")
+    query: str | None = Field(
+        default=None, max_length=1000, description="What to look for, in words (may be left out with ocr_text)"
+    )
     negative_text: str | None = Field(default=None, max_length=1000, description="Steer away from this")
 
 
