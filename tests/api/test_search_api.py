@@ -298,3 +298,26 @@ def test_text_in_photos_field(live: LiveServer) -> None:
     finally:
         with live.db.connection() as conn:
             conn.execute("DELETE FROM asset_text")
+
+
+def test_resolve_duplicates(live: LiveServer) -> None:
+    """The suggested keeper comes with each group; resolving trashes the others, only the caller's own."""
+    with live.client(live.alice) as c:
+        groups = c.get("/api/duplicates").json()["groups"]
+        assert groups, "the live library holds a re-encoded copy of a photo"
+        g = groups[0]
+        ids = [a["id"] for a in g["assets"]]
+        assert g["keep"] in ids
+        others = [i for i in ids if i != g["keep"]]
+        with live.client(live.bob) as b:  # another's photos: not found, nothing trashed
+            r = b.post("/api/duplicates/resolve", json={"keep": g["keep"], "trash": others})
+            assert r.status_code == 404, r.text
+        r = c.post("/api/duplicates/resolve", json={"keep": g["keep"], "trash": [g["keep"]]})
+        assert r.status_code == 400
+        assert c.post("/api/duplicates/resolve", json={"keep": "x", "trash": others}).status_code == 422
+        try:
+            r = c.post("/api/duplicates/resolve", json={"keep": g["keep"], "trash": others})
+            assert r.status_code == 200 and r.json()["trashed"] == len(others), r.text
+            assert c.get("/api/duplicates").json()["groups"] == groups[1:]
+        finally:
+            c.post("/api/assets/bulk", json={"ids": others, "action": "restore"})

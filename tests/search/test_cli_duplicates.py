@@ -106,3 +106,57 @@ def test_cli_duplicates(db: Database, settings: Settings, cli_env: dict) -> None
     assert len(groups) == 1 and {a["id"] for a in groups[0]["assets"]} == {str(i) for i in lib.ids[:3]}
     res = run_cli(cli_env, "duplicates", "--owner", "Allen")
     assert res.returncode == 0 and "1 groups" in res.stdout
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def test_a_chain_of_neighbours_does_not_become_one_group() -> None:
+    """20 photos on an arc, each 0.006 from the next: neighbours pair up, but no group holds two photos farther
+    apart than the threshold (union-find made all 20 one group). Checked against numpy distances."""
+    from uuid import uuid4
+
+    step = np.arccos(1 - 0.006)
+    emb = np.stack([_unit(np.array([np.cos(i * step), np.sin(i * step), 0, 0])) for i in range(20)])
+    ids = [uuid4() for _ in range(20)]
+    pairs = dup._exact_pairs(ids, emb, 0.01)
+    groups = dup._groups(pairs)
+    index = {a: i for i, a in enumerate(ids)}
+    grouped = [index[a] for members, _ in groups for a in members]
+    assert len(grouped) == len(set(grouped))  # a photo is in one group at most
+    assert len(groups) >= 6
+    for members, worst in groups:
+        rows = emb[[index[a] for a in members]]
+        d = 1 - rows @ rows.T
+        assert d.max() <= 0.01 + 1e-6 and worst == pytest.approx(d.max(), abs=1e-5)
+
+
+def test_the_keeper_is_the_largest_then_the_richest_then_the_oldest() -> None:
+    from datetime import UTC, datetime
+
+    def a(i: int, w: int, size: int, make: str | None, year: int) -> dict:
+        return {"id": i, "width": w, "height": w, "file_size": size, "make": make,
+                "local_date_time": datetime(year, 1, 1, tzinfo=UTC)}  # fmt: skip
+
+    assert dup.suggest_keeper([a(1, 100, 9, "X", 2000), a(2, 200, 1, None, 2020)]) == 2  # pixels first
+    assert dup.suggest_keeper([a(1, 100, 9, None, 2020), a(2, 100, 5, "X", 2000)]) == 1  # then the file size
+    assert dup.suggest_keeper([a(1, 100, 5, None, 2000), a(2, 100, 5, "X", 2020)]) == 2  # then the metadata
+    assert dup.suggest_keeper([a(1, 100, 5, "X", 2020), a(2, 100, 5, "X", 2000)]) == 2  # then the oldest
+
+
+def test_cli_resolves_a_group(db: Database, settings: Settings, cli_env: dict) -> None:
+    lib, owners = _library(db, settings)
+    groups = json.loads(run_cli(cli_env, "--json", "duplicates", "--owner", "Allen").stdout)["groups"]
+    keep = groups[0]["keep"]
+    assert keep in {str(i) for i in lib.ids[:3]}
+    res = run_cli(cli_env, "--json", "duplicates", "--owner", "Allen", "--keep", str(lib.ids[1]))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["trashed"] == 2
+    with db.cursor() as cur:
+        cur.execute("SELECT id FROM assets WHERE id = ANY(%s) AND deleted_at IS NULL", (list(lib.ids[:3]),))
+        assert [r["id"] for r in cur.fetchall()] == [lib.ids[1]]
+    res = run_cli(cli_env, "duplicates", "--owner", "Allen", "--keep", "nope")
+    assert res.returncode == 2 and "--keep needs a photo id" in res.stderr
+    res = run_cli(cli_env, "duplicates", "--owner", "Allen", "--keep", str(lib.ids[5]))
+    assert res.returncode == 2 and "in no group" in res.stderr

@@ -1,8 +1,11 @@
 """Near-duplicate photos: assets of one owner whose CLIP embeddings lie within a small cosine distance.
 
 Like immich's duplicate detection (max distance 0.01 by default): each asset's nearest neighbours are
-looked up, close pairs are joined into groups (union-find), groups never cross owners. Owners with few
-assets get an exact all-pairs pass in numpy; large ones use the HNSW index with an iterative scan.
+looked up; groups never cross owners. Owners with few assets get an exact all-pairs pass in numpy; large ones
+use the HNSW index with an iterative scan. Grouping takes the close pairs nearest first, and a photo joins a
+group only when it is within the threshold of every photo already in it: no chain of neighbours-of-neighbours
+drifts beyond the threshold (union-find over the pairs put 1,023 of 1,026 test photos in one group).
+Each group suggests the photo to keep (`suggest_keeper`); `resolve_group` keeps one and trashes the rest.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ class DuplicateGroup:
 
     owner_id: UUID
     asset_ids: list[UUID]
-    max_distance: float
+    max_distance: float  # the largest distance between two photos of the group (<= the threshold)
     assets: list[dict] = field(default_factory=list)
+    keep: UUID | None = None  # the suggested photo to keep (suggest_keeper)
 
     def __iter__(self) -> Iterator[dict]:
         return iter(self.assets)
@@ -52,27 +56,47 @@ def _exact_pairs(ids: list[UUID], emb: np.ndarray, max_distance: float) -> list[
 
 
 def _groups(pairs: list[tuple[UUID, UUID, float]]) -> list[tuple[list[UUID], float]]:
-    parent: dict[UUID, UUID] = {}
+    """Complete-linkage groups: pairs are taken nearest first; a photo joins its partner's group only if it is
+    within the threshold of every member (i.e. paired with each); two groups never merge."""
+    close = {(a, b) for a, b, _ in pairs} | {(b, a) for a, b, _ in pairs}
+    dist = {(a, b): d for a, b, d in pairs}
+    group_of: dict[UUID, int] = {}
+    groups: list[list[UUID]] = []
+    for a, b, _ in sorted(pairs, key=lambda p: (p[2], p[0], p[1])):
+        ga, gb = group_of.get(a), group_of.get(b)
+        if ga is None and gb is None:
+            group_of[a] = group_of[b] = len(groups)
+            groups.append([a, b])
+            continue
+        if ga is not None and gb is not None:
+            continue
+        g, new = (ga, b) if ga is not None else (gb, a)
+        assert g is not None
+        if all((new, m) in close for m in groups[g]):
+            group_of[new] = g
+            groups[g].append(new)
+    out = []
+    for members in groups:
+        members.sort()
+        worst = max(dist.get((x, y), dist.get((y, x), 0.0)) for i, x in enumerate(members) for y in members[i + 1 :])
+        out.append((members, worst))
+    return out
 
-    def find(x: UUID) -> UUID:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
-    worst: dict[UUID, float] = {}
-    for a, b, _ in pairs:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    for a, _, d in pairs:
-        root = find(a)
-        worst[root] = max(worst.get(root, 0.0), d)
-    members: dict[UUID, list[UUID]] = {}
-    for x in parent:
-        members.setdefault(find(x), []).append(x)
-    return [(sorted(m), worst[r]) for r, m in members.items() if len(m) > 1]
+_METADATA = ("make", "model", "lens_model", "latitude", "city", "country", "rating", "description")
+
+
+def keeper_rank(asset: dict) -> tuple:
+    """Higher is the better copy to keep: most pixels, then the largest file, then the most metadata, then the
+    oldest date taken (the original rather than a later export), then the id (a stable choice)."""
+    pixels = (asset.get("width") or 0) * (asset.get("height") or 0)
+    metadata = sum(asset.get(k) is not None for k in _METADATA)
+    taken = asset.get("local_date_time")
+    return (pixels, asset.get("file_size") or 0, metadata, -(taken.timestamp() if taken else 0.0), str(asset["id"]))
+
+
+def suggest_keeper(assets: list[dict]) -> UUID | None:
+    return max(assets, key=keeper_rank)["id"] if assets else None
 
 
 def find_duplicates(
@@ -115,5 +139,22 @@ def find_duplicates(
             rows = sq.hydrate(conn, [i for g in out for i in g.asset_ids])
             for g in out:
                 g.assets = [rows[i] for i in g.asset_ids if i in rows]
+                g.keep = suggest_keeper(g.assets)
     out.sort(key=lambda g: (-len(g.asset_ids), g.max_distance))
     return out
+
+
+def resolve_group(db: Database, user: dict, keep: UUID, others: list[UUID]) -> int:
+    """Keep `keep`, move `others` to the trash (restorable; files are never touched). Only the caller's own
+    live photos are trashed, and never the one kept; returns how many were trashed."""
+    from photosearch.db.timeline import bulk_update
+
+    trash = [i for i in dict.fromkeys(others) if i != keep]
+    if not trash:
+        raise SearchError("nothing to trash: give the photos of the group besides the one to keep")
+    with db.cursor() as cur:
+        cur.execute("SELECT owner_id FROM assets WHERE id = %s AND deleted_at IS NULL", (keep,))
+        row = cur.fetchone()
+    if row is None or (row["owner_id"] != user["id"]):
+        raise SearchError(f"no photo {keep} of yours to keep")
+    return bulk_update(db, user["id"], trash, "trash")

@@ -197,10 +197,35 @@ def duplicates(
     ctx: Ctx,
     max_distance: Annotated[float, Query(ge=0, le=0.5, description="Cosine distance; immich uses 0.01")] = 0.01,
 ) -> dict:
-    """Groups of the caller's own assets that are near-identical (largest groups first)."""
+    """Groups of the caller's own assets that are near-identical (every two within `max_distance`; largest groups
+    first), each with `keep`: the suggested asset to keep (most pixels, largest file, most metadata, oldest)."""
     from photosearch.search.duplicates import find_duplicates
 
     groups = find_duplicates(ctx.db, user, max_distance=max_distance, owner_ids=[user["id"]])
     return {
-        "groups": [{"max_distance": g.max_distance, "assets": [asset_out(_row(a)) for a in g.assets]} for g in groups]
+        "groups": [
+            {"max_distance": g.max_distance, "keep": g.keep, "assets": [asset_out(_row(a)) for a in g.assets]}
+            for g in groups
+        ]
     }
+
+
+class ResolveDuplicates(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keep: UUID = Field(description="The asset to keep")
+    trash: list[UUID] = Field(min_length=1, max_length=1000, description="The group's other assets: to the trash")
+
+
+@router.post("/api/duplicates/resolve")
+def resolve_duplicates(body: ResolveDuplicates, user: CurrentUser, ctx: Ctx) -> dict:
+    """Resolve a group of duplicates: keep one asset, move the others to the trash (restorable; files are never
+    touched). Only the caller's own live assets are trashed; `trashed` says how many."""
+    from photosearch.search.duplicates import resolve_group
+    from photosearch.search.query import SearchError
+
+    try:
+        trashed = resolve_group(ctx.db, user, body.keep, body.trash)
+    except SearchError as exc:
+        raise ApiError(404 if "no photo" in str(exc) else 400, str(exc)) from exc
+    return {"kept": body.keep, "trashed": trashed}
