@@ -279,6 +279,90 @@ def run_level(
     return out
 
 
+QUERY_CLASSES = {"image": 0.7, "text": 3.2, "far": 5.5}  # noise: cosine ~0.8 to the source photo, ~0.3, ~0.18
+PAGE_LEVELS = ("none (100%)", "taken ~10%", "owner != Allen (~2%)")  # and the ~10 % place or camera level
+
+
+def library_vectors(dsn: str, dim: int) -> tuple[dict[UUID, int], np.ndarray]:
+    """Every embedding (row i) and its asset id's row: numpy's brute force ranks these."""
+    from photosearch.db.search_lists import stream_embeddings
+
+    ids: list[bytes] = []
+    chunks = []
+    with psycopg.connect(dsn) as conn:
+        for chunk_ids, vecs in stream_embeddings(conn, dim):
+            ids += chunk_ids
+            chunks.append(vecs)
+    return {UUID(bytes=b): i for i, b in enumerate(ids)}, np.concatenate(chunks)
+
+
+def run_pages(
+    conn, service, admin_user, dsn: str, vectors, level: dict, k: int, pages: int, queries: dict[str, np.ndarray]
+) -> list[dict]:
+    """Pages 1..`pages` of each query class under one filter level: recall of each page against numpy brute
+    force over the rows the filter matches (ranks offset+1…offset+k), rows shown twice, latency per page."""
+    index, emb = vectors
+    base = SearchQuery(vector=[0.0] * emb.shape[1], k=k, **level["filters"])
+    where = sq.compile_filters(base, service.owner_scope(conn, base, admin_user))
+    rows = conn.execute(
+        sql.SQL("SELECT s.asset_id FROM {} WHERE {}").format(where.from_clause, where.clause), where.params
+    ).fetchall()
+    conn.commit()
+    matching = np.array(sorted(index[r[0]] for r in rows), dtype=np.int64)
+    out = []
+    for name, qs in queries.items():
+        recall = np.zeros((len(qs), pages))
+        lat = np.zeros((len(qs), pages))
+        repeats, plans, best = 0, {}, []
+        for qi, q in enumerate(qs):
+            sims = emb[matching] @ q
+            truth = matching[np.argsort(-sims, kind="stable")[: k * pages]]
+            best.append(float((emb @ q).max()))
+            shown: list[int] = []
+            for p in range(pages):
+                t = time.perf_counter()
+                page = service.search(SearchQuery(vector=q.tolist(), k=k, page=p + 1, **level["filters"]), admin_user)
+                lat[qi, p] = (time.perf_counter() - t) * 1000
+                got = [index[h.id] for h in page.items]
+                want = truth[p * k : (p + 1) * k].tolist()
+                recall[qi, p] = len(set(got) & set(want)) / max(1, len(want))
+                shown += got
+                plan = page.plan.strategy + (" (widened)" if page.plan.fallback else "")
+                plans[plan] = plans.get(plan, 0) + 1
+            repeats += len(shown) - len(set(shown))
+        out.append(
+            {
+                "label": level["label"],
+                "class": name,
+                "matches": len(matching),
+                "best_cosine": round(float(np.median(best)), 3),
+                "pages": [
+                    {
+                        "page": p + 1,
+                        "recall": float(recall[:, p].mean()),
+                        "worst": float(recall[:, p].min()),
+                        "p50_ms": float(np.percentile(lat[:, p], 50)),
+                        "p95_ms": float(np.percentile(lat[:, p], 95)),
+                    }
+                    for p in range(pages)
+                ],
+                "repeats": repeats,
+                "plans": plans,
+            }
+        )
+        print_pages(out[-1])
+    return out
+
+
+def print_pages(res: dict) -> None:
+    for p in res["pages"]:
+        print(
+            f"| {res['label']} | {res['class']} ({res['best_cosine']:.2f}) | {p['page']} | {p['recall']:.3f} |"
+            f" {p['worst']:.2f} | {p['p50_ms']:.1f} | {p['p95_ms']:.1f} | {res['repeats']} | {res['plans']} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000)
@@ -318,6 +402,12 @@ def main() -> None:
         "--methods",
         default="|".join(METHODS),
         help="methods to run, separated by | (without exact, recall uses the exact results of an earlier run)",
+    )
+    ap.add_argument(
+        "--pages",
+        type=int,
+        default=0,
+        help="instead of the methods table: pages 1..N of image-, text-like and far queries against numpy",
     )
     args = ap.parse_args()
     methods = [m for m in METHODS if m in args.methods.split("|")]
@@ -372,6 +462,14 @@ def main() -> None:
         if args.only:
             wanted = set(args.only.split("|"))
             levels = [lv for lv in levels if lv["label"] in wanted]
+        if args.pages:
+            results["pages"] = pages_table(conn, service, admin_user, dsn, info, levels, args)
+            db.close()
+            args.results_dir.mkdir(parents=True, exist_ok=True)
+            path = args.results_dir / f"search_{args.rows}_pages{args.tag}.json"
+            path.write_text(json.dumps(results, indent=2, default=str))
+            print(f"wrote {path}")
+            return
         # warm-up: bring the HNSW graph, search_ivf and the rows the queries touch into shared buffers
         for q in queries:
             for strategy in ("approximate", "quantized"):
@@ -412,6 +510,23 @@ def main() -> None:
     plot(results, stem.with_suffix(".png"))
     print_markdown(results)
     print(f"wrote {stem}.json and {stem}.png")
+
+
+def pages_table(conn, service, admin_user, dsn: str, info: dict, levels: list[dict], args) -> list[dict]:
+    """The pages table: each query class under no filter, ~10 % dates, a ~10 % place or camera and an owner
+    filter, pages 1..args.pages, recall against numpy."""
+    vectors = library_vectors(dsn, info["dim"])
+    chosen = [lv for i, lv in enumerate(levels) if lv["label"] in PAGE_LEVELS or i == 3]
+    queries = {name: sample_queries(dsn, args.queries, noise_scale=noise) for name, noise in QUERY_CLASSES.items()}
+    warm = sample_queries(dsn, args.warmup or 1, seed=7, skip=args.queries)
+    for q in warm:  # bring what the searches read into the caches, untimed
+        service.search(SearchQuery(vector=q.tolist(), k=args.k), admin_user)
+    print("\n| filter | class (best cosine) | page | recall | worst | p50 ms | p95 ms | repeats | plans |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    out = []
+    for level in chosen:
+        out += run_pages(conn, service, admin_user, dsn, vectors, level, args.k, args.pages, queries)
+    return out
 
 
 def print_level(res: dict) -> None:

@@ -51,6 +51,11 @@ def test_training_assigns_every_row_its_nearest_list_and_triggers_keep_up(db: Da
     ivf = _ivf(db)
     nearest = np.argmax(lib.embeddings @ centroids.T, axis=1)
     assert [ivf[i][0] for i in lib.ids] == nearest.tolist()
+    with db.connection() as conn:
+        radii = sq.list_radii(conn)
+    cosine = np.sum(lib.embeddings * centroids[nearest], axis=1)
+    expected = [cosine[nearest == j].min() for j in range(8)]  # each list's farthest row, in numpy
+    np.testing.assert_allclose(radii, expected, atol=1e-5)
 
     # A photo indexed after training: the trigger files it under its nearest list, EXIF and flag changes follow.
     rng = np.random.default_rng(5)
@@ -204,17 +209,20 @@ def test_text_queries_count_as_far_whatever_their_score(lists_fixture: SearchFix
     assert [h.id for h in by_text.items][:5] == [h.id for h in by_vector.items][:5]
 
 
-def test_without_lists_broad_vector_queries_walk_hnsw_and_text_ranks_every_match(db: Database) -> None:
-    """A small library has no lists yet. A broad filter walks HNSW for a vector query (fast, and right for
-    queries near the photos); a text query ranks every match instead, as HNSW finds few neighbours of text."""
+def test_without_lists_every_match_is_ranked_and_hnsw_only_beyond_the_limit(db: Database) -> None:
+    """A small library has no lists yet: nothing tells how far a page's rows may lie, so vector and text queries
+    rank every match. Only a library over unlisted_rank_max_rows walks HNSW with a vector query."""
     lib, _ = _library(db)
     photo = lib.embeddings[11]
     service = SearchService(db, model_loader=lambda: _TextTower(photo), config=PlannerConfig(exact_max_rows=0))
     admin = {"id": None, "is_admin": True}
     by_vector = service.search(SearchQuery(vector=photo.tolist(), k=10, with_deleted=True), admin)
     by_text = service.search(SearchQuery(text="a photo", k=10, with_deleted=True), admin)
-    assert by_vector.plan.lists is None and by_vector.plan.strategy == "approximate"
+    assert by_vector.plan.lists is None and by_vector.plan.strategy == "quantized"
     assert by_text.plan.strategy == "quantized" and "(a text query)" in by_text.plan.reason
+    cfg = PlannerConfig(exact_max_rows=0, quantized_max_rows=0, unlisted_rank_max_rows=0)
+    walked = SearchService(db, config=cfg).search(SearchQuery(vector=photo.tolist(), k=10, with_deleted=True), admin)
+    assert walked.plan.strategy == "approximate"
     expected = brute_force(lib, reference_mask(lib, SearchQuery(vector=photo.tolist(), with_deleted=True)), photo, 10)
-    for page in (by_vector, by_text):
+    for page in (by_vector, by_text, walked):
         assert len({h.id for h in page.items} & set(expected)) >= 9

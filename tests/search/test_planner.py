@@ -18,9 +18,10 @@ def test_probes_small_enough_to_read_whole_are_not_bounded() -> None:
     # Unfiltered, it probes 2 %: never more rows than those lists hold.
     d = choose(cfg, estimated=M, total=M, depth=10, lists=1000, far="a text query")
     assert (d.strategy, d.probes, d.bound) == ("quantized", 20, None)
-    # One owner's 1 %: 200 lists, ~200k rows if the estimate were wrong: bounded at 4 × the 2,000 candidates.
+    # One owner's 1 %: every one of her ~10k rows ranked (no centroid tells where a filter's rows lie), bounded
+    # at 4 × the estimate in case it was far too low.
     d = choose(cfg, estimated=10_000, total=M, depth=10, lists=1000)
-    assert (d.strategy, d.probes, d.bound) == ("quantized", 200, 8_000)
+    assert (d.strategy, d.probes, d.bound) == ("quantized", None, 40_000)
     # A configuration can bound every probe.
     d = choose(PlannerConfig(unbounded_probe_rows=0), estimated=100_000, total=M, depth=10, lists=1000, far="x")
     assert d.strategy == "quantized" and d.bound == 4 * 6_000
@@ -64,9 +65,9 @@ def test_filters_the_copy_holds_rank_only_their_rows_in_memory() -> None:
     # A text query under a ~10 % date filter: 60 lists (60k rows checked), ~6k ranked, 30 candidates.
     d = choose(cfg, estimated=100_000, total=M, depth=10, lists=1000, far="a text query", resident_rows=M, held=True)
     assert (d.strategy, d.probes, d.candidates) == ("memory", 60, 21)
-    # One owner's 1 %: 200 lists checked for her ~2,000 rows; the seed's k=64 hands over 81.
+    # One owner's 1 %: all her ~10k rows, from the copy's owner index; the seed's k=64 hands over 81.
     d = choose(cfg, estimated=10_000, total=M, depth=10, lists=1000, resident_rows=M, held=True)
-    assert (d.strategy, d.probes, d.candidates) == ("memory", 200, 21)
+    assert (d.strategy, d.probes, d.candidates) == ("memory", None, 21)
     d = choose(cfg, estimated=20_000, total=M, depth=64, lists=1000, resident_rows=M, held=True)
     assert (d.strategy, d.candidates) == ("memory", 81)
     # Too rare to probe (favourites taken in one year, 0.3 %): every row is checked in place, ~3,000 ranked.

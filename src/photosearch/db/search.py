@@ -498,6 +498,13 @@ def centroids(conn: psycopg.Connection) -> np.ndarray:
     return np.stack([np.asarray(r[0].to_numpy(), dtype=np.float32) for r in rows])
 
 
+def list_radii(conn: psycopg.Connection) -> np.ndarray:
+    """Each search list's radius (migration 055: the smallest cosine between its centroid and a row of it at
+    training; -1 = not known), row i = list i."""
+    rows = conn.execute("SELECT min_cosine FROM search_centroids ORDER BY list_id").fetchall()
+    return np.array([r[0] for r in rows], dtype=np.float32)
+
+
 # ---- estimates -------------------------------------------------------------------------------------
 
 

@@ -77,16 +77,21 @@ def replace_lists(
     centroids: np.ndarray,
     assignments: list[tuple[list[bytes], np.ndarray]],
     info: dict[str, Any],
+    min_cosine: np.ndarray | None = None,
 ) -> int:
     """Swap in new centroids and every row's list in one transaction. Rows that arrived after `assignments`
-    was computed are assigned in SQL. Returns the rows re-assigned. The caller commits."""
+    was computed are assigned in SQL. `min_cosine`: each list's radius (migration 055; None: not known). Returns
+    the rows re-assigned. The caller commits."""
     # Writers' triggers read the centroids: block them for the swap so no row lands in a list of the old set.
     conn.execute("LOCK TABLE search_centroids IN ACCESS EXCLUSIVE MODE")
     conn.execute("DELETE FROM search_centroids")
-    with conn.cursor().copy("COPY search_centroids (list_id, centroid) FROM STDIN WITH (FORMAT BINARY)") as copy:
-        copy.set_types(["int2", "vector"])
+    radius = np.full(len(centroids), -1.0) if min_cosine is None else min_cosine
+    with conn.cursor().copy(
+        "COPY search_centroids (list_id, centroid, min_cosine) FROM STDIN WITH (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["int2", "vector", "float4"])
         for i, c in enumerate(centroids):
-            copy.write_row((i, c.astype(np.float32)))
+            copy.write_row((i, c.astype(np.float32), float(radius[i])))
     conn.execute("CREATE TEMP TABLE search_lists_new (asset_id uuid PRIMARY KEY, list_id int2) ON COMMIT DROP")
     with conn.cursor().copy("COPY search_lists_new (asset_id, list_id) FROM STDIN WITH (FORMAT BINARY)") as copy:
         copy.set_types(["uuid", "int2"])

@@ -61,9 +61,26 @@ def kmeans(sample: np.ndarray, k: int, iterations: int = ITERATIONS, seed: int =
 
 def assign(x: np.ndarray, centroids: np.ndarray, batch: int = 65_536) -> np.ndarray:
     """Nearest centroid (largest inner product) of every row, in batches to bound memory."""
+    return assign_with_cosine(x, centroids, batch)[0]
+
+
+def assign_with_cosine(x: np.ndarray, centroids: np.ndarray, batch: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest centroid, cosine to it) of every row, in batches to bound memory."""
     out = np.empty(len(x), dtype=np.int16)
+    cos = np.empty(len(x), dtype=np.float32)
     for i in range(0, len(x), batch):
-        out[i : i + batch] = np.argmax(x[i : i + batch] @ centroids.T, axis=1)
+        sims = x[i : i + batch] @ centroids.T
+        out[i : i + batch] = np.argmax(sims, axis=1)
+        cos[i : i + batch] = sims[np.arange(len(sims)), out[i : i + batch]]
+    return out, cos
+
+
+def radii(assignments: list[tuple[np.ndarray, np.ndarray]], k: int) -> np.ndarray:
+    """Each list's radius as the smallest cosine between its centroid and a row of it (1 for an empty list),
+    from (list, cosine) chunks (assign_with_cosine)."""
+    out = np.ones(k, dtype=np.float32)
+    for lists, cos in assignments:
+        np.minimum.at(out, lists.astype(np.int64), cos)
     return out
 
 
@@ -98,7 +115,9 @@ def train_lists(
     k = min(k, len(sample))
     centroids = kmeans(sample, k)
     with db.connection() as conn:
-        assignments = [(ids, assign(vecs, centroids)) for ids, vecs in sl.stream_embeddings(conn, dim)]
+        assigned = [(ids, *assign_with_cosine(vecs, centroids)) for ids, vecs in sl.stream_embeddings(conn, dim)]
+    assignments = [(ids, lists) for ids, lists, _ in assigned]
+    min_cosine = radii([(lists, cos) for _, lists, cos in assigned], k)
     meta = {
         "lists": k,
         "trained_rows": rows,
@@ -110,7 +129,7 @@ def train_lists(
     }
     with db.connection() as conn:
         with conn.transaction():
-            sl.replace_lists(conn, centroids, assignments, meta)
+            sl.replace_lists(conn, centroids, assignments, meta, min_cosine)
         sl.cluster_by_list(conn)
         refresh_planner_statistics(conn)
     return TrainResult(k, rows, len(sample), time.perf_counter() - t0)

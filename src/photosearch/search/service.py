@@ -31,6 +31,7 @@ from photosearch.search.planner import (
     choose,
     escalate,
     is_broad,
+    list_bounds,
     quantized_pool,
 )
 from photosearch.search.query import SearchError, SearchQuery
@@ -142,7 +143,7 @@ class SearchService:
         self.model_loader = model_loader
         self.config = config or PlannerConfig()
         self.resident = resident  # the search lists in memory (a long-running server); None: PostgreSQL only
-        self._centroids: tuple[str | None, np.ndarray] | None = None
+        self._centroids: tuple[str | None, np.ndarray, np.ndarray] | None = None  # (training, centroids, radii)
         self._users: sq.UserDirectory | None = None  # owner filters resolve from this copy (users_version keys it)
         # place and camera filters (hashed) and file-name filters (lower-cased) as the in-memory copy holds them
         self._converted: dict[Any, Any] = {}
@@ -387,8 +388,41 @@ class SearchService:
             return None
         cached = self._centroids
         if cached is None or cached[0] != ctx.lists_version:
-            cached = self._centroids = (ctx.lists_version, sq.centroids(conn))
+            cached = self._centroids = (ctx.lists_version, sq.centroids(conn), sq.list_radii(conn))
         return cached[1] @ vec if len(cached[1]) else None
+
+    def _beyond(self, scores: np.ndarray | None, probed: list[int] | None, query: SearchQuery, ranked: sq.Ranked
+                ) -> list[int]:  # fmt: skip
+        """The lists not `probed` that could hold a row nearer the query than the page's last (planner.list_bounds):
+        a probe is complete for the page only when there are none. A page cut short by max_distance compares
+        with that distance; another short page has nothing to compare with (the caller widens it anyway)."""
+        cached = self._centroids
+        if scores is None or probed is None or cached is None or len(cached[2]) != len(scores):
+            return []
+        if len(ranked.ids) >= query.k and ranked.distances:
+            last = cosine_of(query.distance, ranked.distances[-1])
+        elif query.max_distance is not None:
+            last = cosine_of(query.distance, query.max_distance)
+        else:
+            return []
+        return self._lists_above(scores, probed, last)
+
+    def _lists_above(self, scores: np.ndarray, probed: list[int], similarity: float) -> list[int]:
+        """The lists not `probed` whose best possible similarity to the query reaches `similarity`, nearest first."""
+        cached = self._centroids
+        if cached is None or len(cached[2]) != len(scores):
+            return []
+        bounds = list_bounds(self.config, scores, cached[2])
+        reach = bounds >= similarity - 1e-6
+        reach[np.asarray(probed, dtype=np.int64)] = False
+        found = np.flatnonzero(reach)
+        return found[np.argsort(-scores[found], kind="stable")].astype(int).tolist()
+
+    def _widened(self, lists: list[int], extra: list[int]) -> list[int] | None:
+        """`lists` and `extra` together, or None (every row) when that is most of them (probe_all_share)."""
+        union = sorted(set(lists) | set(extra))
+        total = len(self._centroids[1]) if self._centroids is not None else 0
+        return None if len(union) >= total * self.config.probe_all_share else union
 
     def _far(self, query: SearchQuery, nearest_score: float | None) -> str | None:
         """Why the query counts as far from the library (PlannerConfig.far_score), or None. Far queries avoid HNSW,
@@ -480,45 +514,11 @@ class SearchService:
                 return plan, ranked
             d = choose(forced="auto", **choice)  # the copy could not fill the page: plan again, in PostgreSQL
             plan.strategy, plan.reason, plan.fallback = d.strategy, d.reason, note
-        while d.strategy in ("exact", "quantized"):
-            t = time.perf_counter()
-            if d.strategy == "exact":
-                ranked = sq.exact_search(
-                    conn, vec, where, bound=d.bound, max_distance=query.max_distance, settings=settings, **common
-                )
-            else:
-                ranked = sq.quantized_search(
-                    conn,
-                    vec,
-                    ivf,
-                    pool=d.pool or 200,
-                    lists=self._nearest(scores, d.probes),
-                    bound=d.bound,
-                    max_distance=query.max_distance,
-                    settings=settings,
-                    **common,
-                )
-                plan.pool, plan.probes = d.pool, d.probes
-            timings[d.strategy] = timings.get(d.strategy, 0.0) + _ms(t)
-            if d.bound is not None and ranked.scanned is not None and ranked.scanned > d.bound:
-                # The estimate was far too low: more than `bound` rows match, so this path would be slow.
-                previous, limit = d.strategy, d.bound
-                d = escalate(self.config, d, total=total, depth=query.depth, lists=lists)
-                note = f"more than {limit} rows match (estimate was {estimated}):"
-                note += f" {previous} → {d.strategy}"
-                plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
-                plan.strategy = d.strategy
-                continue
-            if d.strategy == "quantized" and d.probes is not None and len(ranked.ids) < query.k:
-                # The probed lists held too few matching rows (a filter concentrated in far lists): probe 4x more,
-                # up to every list, which is complete.
-                probes = d.probes * 4 if d.probes * 4 < lists else None
-                seen = "too few" if ranked.scanned is None else ranked.scanned
-                note = f"{seen} candidates in {d.probes} lists: probed {probes or 'all'}"
-                d = Decision("quantized", "wider probe", pool=d.pool, probes=probes, bound=None)
-                plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
-                continue
-            return plan, ranked
+        d, found_rows = self._in_postgres(
+            conn, query, vec, wheres, d, scores, settings, timings, plan, estimated, total
+        )
+        if found_rows is not None:
+            return plan, found_rows
         plan.ef_search, plan.pool, plan.max_scan_tuples = d.ef_search, d.pool, d.max_scan_tuples
         t = time.perf_counter()
         nearest = self._nearest(scores, self.config.hnsw_rescue_probes or None)
@@ -561,6 +561,24 @@ class SearchService:
                 " ranked every match instead"
             )
             return plan, ranked
+        extra = (
+            [] if rescue is None or query.strategy != "auto" else self._beyond(scores, [*rescue.lists], query, ranked)
+        )
+        if found >= query.depth and extra:
+            # Lists beyond the few merged in could hold rows nearer than the page's last (HNSW's beam may have
+            # missed them): probe every list the distance says, in PostgreSQL.
+            wider = self._widened([*rescue.lists], extra) if rescue is not None else None
+            note = f"{len(extra)} lists beyond the {len(rescue.lists) if rescue else 0} merged could hold rows nearer"
+            note += f" than the page's last: probed {len(wider) if wider else 'all'}"
+            plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
+            plan.strategy, plan.ef_search, plan.max_scan_tuples = "quantized", None, None
+            pool = quantized_pool(self.config, query.depth)
+            probe = Decision("quantized", "wider probe", pool=pool, probes=wider and len(wider), lists=wider)
+            _, found_rows = self._in_postgres(
+                conn, query, vec, wheres, probe, scores, settings, timings, plan, estimated, total
+            )
+            if found_rows is not None:
+                return plan, found_rows
         if found >= query.depth:
             if rescue is not None:
                 plan.probes = len(rescue.lists)
@@ -573,6 +591,81 @@ class SearchService:
         plan.fallback = f"HNSW found {found} of the {query.depth} rows needed: re-ran exactly"
         plan.strategy = "exact"
         return plan, ranked
+
+    def _in_postgres(
+        self,
+        conn: psycopg.Connection,
+        query: SearchQuery,
+        vec: np.ndarray,
+        wheres: tuple[sq.Where, sq.Where],
+        d: Decision,
+        scores: np.ndarray | None,
+        settings: sq.Settings,
+        timings: dict[str, float],
+        plan: QueryPlan,
+        estimated: int,
+        total: int,
+    ) -> tuple[Decision, sq.Ranked | None]:
+        """Run an exact or quantized decision until its page is complete: escalate when more rows match than its
+        bound, widen a probe whose lists hold too few rows or may hold nearer ones. (the last decision, its page);
+        no page when the last decision is HNSW's (an escalation)."""
+        where, ivf = wheres
+        lists = len(scores) if scores is not None else 1
+        common = {"metric": query.distance, "limit": query.k, "offset": query.offset}
+        while d.strategy in ("exact", "quantized"):
+            t = time.perf_counter()
+            probed = None
+            if d.strategy == "exact":
+                ranked = sq.exact_search(
+                    conn, vec, where, bound=d.bound, max_distance=query.max_distance, settings=settings, **common
+                )
+            else:
+                probed = d.lists if d.lists is not None else self._nearest(scores, d.probes)
+                ranked = sq.quantized_search(
+                    conn,
+                    vec,
+                    ivf,
+                    pool=d.pool or 200,
+                    lists=probed,
+                    bound=d.bound,
+                    max_distance=query.max_distance,
+                    settings=settings,
+                    **common,
+                )
+                plan.pool, plan.probes = d.pool, None if probed is None else len(probed)
+            timings[d.strategy] = timings.get(d.strategy, 0.0) + _ms(t)
+            if d.bound is not None and ranked.scanned is not None and ranked.scanned > d.bound:
+                # The estimate was far too low: more than `bound` rows match, so this path would be slow.
+                previous, limit = d.strategy, d.bound
+                d = escalate(self.config, d, total=total, depth=query.depth, lists=lists)
+                note = f"more than {limit} rows match (estimate was {estimated}):"
+                note += f" {previous} → {d.strategy}"
+                plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
+                plan.strategy = d.strategy
+                continue
+            if probed is not None and len(ranked.ids) < query.k:
+                # The probed lists held too few matching rows (a filter concentrated in far lists): probe 4x more,
+                # up to every list, which is complete.
+                wider = (
+                    None if len(probed) * 4 >= lists else self._widened(probed, self._nearest(scores, len(probed) * 4))
+                )
+                seen = "too few" if ranked.scanned is None else ranked.scanned
+                note = f"{seen} candidates in {len(probed)} lists: probed {len(wider) if wider else 'all'}"
+                d = Decision("quantized", "wider probe", pool=d.pool, probes=wider and len(wider), lists=wider)
+                plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
+                continue
+            extra = self._beyond(scores, probed, query, ranked)
+            if extra:
+                # Lists beyond the probe could hold rows nearer than the page's last (a deep page, a far query):
+                # probe them too, as far as the distance says, however many rows that is.
+                wider = self._widened(probed or [], extra)
+                note = f"{len(extra)} more lists could hold rows nearer than the page's last: probed"
+                note += f" {len(wider) if wider else 'all'}"
+                d = Decision("quantized", "wider probe", pool=d.pool, probes=wider and len(wider), lists=wider)
+                plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
+                continue
+            return d, ranked
+        return d, None
 
     @staticmethod
     def _held_only(query: SearchQuery, flags: bool, names: bool, added: bool = True) -> bool:
@@ -646,9 +739,14 @@ class SearchService:
         lists = self._nearest(scores, d.probes)
         t = time.perf_counter()
         rows, sims = copy.scores(vec, lists, held)
+        count = min(d.candidates or query.depth, len(rows))
+        # Before any candidate goes to PostgreSQL: every list that could hold a row nearer than the last candidate
+        # is ranked too (planner.list_bounds; all of them when the probe holds fewer rows than the candidates).
+        lists, rows, sims = self._widen_in_memory(copy, vec, held, scores, lists, rows, sims, count)
+        plan.probes = None if lists is None else len(lists)
         timings["memory_rank"] = _ms(t)
         count = min(d.candidates or query.depth, len(rows))
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
             t = time.perf_counter()
             plan.pool = count  # candidates handed to PostgreSQL
             ids = copy.top(rows, sims, count)
@@ -667,15 +765,53 @@ class SearchService:
             timings["memory"] = timings.get("memory", 0.0) + _ms(t)
             passed = ranked.scanned or 0
             if passed >= query.depth or (count >= len(rows) and lists is None):
-                return ranked, None  # enough rows passed, or every row was handed over
+                # enough rows passed, or every row was handed over; unless the page's last row is so far that
+                # lists not ranked could hold nearer ones (more candidates failed the filters than expected)
+                extra = self._beyond(scores, lists, query, ranked) if passed >= query.depth else []
+                if not extra or attempt == 3 or lists is None:
+                    return ranked, None
+                t = time.perf_counter()
+                more_rows, more_sims = copy.scores(vec, extra, held)
+                rows, sims = np.concatenate([rows, more_rows]), np.concatenate([sims, more_sims])
+                lists = self._widened(lists, extra)
+                plan.probes = None if lists is None else len(lists)
+                timings["memory_rank"] += _ms(t)
+                continue
             note = f"{passed} of the best {count} in memory match the filters, {query.depth} needed"
-            if attempt == 2 or count >= len(rows):
+            if attempt >= 2 or count >= len(rows):
                 return None, note
             share = max(passed, 1) / count  # the filter's share among this query's nearest rows
             count = min(len(rows), count + int(math.ceil(2 * (query.depth - passed) / share)))
             if count > self.config.memory_max_candidates:  # PostgreSQL's own probe reads fewer rows than that
                 return None, note
         return None, None
+
+    def _widen_in_memory(
+        self,
+        copy: ResidentLists,
+        vec: np.ndarray,
+        held: HeldFilter | None,
+        scores: np.ndarray | None,
+        lists: list[int] | None,
+        rows: np.ndarray,
+        sims: np.ndarray,
+        position: int,
+    ) -> tuple[list[int] | None, np.ndarray, np.ndarray]:
+        """(lists, rows, similarities) after ranking every list whose best possible similarity reaches the
+        `position`-th best row ranked so far (all lists when fewer rows were ranked), until none is left; lists
+        None = every row."""
+        while lists is not None and scores is not None:
+            last = -np.inf if not 0 < position <= len(sims) else float(np.partition(sims, -position)[-position])
+            extra = self._lists_above(scores, lists, last)
+            if not extra:
+                break
+            wider = self._widened(lists, extra)
+            if wider is None:
+                found_rows, found_sims = copy.scores(vec, None, held)
+                return None, found_rows, found_sims
+            more_rows, more_sims = copy.scores(vec, extra, held)
+            rows, sims, lists = np.concatenate([rows, more_rows]), np.concatenate([sims, more_sims]), wider
+        return lists, rows, sims
 
 
 @contextmanager
