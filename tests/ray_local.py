@@ -39,11 +39,15 @@ def _free_base(count: int) -> int:
 
 
 class LocalRayCluster:
-    def __init__(self, workers: int = 1, cpus_per_node: int = 1, head_cpus: int | None = None) -> None:
+    def __init__(
+        self, workers: int = 1, cpus_per_node: int = 1, head_cpus: int | None = None, token: str | None = None
+    ) -> None:
+        """`token`: the cluster's auth token (one process that joins several clusters in turn must reuse one:
+        Ray reads it once per process)."""
         self.temp_dir = Path(tempfile.mkdtemp(prefix="psray-", dir="/tmp"))  # short: Ray's socket paths have a limit
         self.base = _free_base(PORTS_PER_NODE * (workers + 1))
         self.address = f"127.0.0.1:{self.base}"
-        (self.temp_dir / "auth_token").write_text(secrets.token_hex(32))
+        (self.temp_dir / "auth_token").write_text(token or secrets.token_hex(32))
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
@@ -109,7 +113,7 @@ class LocalRayCluster:
                 p.terminate()
             except psutil.Error:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=10)
+        _, alive = psutil.wait_procs(procs, timeout=3)
         for p in alive:
             try:
                 p.kill()

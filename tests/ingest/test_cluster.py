@@ -125,7 +125,7 @@ def test_cluster_run_equals_local_run(
 
 
 def test_sigkill_driver_then_resume(ray_cluster, db, cli_env, tmp_path) -> None:
-    n = 96
+    n = 72
     root = tmp_path / "many"
     _make_photos(root, n, seed=11, prefix="cl")
     env = {**_env(cli_env, ray_cluster), "PHOTOSEARCH_INGEST_BATCH_SIZE": "8"}

@@ -70,20 +70,28 @@ def plan_for(resources: dict[str, float]) -> ClusterPlan:
     return ClusterPlan(actors=cpus, batch_size=CPU_BATCH, gpus_per_actor=0, cpus_per_actor=1)
 
 
+def check(address: str) -> None:
+    """Before a run starts: Ray is installed and the address answers (joining waits until there is work)."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise ClusterError("--cluster needs Ray: pip install 'photosearch[cluster]'") from exc
+    if address != "auto":
+        _check_reachable(address)
+
+
 def connect(address: str) -> None:
     """Join the cluster at `address` (`host:port` of `ray start --head`, or `ray://host:10001`), or start a local
     Ray runtime for `auto`."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise ClusterError("--cluster needs Ray: pip install 'photosearch[cluster]'") from exc
+    import ray
+
     if ray.is_initialized():
         return
+    check(address)
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # the driver's core worker logs to our stderr
     opts: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
     if address != "auto":
         opts.pop("include_dashboard")
-        _check_reachable(address)
     try:
         with _quiet_stderr():  # Ray's C++ core announces its log level on fd 2
             ray.init(address="local" if address == "auto" else address, **opts)
@@ -217,10 +225,16 @@ class Embedder:
 
 
 def run_on_cluster(
-    tasks: Iterable[FileTask], model: Any, thumbs_dir: Path, take: Callable[[FileResult | FileError], None]
+    address: str,
+    tasks: Iterable[FileTask],
+    model: Any,
+    thumbs_dir: Path,
+    take: Callable[[FileResult | FileError], None],
 ) -> None:
     """Send `tasks` through the cluster a window at a time; hand every result to `take` as it arrives."""
     import ray
+
+    connect(address)
 
     plan = plan_for(ray.cluster_resources())
     visual = model.model_dir / "visual" / "model.onnx"

@@ -122,9 +122,9 @@ def index_library(
     ensure_embedding_model(db, model.name, model.embed_dim)
     settings.ensure_dirs()
     if cluster is not None:
-        from photosearch.ingest.cluster import connect
+        from photosearch.ingest.cluster import check
 
-        connect(cluster)  # before the lock: an unreachable cluster fails the run before it starts
+        check(cluster)  # an unreachable cluster fails the run before it starts; it is joined once there is work
     lib_id, owner_id = library["id"], library["owner_id"]
     scan_paths = [os.path.abspath(r) for r in (roots or list(library["import_paths"]))]
 
@@ -352,7 +352,7 @@ def _process(
     if cluster is not None:
         from photosearch.ingest.cluster import run_on_cluster
 
-        run_on_cluster(_tasks(conn), model, settings.thumbs_dir, take)
+        run_on_cluster(cluster, _tasks(conn), model, settings.thumbs_dir, take)
         batcher.flush()
         prog.errors = summary.errors
         report(prog)
