@@ -321,3 +321,18 @@ def test_resolve_duplicates(live: LiveServer) -> None:
             assert c.get("/api/duplicates").json()["groups"] == groups[1:]
         finally:
             c.post("/api/assets/bulk", json={"ids": others, "action": "restore"})
+
+
+def test_query_arithmetic_fields(live: LiveServer) -> None:
+    with live.client(live.alice) as c:
+        plain = c.post("/api/search/smart", json={"query": "a bird", "size": 5}).json()["items"]
+        mixed = c.post(
+            "/api/search/smart", json={"query": '"a bird" + "at night"', "subtract_text": ["people"], "size": 5}
+        )
+        assert mixed.status_code == 200, mixed.text
+        assert [i["distance"] for i in mixed.json()["items"]] != [i["distance"] for i in plain]  # another vector
+        like = c.post("/api/search/similar", json={"asset_id": str(live.alice.assets[0]["id"]), "add_text": ["snow"]})
+        assert like.status_code == 200, like.text
+        assert c.post("/api/search/smart", json={"query": '"a" + '}).status_code == 422
+        assert c.post("/api/search/smart", json={"query": "beach - beach"}).status_code == 400
+        assert c.post("/api/search/smart", json={"query": "x", "add_text": [""]}).status_code == 422

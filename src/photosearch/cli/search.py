@@ -61,6 +61,8 @@ def _floats(value: str | None, n: int, name: str) -> tuple[float, ...] | None:
 SEARCH_FLAGS = {
     "text": "TEXT",
     "negative_text": "--not",
+    "add_text": "--add",
+    "subtract_text": "--subtract",
     "image_path": "--image",
     "like_asset_id": "--like",
     "k": "-k/--size",
@@ -165,6 +167,10 @@ def search_cmd(
         str | None, typer.Option("--like", help="More like this photo: its id, or the short id the table shows.")
     ] = None,
     negative: Annotated[str | None, typer.Option("--not", help="Steer away from this text.")] = None,
+    add: Annotated[
+        list[str] | None, typer.Option("--add", help='Add words to any query (--image a.jpg --add "at night").')
+    ] = None,
+    subtract: Annotated[list[str] | None, typer.Option("--subtract", help="Take words away from any query.")] = None,
     k: Annotated[int, typer.Option("-k", "--size", min=1, max=1000, help="Results per page.")] = 20,
     page: Annotated[int, typer.Option("--page", min=1, help="Page number.")] = 1,
     owner: Annotated[str | None, typer.Option("--owner", help="Search as this user (default: first admin).")] = None,
@@ -219,6 +225,8 @@ def search_cmd(
         query = SearchQuery(
             text=text,
             negative_text=negative,
+            add_text=add or None,
+            subtract_text=subtract or None,
             image_path=image.expanduser().resolve() if image else None,
             like_asset_id=like_id,
             k=k,

@@ -47,6 +47,13 @@ class SearchQuery(BaseModel):
     # -- what to look for --
     text: str | None = Field(default=None, max_length=1000)
     negative_text: str | None = Field(default=None, max_length=1000, description="Steer away from this text")
+    add_text: list[str] | None = Field(
+        default=None,
+        max_length=8,
+        description="Words added to the query's vector (rclip-style arithmetic, with any query: an image plus"
+        ' "at night"); `2:word` weighs a term. `text` itself may be arithmetic: \'"beach" + "sunset" - "people"\'',
+    )
+    subtract_text: list[str] | None = Field(default=None, max_length=8, description="Words taken away, as add_text")
     image_path: Path | None = None
     image_bytes: bytes | None = Field(default=None, repr=False)
     image_embedding: list[float] | None = Field(default=None, repr=False, description="Precomputed image vector")
@@ -117,6 +124,18 @@ class SearchQuery(BaseModel):
             raise SearchError("give exactly one of: text, an image, like_asset_id, or a vector")
         if self.negative_text is not None and self.text is None:
             raise SearchError("negative_text needs a text query")
+        if (self.add_text or self.subtract_text) and sum(sources) == 0:
+            raise SearchError("add_text and subtract_text need a query (text, an image, like_asset_id or a vector)")
+        for term in [*(self.add_text or []), *(self.subtract_text or [])]:
+            if not term.strip() or len(term) > 1000 or "\x00" in term:
+                raise SearchError("add_text and subtract_text need words (at most 1,000 characters, no NUL)")
+        if self.text is not None:
+            from photosearch.search.arithmetic import parse
+
+            try:
+                parse(self.text)
+            except ValueError as exc:
+                raise SearchError(str(exc)) from exc
         if self.page * self.k > MAX_DEPTH:
             raise SearchError(f"page * k must be at most {MAX_DEPTH}; narrow the query with filters instead")
         for name in DATE_FIELDS:

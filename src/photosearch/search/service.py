@@ -24,6 +24,8 @@ from pydantic import BaseModel
 from photosearch.db import Database
 from photosearch.db import search as sq
 from photosearch.db.replicas import ReplicaSet
+from photosearch.search.arithmetic import combine, text_vector
+from photosearch.search.arithmetic import parse as parse_terms
 from photosearch.search.planner import (
     Decision,
     PlannerConfig,
@@ -165,7 +167,10 @@ class SearchService:
         exclude = None
         if query.text is not None:
             model = self._model()
-            vec = np.asarray(model.encode_text(query.text), dtype=np.float32)
+            try:  # plain, or arithmetic: "beach" + "sunset" - "people"
+                vec = text_vector(model.encode_text, query.text)
+            except ValueError as exc:
+                raise SearchError(str(exc)) from exc
             if query.negative_text:
                 vec = vec - NEGATIVE_WEIGHT * np.asarray(model.encode_text(query.negative_text), dtype=np.float32)
         elif query.image_embedding is not None:
@@ -193,6 +198,8 @@ class SearchService:
             vec, exclude = found[1], query.like_asset_id
         else:
             vec = np.asarray(query.vector, dtype=np.float32)
+        if query.add_text or query.subtract_text:
+            vec = self._with_terms(vec, query)
         if vec.ndim != 1:
             raise SearchError("the query vector must be one-dimensional")
         if not np.all(np.isfinite(vec)):
@@ -201,6 +208,18 @@ class SearchService:
         if norm == 0.0:
             raise SearchError("the query vector is all zeros")
         return (vec / norm).astype(np.float32), exclude
+
+    def _with_terms(self, vec: np.ndarray, query: SearchQuery) -> np.ndarray:
+        """The query's vector plus add_text, minus subtract_text (search/arithmetic.py)."""
+        encode = self._model().encode_text
+        parts = [(1.0, vec)]
+        for sign, terms in ((1.0, query.add_text or []), (-1.0, query.subtract_text or [])):
+            for raw in terms:
+                parts += [(sign * t.weight, encode(t.text)) for t in parse_terms(raw)]
+        try:
+            return combine(parts)
+        except ValueError as exc:
+            raise SearchError(str(exc)) from exc
 
     # -- who may be searched --------------------------------------------------------------------
 

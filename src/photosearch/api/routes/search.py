@@ -43,6 +43,15 @@ class SearchFilters(BaseModel):
     state: _Text = None
     city: _Text = None
     file_name_contains: _Text = None
+    add_text: list[Annotated[str, Field(min_length=1, max_length=1000)]] | None = Field(
+        default=None,
+        max_length=8,
+        description='Words added to the query vector (an image plus "at night"); "2:word" weighs a term. The query'
+        ' itself may be arithmetic: \'"beach" + "sunset" - "people"\'',
+    )
+    subtract_text: list[Annotated[str, Field(min_length=1, max_length=1000)]] | None = Field(
+        default=None, max_length=8, description="Words taken away from the query vector, as add_text"
+    )
     ocr_text: _Text = Field(
         default=None,
         description="Text seen in the photo (read by OCR at ingest): every word, or the text as a substring."
