@@ -37,6 +37,7 @@ from photosearch.models import ClipModel
 from photosearch.models.runtime import SessionConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT.parent / "shared" / "testdata" / "photos"
 CPU = "CPUExecutionProvider"
 QUERIES = {
     "1 word": "dog",
@@ -205,6 +206,42 @@ def draft_check(model: ClipModel) -> dict[str, float]:
     return out
 
 
+def int8_section(model_dir: Path, threads: int, seconds: float, rounds: int, pixels: np.ndarray) -> dict:
+    """The opt-in int8 copy (`models quantize`): agreement with float32 on the probes and on the test photos
+    (cosine, and top-10 overlap of the photos ranked for each probe string), and its speed."""
+    from photosearch.config import Settings
+    from photosearch.models.quantize import agreement, quantize_model
+
+    settings = Settings(data_dir=model_dir.parent / "data", models_dir=model_dir.parent, model_name=model_dir.name,
+                        threads=threads)  # fmt: skip
+    dest, agree = quantize_model(settings, model_dir.name, f"{model_dir.name}-int8", force=True)
+    fp32, int8 = ClipModel(model_dir, threads=threads), ClipModel(dest, threads=threads)
+    photos = sorted(p for p in PHOTOS.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    pre = fp32.preprocessor
+    px = np.stack([pre(pre.load_image(p)) for p in photos])
+    on_photos = agreement(fp32, int8, px)
+    from photosearch.models.probes import PROBE_TEXTS
+
+    q32, q8 = fp32.encode_texts(list(PROBE_TEXTS)), int8.encode_texts(list(PROBE_TEXTS))
+    top32 = np.argsort(-(q32 @ fp32.encode_pixels(px).T), axis=1)[:, :10]
+    top8 = np.argsort(-(q8 @ int8.encode_pixels(px).T), axis=1)[:, :10]
+    overlap = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top32, top8, strict=True)]))
+    rates = {"fp32": [], "int8": []}
+    for _ in range(rounds):
+        for k, m in (("fp32", fp32), ("int8", int8)):
+            rates[k].append(image_rate(m, pixels, seconds)[1])
+    out = {
+        "probes": agree, "photos": len(photos), "photo_image_cosine_min": on_photos["image_cosine_min"],
+        "photo_image_cosine_mean": on_photos["image_cosine_mean"], "top10_overlap": overlap,
+        "img_per_cpu_s": {k: statistics.median(v) for k, v in rates.items()},
+    }  # fmt: skip
+    print(f"\nint8 copy (opt-in): text cosine min {agree['text_cosine_min']:.4f} mean {agree['text_cosine_mean']:.4f}; "
+          f"{len(photos)} test photos: image cosine min {out['photo_image_cosine_min']:.4f} mean "
+          f"{out['photo_image_cosine_mean']:.4f}, top-10 overlap {overlap:.2f}; img per CPU-s fp32 "
+          f"{out['img_per_cpu_s']['fp32']:.2f}, int8 {out['img_per_cpu_s']['int8']:.2f} ({load()})")  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="ViT-B-32")
@@ -215,6 +252,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--calls", type=int, default=40, help="text queries per variant and query length")
     ap.add_argument("--torch-python", default=os.environ.get("PHOTOSEARCH_TORCH_PYTHON", "/work/venv-torch/bin/python"))
+    ap.add_argument("--no-int8", action="store_true", help="skip the int8 copy's agreement and speed")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "embed_bench.json")
     args = ap.parse_args()
 
@@ -288,6 +326,8 @@ def main() -> None:
     print(f"best: {best[0]}: {best[1]['img_per_cpu_s'] / base['img_per_cpu_s']:.2f}x the model file's img/CPU-s")
     result["images"] = images
     result["image_graph"] = variants[f"derived, {args.threads}x1 thread"].info()["image_graph"]
+    if not args.no_int8:
+        result["int8"] = int8_section(model_dir, args.threads, args.seconds, args.rounds, pixels)
     draft = draft_check(variants[f"derived, {args.threads}x1 thread"])
     print(f"12 MP JPEG decode+preprocess: full {draft['full_decode_preprocess_ms']:.0f} ms, draft "
           f"{draft['draft_decode_preprocess_ms']:.0f} ms, cosine {draft['cosine_draft_vs_full']:.6f}")  # fmt: skip

@@ -184,3 +184,22 @@ def test_optimised_image_export_also_derives(tiny_model_dir: Path, tmp_path: Pat
     assert model.graphs["visual"].graph == "derived"
     reference = ClipModel(d, threads=1, derive_graphs=False).encode_images(paths)
     assert np.min(np.sum(emb * reference, axis=1)) >= 0.99999
+
+
+def test_int8_copy_is_opt_in_and_measured(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from photosearch.models.quantize import quantize_model
+
+    settings = Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", model_name="b1", threads=1)
+    src = import_model(settings, _b1_copy(tiny_model_dir, tmp_path / "src-b1"), name="b1")
+    before = {t: _sha(src / t / "model.onnx") for t in ("visual", "textual")}
+    dest, agree = quantize_model(settings, "b1")
+    assert dest.name == "b1-int8" and model_info(settings)["name"] == "b1", "the active model is unchanged"
+    assert {t: _sha(src / t / "model.onnx") for t in ("visual", "textual")} == before
+    assert set(agree) == {"text_cosine_min", "text_cosine_mean", "image_cosine_min", "image_cosine_mean"}
+    assert all(-1.0 <= v <= 1.0 + 1e-6 for v in agree.values())
+    info = model_info(settings, "b1-int8")
+    assert info["int8_agreement"] == agree and info["checksums"] == "ok"
+    # the copy quantized the derived variable-shape graphs: it runs any batch and length as is
+    assert info["visual_batch"] == "dynamic" and info["text_length"] == "dynamic"
+    emb = ClipModel(dest, threads=1).encode_texts(["a dog", "a cat on a red sofa"])
+    assert emb.shape == (2, 32) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)

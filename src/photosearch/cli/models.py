@@ -104,6 +104,29 @@ def use_cmd(
         console.print(f"[yellow]note:[/yellow] PHOTOSEARCH_MODEL_NAME={env} overrides the settings file")
 
 
+@models_app.command("quantize")
+def quantize_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Installed model to copy with int8 weights.")],
+    as_name: Annotated[str | None, typer.Option("--name", help="Install the copy as (default NAME-int8).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an installed copy.")] = False,
+) -> None:
+    """Install an int8 copy of a model and print how closely it agrees with the original (opt-in)."""
+    from photosearch.models.quantize import quantize_model
+
+    st = state(ctx)
+    path, agree = quantize_model(st.settings, name, as_name, force=force)
+    if st.json:
+        output(st, {"model": path.name, "path": str(path), **agree})
+        return
+    console.print(
+        f"model [bold]{path.name}[/bold] installed in {path}; agreement with {name}: cosine "
+        f"text min {agree['text_cosine_min']:.4f} mean {agree['text_cosine_mean']:.4f}, "
+        f"images min {agree['image_cosine_min']:.4f} mean {agree['image_cosine_mean']:.4f}"
+    )
+    console.print(f"nothing uses it yet: `photosearch models use {path.name} --reembed` switches to it")
+
+
 @models_app.command("export")
 def export_cmd(
     ctx: typer.Context,

@@ -232,6 +232,8 @@ def model_info(settings: Settings, name: str | None = None) -> dict[str, Any]:
     info["active"] = d.name == settings.model_name
     info["source"] = man.get("repo") or man.get("path") or "unknown"
     info["installed_at"] = man.get("installed_at")
+    if man.get("int8"):
+        info["int8_agreement"] = man["int8"]
     corrupt = verify(d)
     info["checksums"] = "not recorded" if not man.get("sha256") else ("ok" if not corrupt else f"MISMATCH {corrupt}")
     return info
