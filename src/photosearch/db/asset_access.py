@@ -39,6 +39,25 @@ def indexed_counts(db: Database, user_id: UUID) -> dict[str, int]:
     return {"assets": int(row["assets"]), "embedded": int(row["embedded"])}
 
 
+def has_photos(db: Database, user_id: UUID) -> dict[str, bool]:
+    """Whether the user has any live asset, and any with an embedding: what a page needs to choose its
+    empty state (two index probes, not counts over a large library)."""
+    with db.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM assets WHERE owner_id = %(u)s AND deleted_at IS NULL) AS assets,"
+            " EXISTS (SELECT 1 FROM smart_search WHERE owner_id = %(u)s AND deleted_at IS NULL) AS embedded",
+            {"u": user_id},
+        )
+        return cur.fetchone()
+
+
+def library_names(db: Database, user_id: UUID) -> list[dict[str, Any]]:
+    """The user's libraries, id and name only (no per-library counts)."""
+    with db.cursor() as cur:
+        cur.execute("SELECT id, name FROM libraries WHERE owner_id = %s ORDER BY created_at", (user_id,))
+        return cur.fetchall()
+
+
 def filter_options(db: Database, user_id: UUID) -> dict[str, list[str]]:
     """Distinct cameras and places among the user's assets, for the web UI's filter suggestions."""
     with db.cursor() as cur:

@@ -19,9 +19,8 @@ from photosearch.api.errors import ApiError
 from photosearch.api.routes.auth import authenticate, set_session_cookie
 from photosearch.api.schemas import asset_out
 from photosearch.db.accounts import list_api_keys, list_libraries, list_users, needs_sign_up, status
-from photosearch.db.asset_access import asset_for_user, filter_options, indexed_counts, photo_places
+from photosearch.db.asset_access import asset_for_user, has_photos, library_names
 from photosearch.db.sessions import delete_session
-from photosearch.db.timeline import month_buckets
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
@@ -164,19 +163,16 @@ def logout_submit(request: Request, ctx: Ctx, csrf_token: Annotated[str, Form(ma
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, ctx: Ctx, view: str | None = None) -> Response:
-    """The photos page (timeline, search, trash). The month buckets come with the page, so the first
-    paint of the timeline needs a single API request."""
+    """The photos page (timeline, search, trash). The grid's first page is one API request; the
+    scrubber's months follow from `/api/timeline/buckets` once the grid is on screen."""
     user = _page_user(request)
     if user is None:
         return _to_login(request)
     view = "trash" if view == "trash" else "photos"
-    libraries = list_libraries(ctx.db, user["id"])
-    places = photo_places(ctx.db, user["id"])
+    libraries = library_names(ctx.db, user["id"])
     page_data = {
         "user": {"name": user["name"], "email": user["email"], "is_admin": bool(user["is_admin"])},
         "libraries": {str(lib["id"]): lib["name"] for lib in libraries},
-        "places": {p["name"].lower(): [float(p["lat"]), float(p["lon"])] for p in places},
-        "buckets": month_buckets(ctx.db, user["id"]) if view == "photos" else [],
     }
     return templates.TemplateResponse(
         request,
@@ -187,9 +183,7 @@ def index(request: Request, ctx: Ctx, view: str | None = None) -> Response:
             "nav": "trash" if view == "trash" else "photos",
             "view": view,
             "libraries": libraries,
-            "places": places,
-            "options": filter_options(ctx.db, user["id"]),
-            "counts": indexed_counts(ctx.db, user["id"]),
+            "counts": has_photos(ctx.db, user["id"]),
             "page_data": page_data,
         },
     )

@@ -16,7 +16,7 @@ from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError
 from photosearch.api.schemas import SearchResponse, asset_out
 from photosearch.api.uploads import decode_image, read_image_upload
-from photosearch.db.asset_access import indexed_counts
+from photosearch.db.asset_access import filter_options, indexed_counts, photo_places
 from photosearch.models.registry import is_test_model
 
 router = APIRouter(tags=["search"])
@@ -198,6 +198,17 @@ async def image_search(
         )
 
     return await run_in_threadpool(work)
+
+
+@router.get("/api/search/suggestions")
+def suggestions(user: CurrentUser, ctx: Ctx) -> dict:
+    """Values for the filter panel: the caller's cameras, lenses and places, and the cities their
+    geotagged photos were taken in with a point for each (the web UI's "near place" filter)."""
+    places = photo_places(ctx.db, user["id"])
+    return {
+        **filter_options(ctx.db, user["id"]),
+        "places": [{"name": p["name"], "lat": float(p["lat"]), "lon": float(p["lon"])} for p in places],
+    }
 
 
 @router.get("/api/duplicates")

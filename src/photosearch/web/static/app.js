@@ -4,7 +4,6 @@
 (function () {
   "use strict";
   const { api, grid } = window.PS;
-  const pageData = JSON.parse(document.getElementById("page-data").textContent);
   const form = document.getElementById("search-form");
   const q = document.getElementById("q");
   const statusEl = document.getElementById("status");
@@ -27,6 +26,7 @@
   let loading = false;
   let generation = 0;
   let newerCursor = null;  // after a scrubber jump: where the newer photos start
+  let buckets = null;      // months of the timeline, fetched once the first page is on screen
 
   function setStatus(text) { statusEl.textContent = text; }
 
@@ -69,7 +69,7 @@
     const km = Number(radius) || 25;
     const m = place.match(/^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/);
     if (m) return [Number(m[1]), Number(m[2]), km];
-    const known = pageData.places[place.trim().toLowerCase()];
+    const known = places[place.trim().toLowerCase()];
     return known ? [known[0], known[1], km] : undefined;
   }
   function filters() {
@@ -135,6 +135,26 @@
     FILTERS.forEach((el) => { el.value = ""; });
     applyFilters(true);
   });
+
+  // ---- suggestions for the filter panel, fetched the first time it opens ---------------------------
+  let places = {};
+  let suggested = null;
+  const LISTS = { make: "makes", model: "models", lens_model: "lenses", country: "countries", state: "states", city: "cities" };
+  function fill(id, values) {
+    document.getElementById(id).replaceChildren(...values.map((v) => { const o = document.createElement("option"); o.value = v; return o; }));
+  }
+  function loadSuggestions() {
+    if (!suggested) {
+      suggested = api("GET", "/api/search/suggestions").then((d) => {
+        for (const [k, id] of Object.entries(LISTS)) fill(id, d[k] || []);
+        fill("places", d.places.map((p) => p.name));
+        places = {};
+        for (const p of d.places) places[p.name.toLowerCase()] = [p.lat, p.lon];
+      }).catch(() => { suggested = null; });
+    }
+    return suggested;
+  }
+  document.getElementById("filters").addEventListener("toggle", () => loadSuggestions());
 
   // ---- recent searches (this browser only) -----------------------------------------------------
   const RECENT_KEY = "photosearch-recent";
@@ -211,6 +231,7 @@
       if (!grid.items.length) setStatus(explainEmpty(data, search));
       else setStatus(describe(data, search));
       document.body.dataset.loaded = String(grid.items.length);
+      if (search.kind === "timeline" && buckets === null) loadBuckets();
       if (window.PS.viewer) window.PS.viewer.itemsChanged();
     } catch (err) {
       if (gen === generation) { setStatus("Could not load photos: " + err.message); next = null; }
@@ -234,7 +255,7 @@
     if (grid.items.length === 0 && Number(statusEl.dataset.assets) > 0) grid.skeleton();
     queryInfo.hidden = !(search.kind === "image" || search.kind === "like");
     queryThumb.hidden = queryInfo.hidden;
-    scrubber.hidden = search.kind !== "timeline" || !pageData.buckets.length;
+    scrubber.hidden = search.kind !== "timeline" || !buckets || !buckets.length;
     if (search.kind === "image") {
       queryThumb.src = URL.createObjectURL(search.file);
       queryThumb.alt = `Your query image ${search.file.name}`;
@@ -277,9 +298,15 @@
   // ---- timeline scrubber -----------------------------------------------------------------------
   const MONTH = new Intl.DateTimeFormat(undefined, { month: "short", timeZone: "UTC" });
   const MONTH_LONG = new Intl.DateTimeFormat(undefined, { month: "long", year: "numeric", timeZone: "UTC" });
+  // The scrubber's months come after the grid's first page: the first paint waits for one request only.
+  async function loadBuckets() {
+    buckets = [];
+    try { buckets = (await api("GET", "/api/timeline/buckets")).buckets; } catch (err) { return; }
+    if (buckets.length) { buildScrubber(); scrubber.hidden = !current || current.kind !== "timeline"; }
+  }
   function buildScrubber() {
     const years = new Map();
-    for (const b of pageData.buckets) {
+    for (const b of buckets) {
       const y = b.month.slice(0, 4);
       if (!years.has(y)) years.set(y, []);
       years.get(y).push(b);
@@ -319,8 +346,8 @@
     return new Date(Date.UTC(y, m, 1)).toISOString().replace(".000Z", "Z");
   }
   function jump(month) {
-    if (!current || current.kind !== "timeline") return;
-    const first = pageData.buckets.length && pageData.buckets[0].month === month;
+    if (!current || current.kind !== "timeline" || !buckets) return;
+    const first = buckets.length && buckets[0].month === month;
     start({ kind: "timeline" }, first ? { page: 1 } : { before: monthEnd(month) });
     window.scrollTo(0, 0);
     if (!first) loadNewerReady();
@@ -420,8 +447,11 @@
   });
   grid.onOpen = (i) => window.PS.viewer.open(i);
   showRecent();
-  if (pageData.buckets.length) buildScrubber();
-  fromUrl();
-  if (window.PS.viewer) window.PS.viewer.syncWithUrl();
-  document.body.dataset.ready = "true";
+  const begin = () => {
+    fromUrl();
+    if (window.PS.viewer) window.PS.viewer.syncWithUrl();
+    document.body.dataset.ready = "true";
+  };
+  // A "near" place in the URL needs the places' coordinates before the first search.
+  if (params0.get("near")) loadSuggestions().then(begin); else begin();
 })();
