@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
+import tracemalloc
 from dataclasses import asdict
 from pathlib import Path
 from uuid import UUID
@@ -404,6 +406,12 @@ def main() -> None:
         help="methods to run, separated by | (without exact, recall uses the exact results of an earlier run)",
     )
     ap.add_argument(
+        "--reload",
+        action="store_true",
+        help="instead of the methods table: the in-memory copy's peak memory while reloaded, and the time from a"
+        " change to searches in memory again",
+    )
+    ap.add_argument(
         "--pages",
         type=int,
         default=0,
@@ -462,6 +470,14 @@ def main() -> None:
         if args.only:
             wanted = set(args.only.split("|"))
             levels = [lv for lv in levels if lv["label"] in wanted]
+        if args.reload:
+            results["reload"] = reload_numbers(db, service, admin_user, info["dim"])
+            db.close()
+            args.results_dir.mkdir(parents=True, exist_ok=True)
+            path = args.results_dir / f"search_{args.rows}_reload{args.tag}.json"
+            path.write_text(json.dumps(results, indent=2, default=str))
+            print(f"wrote {path}")
+            return
         if args.pages:
             results["pages"] = pages_table(conn, service, admin_user, dsn, info, levels, args)
             db.close()
@@ -510,6 +526,65 @@ def main() -> None:
     plot(results, stem.with_suffix(".png"))
     print_markdown(results)
     print(f"wrote {stem}.json and {stem}.png")
+
+
+def reload_numbers(db: Database, service: SearchService, admin_user: dict, dim: int, changed: int = 100) -> dict:
+    """What keeping the in-memory copy current costs: the memory a whole load takes at its peak (tracemalloc, which
+    sees numpy's arrays, plus the old copy while the cache still holds it) against the copy's size, and after
+    `changed` photos change (their dates, one statement),
+    the time until a search runs in memory again and the memory the update took beyond the copy."""
+    cache = service.resident
+    if cache is None or cache.current is None:
+        return {}
+    size = cache.current.nbytes
+    old, peak_seen, done = cache.current, [0], threading.Event()
+
+    def sample() -> None:  # what the load allocates, plus the old copy while the cache still holds it
+        while not done.is_set():
+            held = size if cache.current is old else 0
+            peak_seen[0] = max(peak_seen[0], tracemalloc.get_traced_memory()[0] + held)
+            time.sleep(0.005)
+
+    tracemalloc.start()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    t = time.perf_counter()
+    cache.load()
+    load_s = time.perf_counter() - t
+    done.set()
+    sampler.join()
+    load_peak = max(peak_seen[0], tracemalloc.get_traced_memory()[1])
+    tracemalloc.stop()
+    old = None  # the old copy can go now
+    q = np.random.default_rng(5).standard_normal(dim).astype(np.float32).tolist()
+    out = {"copy_mb": round(size / 2**20, 1), "load_s": round(load_s, 2), "load_peak_ratio": round(load_peak / size, 3)}
+    for step, sign in (("changed", "+"), ("changed back", "-")):
+        with db.connection() as conn:
+            conn.execute(
+                f"UPDATE assets SET local_date_time = local_date_time {sign} interval '1 second'"  # noqa: S608
+                " WHERE id IN (SELECT asset_id FROM smart_search ORDER BY asset_id LIMIT %s)",
+                (changed,),
+            )
+            conn.commit()
+        tracemalloc.start()
+        t = time.perf_counter()
+        searches = 0
+        while time.perf_counter() - t < 600:
+            searches += 1
+            if service.search(SearchQuery(vector=q, k=10), admin_user).plan.strategy == "memory":
+                break
+            time.sleep(0.02)
+        back_s = time.perf_counter() - t
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        out[step] = {"to_memory_s": round(back_s, 2), "searches": searches, "peak_ratio": round(peak / size, 3)}
+        print(
+            f"{changed} photos {step}: searches in memory again after {back_s:.2f} s ({searches} searches),"
+            f" peak {peak / 2**20:.0f} MB beyond the {size / 2**20:.0f} MB copy ({peak / size:.1%})",
+            flush=True,
+        )
+    print(f"a whole load: {load_s:.1f} s, peak {load_peak / 2**20:.0f} MB ({load_peak / size:.2f}× the copy)")
+    return out
 
 
 def pages_table(conn, service, admin_user, dsn: str, info: dict, levels: list[dict], args) -> list[dict]:

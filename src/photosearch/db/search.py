@@ -9,6 +9,7 @@ cost no round trip of their own (SearchService.search).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -266,6 +267,9 @@ class ResidentRows(NamedTuple):
     attributes: dict[str, np.ndarray]  # HELD_ATTRIBUTES name -> (n,) int8 rating (-2 = none; -1 = rejected) or bool
     columns: dict[str, np.ndarray]  # HELD_COLUMNS name -> (n,) int64 library prefix (0 = none) or float32 (NaN = none)
     assets: AssetColumns | None = None  # what `assets` holds of every row (asset_columns)
+    snapshot: str | None = None  # the snapshot it was read in (pg_snapshot text): later changes are the log's
+    changed: np.ndarray | None = None  # (m,) 16-byte UUIDs: read with `since`, every id the log names (gone or not)
+    store: np.ndarray | None = None  # the array `vectors` is the first rows of, with room for rows added later
 
 
 class AssetColumns(NamedTuple):
@@ -306,34 +310,51 @@ RESIDENT_ROW_BYTES = 16 + 2 * 8 + 8 * len(HELD_TEXT) + 3 + len(HELD_ATTRIBUTES) 
 RESIDENT_NAME_BYTES = 16 + 8 + 8 + 24 + 3 * 8
 
 
-def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows | str:
+def resident_lists(
+    conn: psycopg.Connection, budget_bytes: int, *, since: str | None = None, spare: float = 0.0
+) -> ResidentRows | str:
     """Every row of search_ivf with its owner, date taken, EXIF place and camera, and flags (ResidentRows), read in one
     snapshot with the key it is current for; or why not, when it would take more than `budget_bytes`. Binary
     COPY of fixed-width rows, parsed by numpy in chunks: 1M x 512 in ~10 s, without a Python object per row. The
     texts come as 64-bit hashes (fixed width); a collision can only let a row through that PostgreSQL then
-    filters out."""
+    filters out.
+
+    `since` (a snapshot an earlier read returned): only the rows of the photos the change log (migration 056) names
+    as changed since then, with those ids in `changed`. `spare`: room for that many more rows (a share of these)
+    in the vectors' array (`store`), so changes can be added without a second copy."""
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     key_row = conn.execute(
         "SELECT (SELECT value->>'trained_at' FROM system_metadata WHERE key = 'search_lists'),"
         " (SELECT value FROM system_metadata WHERE key = 'search_version'),"
         " (SELECT (value->>'dim')::int FROM system_metadata WHERE key = 'embedding'),"
-        " (SELECT value FROM system_metadata WHERE key = 'flags_version')"
+        " (SELECT value FROM system_metadata WHERE key = 'flags_version'), pg_current_snapshot()::text"
     ).fetchone()
     key = (key_row[0], None if key_row[1] is None else int(key_row[1]))
     dim = int(key_row[2] or 0)
     flags_version = None if key_row[3] is None else int(key_row[3])
-    counts = conn.execute("SELECT list_id, count(*) FROM search_ivf GROUP BY list_id ORDER BY list_id").fetchall()
+    changed, only, params = None, sql.SQL(""), {}
+    if since is not None:
+        found = conn.execute(
+            "SELECT DISTINCT asset_id FROM search_changes WHERE NOT pg_visible_in_snapshot(xid, %s::pg_snapshot)",
+            (since,),
+        ).fetchall()
+        changed = np.array([r[0].bytes for r in found], dtype="V16")
+        only, params = sql.SQL(" WHERE asset_id = ANY(%(ids)s)"), {"ids": [r[0] for r in found]}
+    counts = conn.execute(
+        sql.SQL("SELECT list_id, count(*) FROM search_ivf{} GROUP BY list_id ORDER BY list_id").format(only), params
+    ).fetchall()
     n = sum(int(c) for _, c in counts)
-    need = n * (dim * 4 + RESIDENT_ROW_BYTES + RESIDENT_NAME_BYTES)
+    need = n * (dim * 4 * (1 + spare) + RESIDENT_ROW_BYTES + RESIDENT_NAME_BYTES)
     if need > budget_bytes:
         return f"{n} rows x {dim} dimensions need {need / 2**20:.0f} MB > the {budget_bytes / 2**20:.0f} MB allowed"
     sizes = np.zeros((max((int(x) for x, _ in counts), default=-1) + 1,), dtype=np.int64)
     for list_id, count in counts:
         sizes[int(list_id)] = int(count)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    store = np.empty((n + int(math.ceil(n * spare)), dim), dtype=np.float32)
     out = {
         "id": np.empty(n, dtype="V16"),
-        "vec": np.empty((n, dim), dtype=np.float32),
+        "vec": store[:n],
         "owner": np.empty(n, dtype=np.int64),
         "taken": np.empty(n, dtype=np.int64),
         **{column: np.empty(n, dtype=np.int64) for column in HELD_TEXT},
@@ -368,12 +389,14 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
             "COPY (SELECT list_id, asset_id, coalesce(owner_id, '00000000-0000-0000-0000-000000000000'),"
             " coalesce(local_date_time, '-infinity'), {hashes} coalesce(is_favorite, false),"
             " deleted_at IS NULL, coalesce(visibility = 'timeline', false), {attributes}, {columns}, embedding"
-            " FROM search_ivf ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
+            " FROM search_ivf{only} ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
         ).format(
             hashes=hashes,
             attributes=sql.SQL(", ").join(sql.SQL(expr) for expr, _ in HELD_ATTRIBUTES.values()),
             columns=sql.SQL(", ").join(sql.SQL(expr) for expr, _, _ in HELD_COLUMNS.values()),
-        )
+            only=only,
+        ),
+        params or None,
     ) as copy:
         for block in copy:
             pending += block
@@ -398,22 +421,27 @@ def resident_lists(conn: psycopg.Connection, budget_bytes: int) -> ResidentRows 
         flags_version,
         {name: out[name] for name in HELD_ATTRIBUTES},
         {name: out[name] for name in HELD_COLUMNS},
-        asset_columns(conn),
+        asset_columns(conn, params.get("ids")),
+        key_row[4],
+        changed,
+        store,
     )
 
 
-def asset_columns(conn: psycopg.Connection) -> AssetColumns:
+def asset_columns(conn: psycopg.Connection, ids: list[UUID] | None = None) -> AssetColumns:
     """What the copy holds from `assets` for every search_ivf row (in the caller's snapshot). File names only in
     a UTF-8 database: there ILIKE lower-cases both sides with lower() and then compares bytes, so a name containing
     lower(needle) here is exactly a name ILIKE '%needle%' there. Aggregates in asset_id order, sent as bytea:
-    ~4 s at 1M photos, no Python object per row."""
+    ~4 s at 1M photos, no Python object per row. `ids`: only those photos'."""
     utf8 = conn.info.parameter_status("server_encoding") == "UTF8"
     names = "convert_to(lower(a.original_file_name), 'UTF8') || '\\x00'::bytea" if utf8 else "NULL::bytea"
     ids, blob, created = conn.execute(
         "SELECT string_agg(uuid_send(s.asset_id), ''::bytea ORDER BY s.asset_id),"  # noqa: S608 - constant SQL
         f" string_agg({names}, ''::bytea ORDER BY s.asset_id),"
         " string_agg(timestamptz_send(a.created_at), ''::bytea ORDER BY s.asset_id)"
-        " FROM search_ivf s JOIN assets a ON a.id = s.asset_id",
+        " FROM search_ivf s JOIN assets a ON a.id = s.asset_id"
+        + ("" if ids is None else " WHERE s.asset_id = ANY(%s)"),
+        None if ids is None else (ids,),
         binary=True,
     ).fetchone()
     return AssetColumns(
@@ -421,6 +449,16 @@ def asset_columns(conn: psycopg.Connection) -> AssetColumns:
         bytes(blob or b"") if utf8 else None,
         np.frombuffer(created or b"", dtype=">i8").astype(np.int64),
     )
+
+
+def prune_changes(conn: psycopg.Connection, snapshot: str, minutes: float = 5.0) -> int:
+    """Delete the change log's entries that `snapshot` saw (a copy read in it has them) and that are older than
+    `minutes` (another process's copy may not have them yet). Returns how many."""
+    return conn.execute(
+        "DELETE FROM search_changes WHERE pg_visible_in_snapshot(xid, %s::pg_snapshot)"
+        " AND at < now() - make_interval(secs => %s)",
+        (snapshot, minutes * 60),
+    ).rowcount
 
 
 def lowered(conn: psycopg.Connection, value: str) -> bytes:

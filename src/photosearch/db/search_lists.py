@@ -111,6 +111,8 @@ def replace_lists(
         " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
         (LISTS_KEY, json.dumps(info)),
     )
+    # every copy of the lists in memory is read again after a training: the change log (056) is of no more use
+    conn.execute("DELETE FROM search_changes")
     return n
 
 

@@ -15,10 +15,13 @@ pass); PostgreSQL still applies every filter.
 
 The copy is used only while it is current: it is keyed by the lists' training and `search_version`, a counter
 every change to an embedding (migration 041) or to a held column (042) bumps, which each search reads with its
-context. When they differ the search runs in PostgreSQL as before and a background thread loads a new copy: not
-more often than every `min_interval` (60 s) nor than 10x the last load's duration. An ingest bumps the counter
-every batch for hours; re-reading the library each time would take a core from it (1M rows: ~10 s a load, so one
-in 100 s at most), and searches meanwhile run in PostgreSQL, complete as ever.
+context. When they differ the search runs in PostgreSQL as before and a background thread brings the copy up to
+date (ResidentCache.update): it reads just the rows of the photos the change log (056) names since the snapshot the
+copy was read in, marks their old rows dead and adds the current ones after the lists, into room the vectors'
+array keeps for them (SPARE_ROWS), and rebuilds the small indexes; the next search after that (100 changed photos:
+well under a second) is in memory again, and memory never holds two copies of the vectors. Only a training of the
+lists or a full room loads the whole library again, the old copy dropped first (searches run in PostgreSQL
+meanwhile), not more often than every `min_interval` (60 s) nor than 10x the last load's duration.
 
 The flags (favourite, in the trash, on the timeline) have a counter of their own (043): favouriting or archiving
 a photo is common, so it re-reads only the flags of the photos whose flags are not the common ones, in the
@@ -49,6 +52,8 @@ NONE_TAKEN = np.iinfo(np.int64).min  # '-infinity': what the loader reads for a 
 NAIVE_WIDEN = timedelta(hours=3)  # a date without a zone, read in the session's: the DST changes' doubt, and more
 FLAG_CHECK_SHARE = 0.05  # the trash and timeline flags are checked in memory only when they remove more than this
 GPS_SLACK = 1e-4  # degrees and km: float32 coordinates are within ~1e-5 degrees of PostgreSQL's float8 ones
+
+SPARE_ROWS = 0.1  # room for this share more rows in the copy's vectors, for changes applied to it (update)
 
 Key = tuple[str | None, int | None]  # (the lists' trained_at, search_version)
 Spans = tuple[np.ndarray, np.ndarray]  # (starts, ends) of row ranges: the probed lists
@@ -322,19 +327,25 @@ class ResidentLists:
     favorite_count: int  # rows with each flag set
     live_count: int
     timeline_count: int
+    snapshot: str | None = None  # the snapshot the rows were read in: the change log has what came after
+    store: np.ndarray | None = None  # `vectors` are its first rows; the rest is room for changed rows (appended)
+    dead: np.ndarray | None = None  # (n,) bool: rows replaced or removed since the load (None: none)
 
     @classmethod
-    def build(cls, loaded: sq.ResidentRows) -> ResidentLists:
-        """The copy, with its indexes: ids (a changed flag's row), dates and owners (the rows a held filter
-        matches, and how many); and the counts that estimate a held filter's other conditions."""
+    def build(cls, loaded: sq.ResidentRows, dead: np.ndarray | None = None) -> ResidentLists:
+        """The copy, with its indexes: ids (a changed flag's row; rows `dead` left out), dates and owners (the rows
+        a held filter matches, and how many); and the counts that estimate a held filter's other conditions."""
         first = loaded.ids.view(">u8")[::2].astype(np.uint64)
-        order = np.argsort(first, kind="stable")
+        alive = np.arange(len(first)) if dead is None else np.flatnonzero(~dead)
+        order = alive[np.argsort(first[alive], kind="stable")]
         taken_order = np.argsort(loaded.taken, kind="stable")
         owner_order = np.argsort(loaded.owners, kind="stable")  # stable: each owner's rows stay in row order
         owners, starts, counts = np.unique(loaded.owners[owner_order], return_index=True, return_counts=True)
         none = np.zeros(0, dtype=np.int64)
+        extra = ("assets", "changed")
         held = cls(
-            **{k: v for k, v in loaded._asdict().items() if k != "assets"},
+            **{k: v for k, v in loaded._asdict().items() if k not in extra},
+            dead=dead,
             created=none,
             created_order=none,
             created_sorted=none,
@@ -368,6 +379,63 @@ class ResidentLists:
         ends = np.flatnonzero(np.frombuffer(loaded.assets.names, dtype=np.uint8) == 0)
         return replace(held, names=loaded.assets.names, name_ends=ends, name_rows=name_rows)
 
+    def appended(self, delta: sq.ResidentRows) -> ResidentLists | None:
+        """This copy with the changes `delta` read (resident_lists with `since`): the rows of every photo it names
+        marked dead, the current rows of those still there added after the lists (in no list: every probe ranks
+        them), the indexes rebuilt. The vectors go into the room left in `store`, so no second copy of them is
+        made; None when there is not room enough (the caller loads the whole library again)."""
+        n, m = len(self.ids), len(delta.ids)
+        if self.store is None or n + m > len(self.store) or delta.changed is None:
+            return None
+        self.store[n : n + m] = delta.vectors  # beyond every current reader's rows
+        dead = np.zeros(n + m, dtype=bool)
+        if self.dead is not None:
+            dead[:n] = self.dead
+        dead[self.locate(delta.changed)[0]] = True
+
+        def cat(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+            return np.concatenate([old, new.astype(old.dtype)])
+
+        loaded = sq.ResidentRows(
+            delta.key,
+            cat(self.ids, delta.ids),
+            self.store[: n + m],
+            self.offsets,
+            cat(self.owners, delta.owners),
+            cat(self.taken, delta.taken),
+            {column: cat(values, delta.texts[column]) for column, values in self.texts.items()},
+            cat(self.favorites, delta.favorites),
+            cat(self.live, delta.live),
+            cat(self.timeline, delta.timeline),
+            delta.flags_version,  # every flag change is in the log: the ones read are current
+            {name: cat(values, delta.attributes[name]) for name, values in self.attributes.items()},
+            {name: cat(values, delta.columns[name]) for name, values in self.columns.items()},
+            None,
+            delta.snapshot,
+            None,
+            self.store,
+        )
+        held = ResidentLists.build(loaded, dead)
+        if delta.assets is None or len(self.created) != n:
+            return held
+        # the added photos' file names and added times, by their row (assets' rows come in id order)
+        where = {bytes(x): i for i, x in enumerate(delta.ids)}
+        rows = np.array([n + where.get(bytes(x), -n - 1) for x in delta.assets.ids], dtype=np.int64)
+        created = np.full(m, NONE_TAKEN, dtype=np.int64)
+        created[rows[rows >= 0] - n] = delta.assets.created[rows >= 0]
+        created = cat(self.created, created)
+        created_order = np.argsort(created, kind="stable")
+        held = replace(held, created=created, created_order=created_order, created_sorted=created[created_order])
+        if self.names is None or delta.assets.names is None:
+            return held
+        ends = np.flatnonzero(np.frombuffer(delta.assets.names, dtype=np.uint8) == 0) + len(self.names)
+        return replace(
+            held,
+            names=self.names + delta.assets.names,
+            name_ends=cat(self.name_ends, ends),
+            name_rows=cat(self.name_rows, np.where(rows >= 0, rows, -1)),
+        )
+
     def name_matches(self, needle: bytes, limit: int) -> np.ndarray | None:
         """The rows (sorted) whose file name contains `needle` (lower-cased by PostgreSQL: db.search.lowered), or
         None when the names are not held or more than `limit` contain it: finding each match is a Python step
@@ -388,7 +456,8 @@ class ResidentLists:
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.ids, self.vectors, self.offsets, self.owners, self.taken, *self.texts.values())
+        vectors = self.vectors if self.store is None else self.store  # with the room for changed rows
+        arrays = (self.ids, vectors, self.offsets, self.owners, self.taken, *self.texts.values())
         arrays += tuple(self.attributes.values()) + tuple(self.columns.values())
         arrays += (self.created, self.created_order, self.created_sorted)
         arrays += (self.favorites, self.live, self.timeline)
@@ -459,13 +528,13 @@ class ResidentLists:
         """(row numbers, positions in `ids`) of the `ids` (16-byte UUIDs) that the copy holds; the others are
         left out."""
         none = np.zeros(0, dtype=np.int64)
-        if len(ids) == 0 or len(self.ids) == 0:
+        if len(ids) == 0 or len(self.id_order) == 0:
             return none, none
         first = ids.view(">u8")[::2].astype(np.uint64)
         lo = np.searchsorted(self.id_sorted, first, side="left")
         hi = np.searchsorted(self.id_sorted, first, side="right")
         mine, theirs = self.ids.view(np.uint64).reshape(-1, 2), ids.view(np.uint64).reshape(-1, 2)
-        cand = self.id_order[np.minimum(lo, len(self.ids) - 1)]
+        cand = self.id_order[np.minimum(lo, len(self.id_order) - 1)]
         exact = (hi > lo) & (mine[cand] == theirs).all(axis=1)
         rows, which = cand[exact].tolist(), np.flatnonzero(exact).tolist()
         for i in np.flatnonzero(~exact & (hi - lo > 1)).tolist():  # ids sharing their first 8 bytes: look on
@@ -484,10 +553,25 @@ class ResidentLists:
         return int(sizes[[x for x in lists if 0 <= x < len(sizes)]].sum())
 
     def _spans(self, lists: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The row spans of `lists`, and of the rows added since the load (in no list: every probe ranks them)."""
         valid = np.array(sorted(x for x in set(lists) if 0 <= x < len(self.offsets) - 1), dtype=np.int64)
-        return self.offsets[valid], self.offsets[valid + 1]
+        starts, ends = self.offsets[valid], self.offsets[valid + 1]
+        if len(self.ids) > self.offsets[-1]:
+            starts, ends = np.append(starts, self.offsets[-1]), np.append(ends, len(self.ids))
+        return starts, ends
 
     def scores(
+        self, q: np.ndarray, lists: Sequence[int] | None, held: HeldFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(row numbers, cosine similarity to q) of every live row in `lists` (None = every row) that `held` lets
+        through (_scores), without the rows replaced or removed since the load."""
+        rows, sims = self._scores(q, lists, held)
+        if self.dead is not None:
+            keep = ~self.dead[rows]
+            rows, sims = rows[keep], sims[keep]
+        return rows, sims
+
+    def _scores(
         self, q: np.ndarray, lists: Sequence[int] | None, held: HeldFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(row numbers, cosine similarity to q) of every row in `lists` (None = every row) that `held` lets
@@ -573,6 +657,8 @@ class ResidentCache:
         self._flags_thread: threading.Thread | None = None
         self._next_flags = 0.0
         self._next_load = 0.0
+        self._next_apply = 0.0
+        self._next_prune = 0.0
 
     def status(self) -> dict[str, object]:
         """What /api/server/stats shows: whether the copy is loaded, its size, and why not."""
@@ -600,9 +686,13 @@ class ResidentCache:
         return None
 
     def request(self) -> None:
-        """Start loading a new copy in the background, unless one is loading or the last one was too recent."""
+        """Bring the copy up to date in the background: apply the logged changes (apply), or load the library
+        again when they cannot be applied; unless that is under way or the last one was too recent."""
         with self._lock:
-            if (self._thread is not None and self._thread.is_alive()) or time.monotonic() < self._next_load:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            now = time.monotonic()
+            if now < (self._next_apply if self.current is not None else self._next_load):
                 return
             self._thread = threading.Thread(target=self._load_logged, name="photosearch-resident", daemon=True)
             self._thread.start()
@@ -665,11 +755,58 @@ class ResidentCache:
         except Exception as exc:  # noqa: BLE001 - those filters go on in PostgreSQL; the next search retries
             log.warning("re-reading the photos' flags failed: %s", exc)
 
-    def load(self) -> ResidentLists | None:
-        """Load a copy now (in this thread) and make it current; None when the library is over the budget."""
+    def update(self) -> ResidentLists | None:
+        """Apply the changes since the copy was read (in this thread) if the copy can take them, else load it
+        again (load). Searches run in PostgreSQL only until this returns."""
+        held = self.current
+        if held is None or held.snapshot is None:
+            return self.load()
         t = time.monotonic()
         with self.db.connection() as conn:
-            loaded = sq.resident_lists(conn, self.budget_bytes)
+            delta = sq.resident_lists(conn, self.budget_bytes, since=held.snapshot)
+        new = None
+        if (
+            not isinstance(delta, str)
+            and delta.key == held.key
+            and delta.changed is not None
+            and not len(delta.changed)
+        ):
+            new = held  # nothing to apply
+        elif (
+            not isinstance(delta, str)
+            and delta.key[0] == held.key[0]  # the same training of the lists
+            and len(delta.changed if delta.changed is not None else ())  # else a change the log cannot name (TRUNCATE)
+            and delta.vectors.shape[1] == held.vectors.shape[1]
+        ):
+            new = held.appended(delta)
+        if new is None:
+            return self.load()
+        with self._lock:
+            if self.current is held:
+                self.current = new
+        # 1M rows: ~1 s to rebuild the indexes; while an ingest changes rows every second, at most a fifth of a core
+        self._next_apply = time.monotonic() + max(1.0, 4 * (time.monotonic() - t))
+        self._prune(new)
+        return self.current
+
+    def _prune(self, held: ResidentLists) -> None:
+        """Delete the change log's entries this copy has (a minute apart at most)."""
+        if held.snapshot is None or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 60.0
+        with self.db.connection() as conn:
+            sq.prune_changes(conn, held.snapshot)
+            conn.commit()
+
+    def load(self) -> ResidentLists | None:
+        """Load a copy now (in this thread) and make it current; None when the library is over the budget. The old
+        copy goes first, so memory never holds two (searches run in PostgreSQL meanwhile), and the new one keeps
+        room for SPARE_ROWS more rows (update)."""
+        t = time.monotonic()
+        with self._lock:
+            self.current = None
+        with self.db.connection() as conn:
+            loaded = sq.resident_lists(conn, self.budget_bytes, spare=SPARE_ROWS)
         elapsed = time.monotonic() - t
         self._next_load = time.monotonic() + max(self.min_interval, 10 * elapsed)
         if isinstance(loaded, str):
@@ -680,6 +817,7 @@ class ResidentCache:
             self.current = held
         self.skipped = None
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self._prune(held)
         log.info(
             "search lists in memory: %d rows, %.0f MB, loaded in %.1f s", len(held.ids), held.nbytes / 2**20, elapsed
         )
@@ -687,7 +825,7 @@ class ResidentCache:
 
     def _load_logged(self) -> None:
         try:
-            self.load()
+            self.update()
             self.last_error = None
         except Exception as exc:  # noqa: BLE001 - searches go on in PostgreSQL; the next request retries
             self.last_error = str(exc)
