@@ -12,7 +12,7 @@ from photosearch.config import Settings
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 BENCHMARKS = ROOT / "docs" / "benchmarks.md"
-DOCS = [README, ROOT / "ARCHITECTURE.md", BENCHMARKS]
+DOCS = [README, ROOT / "ARCHITECTURE.md", *sorted((ROOT / "docs").glob("*.md"))]
 FIRST_COMMANDS = ["bash scripts/demo.sh", "bash scripts/test.sh"]
 
 # Variables that are not Settings fields: where the settings file is (read before Settings exists).
