@@ -88,6 +88,9 @@ def test_hostile_query_images_keep_memory_bounded_and_health_answering(live: Liv
         after = proc.memory_info().rss
     assert codes == [413] * 10 + [200] * 2, codes
     growth = (max(peak) - base) / 2**20
+    slowest = max(t for _, t in health)
+    stayed = (after - base) / 2**20
+    print(f"RSS peak +{growth:.0f} MB, after +{stayed:.0f} MB; {len(health)} health checks, slowest {slowest:.3f} s")
     assert growth < 300, f"RSS grew {growth:.0f} MB"
     assert (after - base) / 2**20 < 150, f"RSS stayed {(after - base) / 2**20:.0f} MB higher"
     assert health and all(code == 200 for code, _ in health)

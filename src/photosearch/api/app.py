@@ -21,6 +21,7 @@ from photosearch.api.errors import ApiError, CatchAll, error_response, install_e
 from photosearch.api.routes import assets, auth, bulk, jobs, libraries, pages, search, server, upload, users
 from photosearch.config import Settings
 from photosearch.db.pool import Database
+from photosearch.db.watch import DatabaseWatch
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 JSON_BODY_LIMIT = 1024 * 1024  # every body except image uploads is a small JSON document
@@ -138,6 +139,22 @@ def install_security_schemes(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+class DatabaseGate:
+    """While the database is known to be down (db/watch.py), answer 503 at once instead of letting each request
+    wait for the pool's timeout; static files still load."""
+
+    def __init__(self, app: ASGIApp, watch: DatabaseWatch) -> None:
+        self.app = app
+        self.watch = watch
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.watch.down and not scope["path"].startswith("/static/"):
+            message = "the database is not available; it is being restarted, try again in a few seconds"
+            await error_response(503, message, {"Retry-After": "2"})(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def proxy_options(settings: Settings) -> dict[str, object]:
     """uvicorn's options for X-Forwarded-* headers: believed only from `settings.forwarded_allow_ips`. uvicorn's
     own default believes any process on 127.0.0.1, which lets every local client choose its address."""
@@ -160,6 +177,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.db_watch.start()
         yield
         ctx.close()
 
@@ -176,6 +194,7 @@ def create_app(
     install_error_handlers(app)
 
     app.add_middleware(CatchAll)  # innermost of these: every other middleware still sees its 500
+    app.add_middleware(DatabaseGate, watch=ctx.db_watch)
     app.add_middleware(BodyLimit, json_limit=JSON_BODY_LIMIT, upload_limit=max_upload_bytes)
     app.add_middleware(SecurityHeaders)
     for module in (server, auth, users, libraries, jobs, bulk, upload, assets, search, pages):

@@ -35,6 +35,9 @@ class AppContext:
             settings.login_max_failures, settings.login_client_max_failures, settings.login_lockout_seconds
         )
         self.jobs = JobManager(self)
+        from photosearch.db.watch import DatabaseWatch
+
+        self.db_watch = DatabaseWatch(db, settings.embedded_tuning)  # started with the app (lifespan)
         self._model: ClipModel | None = None
         self._search: Any = None
         self._replicas: Any = None
@@ -78,6 +81,7 @@ class AppContext:
         return fetch(self.db) if replicas is None else replicas.read(fetch, user["id"])
 
     def close(self) -> None:
+        self.db_watch.stop()
         self.jobs.shutdown()
         if self._replicas:
             self._replicas.close()

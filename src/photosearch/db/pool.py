@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -9,12 +10,13 @@ from dataclasses import dataclass
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from photosearch.config import Settings
 from photosearch.db.migrate import MIGRATION_LOCK_KEY, migrate
 from photosearch.db.server import DatabaseError, ReadOnlyError, ServerInfo, read_only_message, resolve_server
 
+POOL_TIMEOUT_S = 30.0  # every connection busy this long: overloaded (503)
 MIN_PGVECTOR = (0, 8, 0)
 MIN_POSTGRES = 14
 
@@ -82,20 +84,38 @@ class Database:
     server: ServerInfo
     pool: ConnectionPool
     read_only: bool = False  # a replica standing in for a primary that does not answer
+    # Set while the server is known to be down (db/watch.py in a running server): waiting for a connection
+    # then fails at once instead of after the pool's timeout.
+    down: bool = False
 
     @property
     def dsn(self) -> str:
         return self.server.dsn
 
+    def _getconn(self) -> psycopg.Connection:
+        deadline = time.monotonic() + POOL_TIMEOUT_S
+        while True:
+            if self.down:
+                raise DatabaseError("the database is not available; it is being restarted, try again shortly")
+            try:
+                return self.pool.getconn(timeout=max(0.01, min(0.5, deadline - time.monotonic())))
+            except PoolTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        with self._writes_refused(), self.pool.connection() as conn:
-            yield conn
+        conn = self._getconn()
+        try:
+            with self._writes_refused(), conn:  # a pooled connection: commits or rolls back, stays open
+                yield conn
+        finally:
+            self.pool.putconn(conn)
 
     @contextmanager
     def cursor(self) -> Iterator[psycopg.Cursor]:
         """A dict-row cursor inside a transaction (committed on success)."""
-        with self._writes_refused(), self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with self.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
 
     @contextmanager

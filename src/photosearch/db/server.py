@@ -104,6 +104,11 @@ def _reap_orphans(pgdata: Path) -> None:
     if pidfile.exists():
         log.warning("removing stale %s left by a crashed server", pidfile)
         pidfile.unlink(missing_ok=True)
+    # So would its socket's lock file: postgres cannot tell a dead postmaster's pid from one it may not signal
+    # (the server runs as another user when we are root) and refuses to start ("lock file already exists").
+    for lock in pgdata.glob(".s.PGSQL.*.lock"):
+        log.warning("removing stale %s left by a crashed server", lock)
+        lock.unlink(missing_ok=True)
 
 
 def start_embedded(pgdata: Path, tuning: Callable[[int], dict[str, str]] | None = None) -> str:
