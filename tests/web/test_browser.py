@@ -111,6 +111,9 @@ def test_filters_live_in_the_url(page: Page, live: LiveServer, shots: Path, brow
     search_text(page, "a bird of prey")
     expect(cards(page)).to_have_count(len(alice.assets))
     assert "q=a+bird+of+prey" in page.url
+    # Honest about the bundled test model; the query is remembered as a suggestion.
+    expect(page.locator("#status")).to_contain_text("The test model is active: rankings are random")
+    expect(page.locator('#recent-searches option[value="a bird of prey"]')).to_be_attached()
     # Hover/focus shows each hit's date and score.
     cards(page).first.focus()
     expect(cards(page).first.locator(".cap")).to_contain_text("score")
@@ -161,6 +164,16 @@ def test_filters_live_in_the_url(page: Page, live: LiveServer, shots: Path, brow
     page.get_by_role("button", name="Clear filters").click()
     expect(cards(page)).to_have_count(len(alice.assets))
     expect(page.locator("#chips")).to_be_hidden()
+
+    # Newest first instead of best match; "added after" tomorrow leaves nothing.
+    page.get_by_label("Order").select_option("date")
+    wait_js(page, "() => location.search.includes('order=date')")
+    expect(page.locator("#status")).to_contain_text(f"{len(alice.assets)} photos shown")
+    dates = page.evaluate("() => PS.grid.items.map(i => i.local_date_time)")
+    assert len(dates) == len(alice.assets) and dates == sorted(dates, reverse=True)
+    page.get_by_label("Added after").fill("2999-01-01")
+    expect(page.locator("#status")).to_contain_text("matches these 2 filters")
+    page.get_by_role("button", name="Clear filters").click()
 
     # Near a place of one's own photos (the panel suggests them), within a radius.
     with live.client(alice) as c:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 import shutil
 import uuid
+import zipfile
 from pathlib import Path
 
 import psycopg
 import pytest
 from api.live import LiveServer, run_uvicorn
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 from psycopg import sql
 
@@ -43,6 +45,10 @@ def test_select_three_and_favourite_them(page: Page, live: LiveServer, shots: Pa
     expect(page.locator("#results li.selected")).to_have_count(3)
     picked = [c.get_attribute("href").rsplit("/", 1)[1] for c in cards(page).all()[:3]]
     page.screenshot(path=shots / "selection-1280-light.png")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download").click()
+    archive = zipfile.ZipFile(dl.value.path())
+    assert len(archive.namelist()) == 3 and archive.testzip() is None
     page.get_by_role("button", name="★ Favorite").click()
     expect(page.locator("#status")).to_contain_text("Favorite: 3 photos")
     expect(page.locator("#results .fav-mark")).to_have_count(3)
@@ -214,6 +220,8 @@ def test_first_run_sign_up_then_login_sees_every_photo(browser, fresh_install: s
         expect(page.get_by_role("heading", name="Welcome to photosearch")).to_be_visible()
         expect(page.locator("main")).to_contain_text("takes over the 3 photos")
         page.screenshot(path=shots / "sign-up-1280-light.png")
+        violations = [v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
+        assert violations == []
         page.get_by_label("Email").fill("owner@example.org")
         page.get_by_label("Password (at least").fill("owner-password")
         page.get_by_role("button", name="Create admin account").click()

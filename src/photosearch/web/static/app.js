@@ -77,7 +77,7 @@
     const v = {};
     for (const el of FILTERS) if (el.value !== "") v[el.name] = el.value;
     for (const [k, val] of Object.entries(v)) {
-      if (k === "taken_after" || k === "taken_before") f[k] = val + "T00:00:00";
+      if (/_(after|before)$/.test(k)) f[k] = val + "T00:00:00";
       else if (k === "is_favorite" || k === "has_gps") f[k] = val === "true";
       else if (k === "is_archived") f[k] = val === "any" ? null : val === "true";
       else if (k === "rating_min") f[k] = Number(val);
