@@ -111,8 +111,13 @@ def test_a_cluster_the_pgserver_user_can_no_longer_reach_moves_with_its_data(ser
     try:
         _cli(env, "users", "add", "kept@example.org")
         assert not (data / "pgdata").is_symlink()
+        parent.chmod(0o700)  # the user closes the folder, as /root is, while the server runs
+        running = subprocess.run(
+            [sys.executable, "-m", "photosearch", "db", "status"], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert running.returncode == 1 and "photosearch db stop" in " ".join(running.stderr.split())
+        assert running.stderr.startswith("error: ") and "Traceback" not in running.stderr
         _cli(env, "db", "stop")
-        parent.chmod(0o700)  # the user closes the folder, as /root is
 
         users = json.loads(_cli(env, "--json", "users", "list").stdout)
         assert [u["email"] for u in users] == ["kept@example.org"]

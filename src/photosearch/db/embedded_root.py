@@ -148,7 +148,12 @@ def prepare_cluster(pgdata: Path, is_running) -> None:
         _grant_data_dir(data_dir, pw)
         return
     if (pgdata / "PG_VERSION").exists() and is_running(pgdata):
-        return  # a server already runs there (its parents were opened by an older version); leave it
+        where = blocking_folder(data_dir.parent, pw)
+        raise PermissionProblem(
+            f"the database in {pgdata} is running, but {where} ({_mode(where)}) no longer lets the system user"
+            f" {PG_SYSTEM_USER!r} reach it. Run `photosearch db stop`, then any command: the database moves to"
+            f" {RELOCATED_ROOT}"
+        )
     home = _relocate_home(data_dir)
     if pgdata.exists():
         if any(pgdata.iterdir()):
