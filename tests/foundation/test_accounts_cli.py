@@ -33,6 +33,8 @@ def test_passwd_set_and_rm(cli_env: dict, db) -> None:  # noqa: ANN001
     ok(cli_env, "users", "add", "ann@example.org", "--password-stdin", stdin="ann-password\n")
     ok(cli_env, "users", "add", "bob@example.org")
     assert {e: u["is_admin"] for e, u in users(cli_env).items()} == {"ann@example.org": True, "bob@example.org": False}
+    can_log_in = {e: u["can_log_in"] for e, u in users(cli_env).items()}
+    assert can_log_in == {"ann@example.org": True, "bob@example.org": False}
 
     r = run(cli_env, "users", "passwd", "bob@example.org", "--password-stdin", stdin="short\n")
     assert r.returncode == 2 and "at least 8 characters" in r.stderr

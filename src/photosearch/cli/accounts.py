@@ -136,14 +136,14 @@ def users_rm(
 
 @users_app.command("list")
 def users_list(ctx: typer.Context) -> None:
-    """List users."""
+    """List users (`can_log_in`: has a password for the web UI; set one with `users passwd`)."""
     from photosearch.db.accounts import list_users
 
     st = state(ctx)
     output(
         st,
         list_users(st.db()),
-        columns=["id", "name", "email", "is_admin", "assets", "created_at"],
+        columns=["id", "name", "email", "is_admin", "can_log_in", "assets", "created_at"],
         title="users",
     )
 

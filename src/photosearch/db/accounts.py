@@ -53,7 +53,7 @@ def create_user(
 def list_users(db: Database) -> list[dict]:
     with db.cursor() as cur:
         cur.execute(
-            "SELECT u.id, u.name, u.email, u.is_admin, u.created_at,"
+            "SELECT u.id, u.name, u.email, u.is_admin, u.password_hash IS NOT NULL AS can_log_in, u.created_at,"
             " (SELECT count(*) FROM assets a WHERE a.owner_id = u.id AND a.deleted_at IS NULL) AS assets"
             " FROM users u ORDER BY u.created_at"
         )
