@@ -37,7 +37,7 @@ def _check_no_access(live: LiveServer, me: Person, other: Person) -> None:
         # The same endpoints work for the caller's own assets (so the 404s above are about ownership).
         mine = next(iter(own_ids))
         for path in _asset_endpoints(mine):
-            assert c.get(path).status_code == 200, path
+            assert c.get(path, follow_redirects=True).status_code == 200, path
 
         # Search: similar, by image (the other user's own photo as the query), and by library filter.
         r = c.get(f"/api/assets/{mine}/similar", params={"size": 200})

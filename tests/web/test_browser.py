@@ -318,10 +318,15 @@ def test_wrong_password_message(page: Page, live: LiveServer) -> None:
     expect(page.get_by_role("alert")).to_contain_text("Wrong email or password")
 
 
-def test_photo_page_still_works(page: Page, live: LiveServer) -> None:
-    """/photos/{id} (a link opened in a new tab) shows the photo with its details."""
+def test_photo_link_opens_the_viewer(page: Page, live: LiveServer, expected_errors: list[str]) -> None:
+    """/photos/{id} (a card opened in a new tab) is the viewer on that photo; Escape shows the timeline."""
     bob = live.bob
     login(page, bob)
     asset = bob.assets[0]
     page.goto(f"/photos/{asset['id']}")
-    expect(page.get_by_role("heading", name=asset["original_file_name"])).to_be_visible()
+    expect(page.locator("#viewer-title")).to_have_text(asset["original_file_name"])
+    page.keyboard.press("Escape")
+    expect(page.locator("#viewer")).to_be_hidden()
+    expect(cards(page)).to_have_count(len(bob.assets))
+    expected_errors.append("404 (Not Found)")
+    assert page.goto(f"/photos/{live.alice.assets[0]['id']}").status == 404  # someone else's

@@ -1,5 +1,5 @@
 """`create_app(settings)`: the FastAPI application serving the REST API (`/api/...`), its OpenAPI docs
-(`/docs`) and the server-rendered web UI (`/`, `/login`, `/photos/{id}`, `/static/...`)."""
+(`/docs`) and the server-rendered web UI (`/`, `/login`, `/sign-up`, `/admin`, `/account`, `/static/...`)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,6 @@ from photosearch.api.auth import LOGIN_CSRF_COOKIE, MIN_NEW_PASSWORD, SESSION_CO
 from photosearch.api.deps import Ctx, optional_user
 from photosearch.api.errors import ApiError
 from photosearch.api.routes.auth import authenticate, set_session_cookie
-from photosearch.api.schemas import asset_out
 from photosearch.db.accounts import list_api_keys, list_libraries, list_users, needs_sign_up, status
 from photosearch.db.asset_access import asset_for_user, has_photos, library_names
 from photosearch.db.sessions import delete_session
@@ -191,6 +190,7 @@ def index(request: Request, ctx: Ctx, view: str | None = None) -> Response:
 
 @router.get("/photos/{asset_id}", response_class=HTMLResponse)
 def photo(asset_id: str, request: Request, ctx: Ctx) -> Response:
+    """A photo's permanent link: the viewer opened on it (404 page for a missing or foreign photo)."""
     user = _page_user(request)
     if user is None:
         return _to_login(request)
@@ -205,6 +205,5 @@ def photo(asset_id: str, request: Request, ctx: Ctx) -> Response:
             {"user": user, "csrf_token": user.get("csrf_token", ""), "message": "No such photo."},
             status_code=404,
         )
-    return templates.TemplateResponse(
-        request, "photo.html", {"user": user, "csrf_token": user.get("csrf_token", ""), "asset": asset_out(row)}
-    )
+    # A photo's own address (a card opened in a new tab) is the viewer over the timeline.
+    return RedirectResponse(f"/?photo={row['id']}", status_code=303)
