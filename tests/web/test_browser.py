@@ -32,6 +32,7 @@ def test_timeline_and_viewer(page: Page, live: LiveServer, shots: Path) -> None:
     assert heads.count() >= 2
     months = page.locator("#scrubber button.month")
     expect(months.first).to_be_visible()
+    expect(months.first).to_have_attribute("aria-current", "true")  # the month on screen
     wait_js(page, IMAGES_LOADED)
     # Hover shows name, date (and score for searches).
     first = cards(page).first

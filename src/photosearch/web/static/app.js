@@ -232,6 +232,7 @@
       else setStatus(describe(data, search));
       document.body.dataset.loaded = String(grid.items.length);
       if (search.kind === "timeline" && buckets === null) loadBuckets();
+      else if (search.kind === "timeline") markMonth();
       if (window.PS.viewer) window.PS.viewer.itemsChanged();
     } catch (err) {
       if (gen === generation) { setStatus("Could not load photos: " + err.message); next = null; }
@@ -302,7 +303,7 @@
   async function loadBuckets() {
     buckets = [];
     try { buckets = (await api("GET", "/api/timeline/buckets")).buckets; } catch (err) { return; }
-    if (buckets.length) { buildScrubber(); scrubber.hidden = !current || current.kind !== "timeline"; }
+    if (buckets.length) { buildScrubber(); scrubber.hidden = !current || current.kind !== "timeline"; markMonth(); }
   }
   function buildScrubber() {
     const years = new Map();
@@ -341,6 +342,21 @@
     }
     scrubber.replaceChildren(ol);
   }
+  // The month on screen is marked in the scrubber while scrolling.
+  let marking = false;
+  function markMonth() {
+    marking = false;
+    if (scrubber.hidden) return;
+    const section = Array.from(document.querySelectorAll("#results section.day"))
+      .find((el) => el.getBoundingClientRect().bottom > 0);
+    const month = section ? section.dataset.month : null;
+    scrubber.querySelectorAll("button.month").forEach((b) => {
+      const on = b.dataset.month === month;
+      b.classList.toggle("current", on);
+      if (on) b.setAttribute("aria-current", "true"); else b.removeAttribute("aria-current");
+    });
+  }
+  window.addEventListener("scroll", () => { if (!marking) { marking = true; requestAnimationFrame(markMonth); } }, { passive: true });
   function monthEnd(month) {
     const [y, m] = month.split("-").map(Number);
     return new Date(Date.UTC(y, m, 1)).toISOString().replace(".000Z", "Z");
