@@ -79,3 +79,11 @@ def test_every_headline_number_is_in_the_benchmarks_doc() -> None:
     quoted = set(re.findall(r"\d[\d,]*(?:\.\d+)?", section.group(1)))
     assert quoted, "the Performance section quotes no numbers"
     assert quoted <= bench, f"README quotes numbers docs/benchmarks.md does not have: {sorted(quoted - bench)}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_relative_links_point_at_files(doc: Path) -> None:
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text())
+    local = [link for link in links if not re.match(r"[a-z]+:", link)]
+    missing = [link for link in local if not (doc.parent / link).exists()]
+    assert not missing, f"{doc.name} links to files that do not exist: {missing}"
