@@ -31,14 +31,19 @@ def read_new_password(from_stdin: bool) -> str:
     return pw
 
 
+def _n(count: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{count} {noun if count == 1 else plural}"
+
+
 def _adoption_note(st, row: dict) -> None:
     adopted = row.get("adopted")
     if row.get("first") and not st.json:
         console.print(f"{row['email']} is the first account, so it is an admin.")
     if adopted and not st.json:
         console.print(
-            f"It now owns the {adopted['assets']} photos in {adopted['libraries']} libraries indexed before any"
-            " account existed (they belonged to the placeholder admin@localhost, which is gone)."
+            f"It now owns the {_n(adopted['assets'], 'photo')} in {_n(adopted['libraries'], 'library')} indexed"
+            " before any account existed (they belonged to the placeholder admin@localhost, which is gone)."
         )
 
 
@@ -123,13 +128,14 @@ def users_rm(
     if not yes and not st.json:
         n = owned_counts(db, row["id"])
         typer.confirm(
-            f"remove {row['email']}? Their {n['libraries']} libraries and {n['assets']} photos leave the index"
+            f"remove {row['email']}? Their {_n(n['libraries'], 'library')} and {_n(n['assets'], 'photo')} leave"
+            " the index"
             " (files on disk stay; `libraries give` hands libraries to someone else first)",
             abort=True,
         )
     gone = delete_user(db, row["id"])
     output(st, gone) if st.json else console.print(
-        f"removed {gone['email']}: {gone['libraries']} libraries and {gone['assets']} photos left the index"
+        f"removed {gone['email']}: {_n(gone['libraries'], 'library')} and {_n(gone['assets'], 'photo')} left the index"
         " (files on disk untouched)"
     )
 
