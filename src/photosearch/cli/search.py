@@ -25,6 +25,7 @@ DATES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
 class Order(StrEnum):
     relevance = "relevance"
     date = "date"
+    date_asc = "date_asc"
 
 
 class Metric(StrEnum):
@@ -205,8 +206,15 @@ def search_cmd(
     gps: Annotated[bool | None, typer.Option("--gps/--no-gps", help="Has GPS position.")] = None,
     bbox: Annotated[str | None, typer.Option(help="south,west,north,east")] = None,
     near: Annotated[str | None, typer.Option(help="lat,lon,radius_km")] = None,
-    order: Annotated[Order, typer.Option(help="relevance, or date among the top results.")] = Order.relevance,
+    order: Annotated[
+        Order,
+        typer.Option(help="relevance; date or date_asc: newest or oldest first (among all relevant with --relevant)."),
+    ] = Order.relevance,
     max_distance: Annotated[float | None, typer.Option(min=0, help="Drop results farther than this.")] = None,
+    relevant: Annotated[
+        bool,
+        typer.Option("--relevant", help="Only the photos that stand out for this query (all of them, any --order)."),
+    ] = False,
     distance: Annotated[Metric, typer.Option(help="cosine, l2 or ip.")] = Metric.cosine,
     strategy: Annotated[StrategyOpt, typer.Option(help="Planner override (debugging).")] = StrategyOpt.auto,
     ef_search: Annotated[int | None, typer.Option(min=1, max=1000, help="HNSW beam override.")] = None,
@@ -262,6 +270,7 @@ def search_cmd(
             near=_floats(near, 3, "--near"),
             order=order.value,
             max_distance=max_distance,
+            relevant_only=relevant,
             distance=distance.value,
             strategy=strategy.value,
             ef_search=ef_search,

@@ -21,7 +21,7 @@ DATE_MIN, DATE_MAX = datetime(2, 1, 1), datetime(9998, 12, 31, 23, 59, 59)
 DATE_FIELDS = ("taken_after", "taken_before", "created_after", "created_before", "updated_after", "updated_before")
 
 Distance = Literal["cosine", "l2", "ip"]
-Order = Literal["relevance", "date"]
+Order = Literal["relevance", "date", "date_asc"]
 Strategy = Literal["auto", "exact", "quantized", "approximate", "memory"]
 Visibility = Literal["timeline", "hidden", "locked"]
 
@@ -105,6 +105,11 @@ class SearchQuery(BaseModel):
     k: int = Field(default=50, ge=1, le=MAX_K, alias="size", description="Results per page")
     page: int = Field(default=1, ge=1)
     order: Order = "relevance"
+    relevant_only: bool = Field(
+        default=False,
+        description="Only the photos that stand out for this query (an adaptive cutoff, search/relevance.py), all"
+        " of them across pages; with order date / date_asc, sorted by date taken",
+    )
     max_distance: float | None = Field(default=None, ge=0)
     distance: Distance = "cosine"
 

@@ -289,6 +289,10 @@ class SearchService:
         return page
 
     def _search_here(self, query: SearchQuery, user: dict) -> SearchPage:
+        if query.relevant_only and not query.text_only:  # an adaptive cutoff, then any order (search/relevance.py)
+            from photosearch.search.relevance import relevant_search
+
+            return relevant_search(self, query, user)
         if query.text_only:  # no vector: ranked by the text in the photos (search/text.py)
             from photosearch.search.text import text_search
 
@@ -324,8 +328,8 @@ class SearchService:
             for i, d in zip(ranked.ids, ranked.distances, strict=True)
             if i in ranked.hits
         ]
-        if query.order == "date":
-            items.sort(key=lambda h: h.local_date_time, reverse=True)
+        if query.order in ("date", "date_asc"):
+            items.sort(key=lambda h: h.local_date_time, reverse=query.order == "date")
         timings["total"] = _ms(t0)
         plan.rows = len(items)
         plan.timings_ms = {k: round(v, 3) for k, v in timings.items()}

@@ -33,8 +33,8 @@ def text_search(service: SearchService, query: SearchQuery, user: dict) -> Searc
     ]
     if query.max_distance is not None:
         items = [h for h in items if h.distance <= query.max_distance]
-    if query.order == "date":
-        items.sort(key=lambda h: h.local_date_time, reverse=True)
+    if query.order in ("date", "date_asc"):
+        items.sort(key=lambda h: h.local_date_time, reverse=query.order == "date")
     plan = QueryPlan(
         strategy="text",
         reason="only text in photos to look for: the photos whose recognised text has every word or the text itself,"

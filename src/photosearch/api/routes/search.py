@@ -72,7 +72,16 @@ class SearchFilters(BaseModel):
     near: tuple[float, float, float] | None = Field(default=None, description="latitude, longitude, radius km")
     library_ids: list[UUID] | None = Field(default=None, max_length=100)
     type: Literal["IMAGE", "VIDEO"] | None = None
-    order: Literal["relevance", "date"] = Field(default="relevance", description="date: newest first among the hits")
+    order: Literal["relevance", "date", "date_asc"] = Field(
+        default="relevance",
+        description="date / date_asc: by date taken, newest / oldest first (with relevant_only: every relevant"
+        " photo; otherwise the page's hits)",
+    )
+    relevant_only: bool = Field(
+        default=False,
+        description="Only the photos that stand out for the query: an adaptive cutoff from its own scores (the"
+        " largest drop above the library's background), complete across pages",
+    )
     max_distance: float | None = Field(default=None, ge=0, le=2, description="Drop hits farther than this")
 
 
