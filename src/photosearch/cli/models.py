@@ -21,7 +21,7 @@ def list_cmd(ctx: typer.Context) -> None:
 
     st = state(ctx)
     rows = list_models(st.settings)
-    output(st, rows, columns=["name", "active", "embed_dim", "size", "status", "source"], title="models")
+    output(st, rows, columns=["name", "active", "embed_dim", "languages", "size", "status", "source"], title="models")
 
 
 @models_app.command("download")

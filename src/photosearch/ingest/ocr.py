@@ -59,10 +59,10 @@ class TextReader:
                 check_available()
                 from rapidocr import RapidOCR
 
-                logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+                logging.getLogger("RapidOCR").setLevel(logging.ERROR)  # "detection result is empty" is no news
                 self._engine = RapidOCR(
                     params={
-                        "Global.log_level": "warning",
+                        "Global.log_level": "error",
                         "Global.text_score": MIN_SCORE,
                         "Global.max_side_len": self.max_side,  # we downscale: rapidocr must not shrink it again
                         "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,

@@ -184,6 +184,17 @@ def import_model(settings: Settings, src: Path, *, name: str | None = None, forc
     return _derive(_install(staging, dest, {"source": "import", "path": str(src)}, force), settings)
 
 
+def text_languages(d: Path) -> str:
+    """Which languages a model's text tower reads: OpenAI CLIP's tokenizer (lower-cased byte BPE with `</w>` word
+    ends) was trained on English captions; immich's multilingual exports (M-CLIP XLM-R / LaBSE, NLLB-SigLIP) use
+    their own case-sensitive multilingual tokenizers (~50-200 languages, see the model's card)."""
+    try:
+        model = json.loads((d / "textual" / "tokenizer.json").read_text()).get("model") or {}
+    except (OSError, ValueError, AttributeError):
+        return "?"
+    return "English" if model.get("end_of_word_suffix") == "</w>" else "multilingual"
+
+
 def list_models(settings: Settings) -> list[dict[str, Any]]:
     """Installed model folders (complete or not), the active one marked."""
     root = settings.model_cache_dir
@@ -205,6 +216,7 @@ def list_models(settings: Settings) -> list[dict[str, Any]]:
                     "name": d.name,
                     "active": d.name == settings.model_name,
                     "embed_dim": dim,
+                    "languages": text_languages(d),
                     "size": f"{size / 1e6:.1f} MB",
                     "status": "ok" if not missing else "missing " + ", ".join(missing),
                     "source": man.get("repo") or man.get("path") or man.get("source") or "",
@@ -212,7 +224,7 @@ def list_models(settings: Settings) -> list[dict[str, Any]]:
             )
     if not any(r["name"] == settings.model_name for r in rows):
         rows.append(
-            {"name": settings.model_name, "active": True, "embed_dim": None, "size": "",
+            {"name": settings.model_name, "active": True, "embed_dim": None, "languages": "", "size": "",
              "status": "not installed", "source": default_repo(settings, settings.model_name)}
         )  # fmt: skip
     return rows
