@@ -265,18 +265,19 @@ def main() -> None:
     }  # fmt: skip
 
     # text
+    t = args.threads
     text_models = {
-        f"model file (77 tokens), {args.threads} thr": ClipModel(model_dir, threads=args.threads, derive_graphs=False),
-        f"derived, {args.threads} thr": ClipModel(model_dir, threads=args.threads),
+        f"model file (77 tokens), {t} thr, spin": ClipModel(model_dir, threads=t, derive_graphs=False),
+        f"derived, {t} thr, spin": ClipModel(model_dir, threads=t),
         "model file (77 tokens), 1 thr": ClipModel(model_dir, threads=1, derive_graphs=False),
-        f"derived, {args.threads} thr, no spin": ClipModel(model_dir, threads=args.threads),
+        f"derived, {t} thr (default)": ClipModel(model_dir, threads=t),
         "derived, 1 thr": ClipModel(model_dir, threads=1),
     }
-    text_models[f"derived, {args.threads} thr, no spin"].textual.session_config = {"spin": False}
     for p in accel:
-        text_models[f"derived, {p.replace('ExecutionProvider', '')}"] = ClipModel(model_dir, threads=args.threads)
+        text_models[f"derived, {p.replace('ExecutionProvider', '')}"] = ClipModel(model_dir, threads=t)
     for k, m in text_models.items():
         m.textual.providers = [p for p in accel if p.replace("ExecutionProvider", "") in k] + [CPU]
+        m.textual.session_config = {"spin": k.endswith("spin")}
     l0 = load()
     text = text_p50(text_models, args.calls)
     print(f"\ntext query p50, {args.arch}, {l0} -> {load()}")
@@ -291,7 +292,9 @@ def main() -> None:
         )
     file_k, der_k = list(text)[:2]
     ratio = {q: text[file_k]["wall_ms"][q] / text[der_k]["wall_ms"][q] for q in QUERIES}
-    print("derived vs file, same threads: " + ", ".join(f"{q} {r:.2f}x" for q, r in ratio.items()))
+    print(f"derived vs file, {t} spinning threads, wall: " + ", ".join(f"{q} {r:.2f}x" for q, r in ratio.items()))
+    one = {q: text["model file (77 tokens), 1 thr"]["cpu_ms"][q] / text["derived, 1 thr"]["cpu_ms"][q] for q in QUERIES}
+    print("derived vs file, 1 thread, CPU ms: " + ", ".join(f"{q} {r:.2f}x" for q, r in one.items()))
     result["text"] = text
     result["text_graph"] = text_models[der_k].info()["text_graph"]
 

@@ -207,6 +207,9 @@ class ClipModel:
             threads,
             resolve=self._text_session if derive_graphs else None,
         )
+        # a query's threads sleep between ops instead of spinning: on cores shared with indexing or other
+        # requests, spinning doubled the CPU per query and the latency (benchmarks/embed_bench.py)
+        self.textual.session_config = {"spin": False}
         self.graphs: dict[str, derive.Derived] = {}  # tower -> which graph runs and why
         self._tokenizer: ClipTokenizer | None = None
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
