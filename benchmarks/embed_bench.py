@@ -161,7 +161,7 @@ def image_variants(model_dir: Path, threads: int, providers: list[str]) -> dict[
     def make(derive: bool, parallel: bool, **cfg) -> ClipModel:
         m = ClipModel(model_dir, threads=threads, derive_graphs=derive)
         m.visual.concurrent_runs = threads if parallel else 1
-        m.visual.session_config = dict(cfg)
+        m.visual.session_config = {"mem_pattern": True, **cfg}
         m.visual.providers = [CPU]
         return m
 
@@ -172,7 +172,7 @@ def image_variants(model_dir: Path, threads: int, providers: list[str]) -> dict[
         f"derived, 1x{threads} threads": make(True, False),
         f"derived, 1x{threads} threads, no spin": make(True, False, spin=False),
         f"derived, {threads}x1 thread, basic opt": make(True, True, level="basic"),
-        f"derived, {threads}x1 thread, no mem pattern": make(True, True, mem_pattern=False),
+        f"derived, {threads}x1 thread, no mem pattern (default)": make(True, True, mem_pattern=False),
     }
     for p in providers:
         m = make(True, False)

@@ -210,6 +210,8 @@ class ClipModel:
         # a query's threads sleep between ops instead of spinning: on cores shared with indexing or other
         # requests, spinning doubled the CPU per query and the latency (benchmarks/embed_bench.py)
         self.textual.session_config = {"spin": False}
+        # batch sizes vary from call to call; planned allocations cost 2-6 % (embed_bench.py)
+        self.visual.session_config = {"mem_pattern": False}
         self.graphs: dict[str, derive.Derived] = {}  # tower -> which graph runs and why
         self._tokenizer: ClipTokenizer | None = None
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
