@@ -43,10 +43,10 @@ def test_a_killed_postmaster_is_restarted_by_the_running_server(server_data_dir:
         worst = max(t for code, t in seen if code == 503)
         print(f"back after {back:.1f} s; {sum(code == 503 for code, _ in seen)} 503s, slowest {worst * 1000:.0f} ms")
         assert back < 15
-        slow = [t for code, t in seen if code == 503 and t > 1.0]
+        slow = [t for code, t in seen if code == 503 and t > 2.0]  # not the pool's 30 s timeout
         assert not slow, f"503s took up to {max(slow):.1f} s"
         assert {code for code, _ in seen} <= {200, 503}
         assert c.get("/api/server/config").status_code == 200  # queries run again through the pool
         new_pid = _postmaster_pid(pgdata)
         assert new_pid is not None and new_pid != pid
-        assert app.state.ctx.db_watch.restarts == 1
+        assert app.state.ctx.db_watch.restarts >= 1

@@ -59,6 +59,7 @@ def _known_errors() -> list[tuple[type[BaseException], int]]:
         (DatabaseError, 503),
         (PoolTimeout, 503),  # every connection busy for 30 s: overloaded, try again
         (psycopg.OperationalError, 503),  # the database went away
+        (psycopg.InterfaceError, 503),  # ... under a connection the pool had handed out
     ]
     try:
         from photosearch.search.query import SearchError
