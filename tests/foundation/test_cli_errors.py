@@ -125,3 +125,11 @@ def test_id_prefixes_are_unique_among_the_callers_photos(cli_env: dict, db, tmp_
     assert r.returncode == 2 and "no photo of yours has an id starting with beef" in r.stderr
     r = run(cli_env, "search", "--like", "beef", "--owner", "other@example.org")
     assert "has no embedding yet" in r.stderr
+
+
+def test_bad_input_is_refused_before_the_database_is_reached(cli_env: dict) -> None:
+    env = {**cli_env, "PHOTOSEARCH_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nowhere?connect_timeout=2"}
+    for args, expected in BAD_ARGS:
+        if args[:1] == ["search"]:
+            r = run(env, *args)
+            assert r.returncode == 2 and expected in r.stderr, (args, r.stderr)

@@ -98,15 +98,22 @@ def _when(d: datetime | None, flag: str) -> datetime | None:
         raise UsageError(f"{flag} {d.date().isoformat()} is too far in the past or future") from exc
 
 
-def _like_id(st, like: str | None, user: dict) -> UUID | None:
-    """An asset id or a unique prefix of one (as the table shows), among the caller's photos."""
+def _like_hex(like: str | None) -> str | None:
+    """`--like` as lower-case hex without dashes: a full id or a prefix of one (4+ digits)."""
     if not like:
         return None
-    from photosearch.db.asset_access import assets_by_id_prefix
-
     hexes = like.strip().lower().replace("-", "")
     if not re.fullmatch(r"[0-9a-f]{4,32}", hexes):
         raise UsageError(f"--like needs an asset id or the first 4+ hex digits of one (e.g. 1a2b3c4d), got {like!r}")
+    return hexes
+
+
+def _like_id(st, hexes: str | None, user: dict) -> UUID | None:
+    """The one photo of the caller's whose id starts with `hexes` (as the table shows ids)."""
+    if not hexes:
+        return None
+    from photosearch.db.asset_access import assets_by_id_prefix
+
     found = assets_by_id_prefix(st.db(), hexes, user["id"], limit=4)
     if not found:
         raise UsageError(f"--like: no photo of yours has an id starting with {hexes}")
@@ -225,23 +232,21 @@ def search_cmd(
     from photosearch.search import SearchQuery, SearchService
 
     st = state(ctx)
-    user = resolve_owner(st, owner)
     if ocr_text is not None and not ocr_text.strip():
         raise UsageError("--text needs the text to look for")
-    like_id = _like_id(st, like, user)
-    try:
+    like_hex = _like_hex(like)
+    try:  # bad input is refused here, before the database starts; ids and names are resolved below
         query = SearchQuery(
             text=text,
             negative_text=negative,
             add_text=add or None,
             subtract_text=subtract or None,
             image_path=image.expanduser().resolve() if image else None,
-            like_asset_id=like_id,
+            like_asset_id=UUID(int=0) if like_hex else None,
             k=k,
             page=page,
             owners=owners or None,
             exclude_owners=exclude_owner or None,
-            library_ids=_libraries(st, library, None if user.get("is_admin") else user["id"]),
             asset_type=asset_type.value.upper() if asset_type else None,
             taken_after=_when(taken_after, "--taken-after"),
             taken_before=_when(taken_before, "--taken-before"),
@@ -277,6 +282,13 @@ def search_cmd(
         )
     except ValidationError as exc:
         raise UsageError(_in_flags(validation_message(exc, SEARCH_FLAGS))) from exc
+    user = resolve_owner(st, owner)
+    query = query.model_copy(
+        update={
+            "like_asset_id": _like_id(st, like_hex, user),
+            "library_ids": _libraries(st, library, None if user.get("is_admin") else user["id"]),
+        }
+    )
     from photosearch.db.replicas import open_replicas
 
     replicas = open_replicas(st.db(), st.settings.database_replica_urls)
