@@ -218,6 +218,9 @@ def search_cmd(
         typer.Option(help="relevance; date or date_asc: newest or oldest first (among all relevant with --relevant)."),
     ] = Order.relevance,
     max_distance: Annotated[float | None, typer.Option(min=0, help="Drop results farther than this.")] = None,
+    understand: Annotated[
+        bool, typer.Option("--understand", help='Place names in TEXT filter too ("dog in Kyoto" = --city Kyoto).')
+    ] = False,
     relevant: Annotated[
         bool,
         typer.Option("--relevant", help="Only the photos that stand out for this query (all of them, any --order)."),
@@ -276,6 +279,7 @@ def search_cmd(
             order=order.value,
             max_distance=max_distance,
             relevant_only=relevant,
+            understand=understand,
             distance=distance.value,
             strategy=strategy.value,
             ef_search=ef_search,

@@ -105,6 +105,10 @@ class SearchQuery(BaseModel):
     k: int = Field(default=50, ge=1, le=MAX_K, alias="size", description="Results per page")
     page: int = Field(default=1, ge=1)
     order: Order = "relevance"
+    understand: bool = Field(
+        default=False,
+        description='Read the text query for place names of your photos: "dog in Kyoto" also filters city=Kyoto',
+    )
     relevant_only: bool = Field(
         default=False,
         description="Only the photos that stand out for this query (an adaptive cutoff, search/relevance.py), all"

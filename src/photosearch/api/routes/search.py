@@ -77,6 +77,11 @@ class SearchFilters(BaseModel):
         description="date / date_asc: by date taken, newest / oldest first (with relevant_only: every relevant"
         " photo; otherwise the page's hits)",
     )
+    understand: bool = Field(
+        default=False,
+        description='Read the query for place names of the caller\'s photos: "dog in Kyoto" also filters city=Kyoto'
+        " (the plan's reason says what was understood)",
+    )
     relevant_only: bool = Field(
         default=False,
         description="Only the photos that stand out for the query: an adaptive cutoff from its own scores (the"
