@@ -594,7 +594,10 @@ class SearchService:
         if found >= query.depth and extra:
             # Lists beyond the few merged in could hold rows nearer than the page's last (HNSW's beam may have
             # missed them): probe every list the distance says, in PostgreSQL.
-            wider = self._widened([*rescue.lists], extra) if rescue is not None else None
+            # a filter's rows cluster where no centroid shows (planner.probes_for): unless it is broad, and its
+            # estimate held (no escalation), every match is ranked
+            broad = is_broad(self.config, estimated, total) and plan.fallback is None
+            wider = self._widened([*rescue.lists], extra) if rescue is not None and broad else None
             note = f"{len(extra)} lists beyond the {len(rescue.lists) if rescue else 0} merged could hold rows nearer"
             note += f" than the page's last: probed {len(wider) if wider else 'all'}"
             plan.fallback = f"{plan.fallback}; {note}" if plan.fallback else note
