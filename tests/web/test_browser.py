@@ -72,6 +72,19 @@ def test_timeline_and_viewer(page: Page, live: LiveServer, shots: Path) -> None:
     expect(dialog).to_have_attribute("data-zoom", "1.00")
     page.get_by_role("button", name="Zoom in").click()
     expect(page.locator("#zoom-level")).to_have_text("150%")
+    page.keyboard.press("0")
+    # A swipe to the left (pointer drag at 100 %) shows the next photo, to the right the previous.
+    stage = page.locator("#viewer-stage").bounding_box()
+    assert stage
+    y = stage["y"] + stage["height"] / 2
+    for dx, expected in ((-200, names[5]), (200, names[4])):
+        x = stage["x"] + stage["width"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + dx / 2, y, steps=3)
+        page.mouse.move(x + dx, y, steps=3)
+        page.mouse.up()
+        expect(page.locator("#viewer-title")).to_have_text(expected)
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     assert "photo=" not in page.url

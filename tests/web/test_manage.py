@@ -100,6 +100,20 @@ def test_upload_two_photos_and_a_broken_file(
     stored = [p for p in (live.settings.data_dir / "uploads" / str(user["id"])).rglob("*") if p.is_file()]
     assert sorted(p.name for p in stored) == sorted(p.name for p in good)
 
+    # Trash one and empty the trash: gone from the index, and the uploaded file with it.
+    page.reload()
+    cards(page).first.click(modifiers=["Control"])
+    page.get_by_role("button", name="Move to trash").click()
+    expect(cards(page)).to_have_count(1)
+    page.goto("/?view=trash")
+    expect(cards(page)).to_have_count(1)
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Empty trash").click()
+    expect(page.locator("#status")).to_contain_text("Removed 1 photo for good")
+    expect(cards(page)).to_have_count(0)
+    left = [p for p in (live.settings.data_dir / "uploads" / str(user["id"])).rglob("*") if p.is_file()]
+    assert len(left) == 1
+
 
 def test_admin_creates_a_user_who_logs_in(page: Page, live: LiveServer, shots: Path, browser) -> None:
     login(page, live.alice)
