@@ -72,13 +72,11 @@ def _make_private(path: Path, keep: int = 0) -> None:
         path.chmod(mode)
 
 
-def _holds_foreign_cluster(data_dir: Path) -> bool:
-    """A root data dir whose pgdata belongs to the `pgserver` user, who must be able to pass through (0711)."""
-    pgdata = data_dir / "pgdata"
-    try:
-        return not pgdata.is_symlink() and pgdata.stat().st_uid != os.geteuid()
-    except OSError:
-        return False
+def _data_dir_keeps() -> int:
+    """The bits a data dir keeps: as root, its traverse bits (0711), which db/embedded_root.py grants so that the
+    `pgserver` user reaches a cluster inside. Never taken away here: a concurrent start may have just granted them
+    and be creating the cluster."""
+    return 0o011 if os.name == "posix" and os.geteuid() == 0 else 0
 
 
 def physical_cores() -> int:
@@ -219,14 +217,14 @@ class Settings(BaseSettings):
         return int(psutil.virtual_memory().total // 8)
 
     def ensure_dirs(self) -> None:
-        """The data dir and what we keep in it, private to this user (0700). A root data dir whose cluster the
-        `pgserver` user runs stays traversable (0711, db/embedded_root.py)."""
+        """The data dir and what we keep in it, private to this user (0700). A root data dir keeps its traverse
+        bits (0711: nobody can list it) for the `pgserver` user's cluster inside (db/embedded_root.py)."""
         ours = [self.data_dir, self.thumbs_dir, self.logs_dir]
         if self.models_dir is None:
             ours.append(self.model_cache_dir)
         for d in ours:
             private_dir(d)
-            _make_private(d, keep=0o011 if d == self.data_dir and _holds_foreign_cluster(d) else 0)
+            _make_private(d, keep=_data_dir_keeps() if d == self.data_dir else 0)
         self.model_cache_dir.mkdir(parents=True, exist_ok=True)
 
 
