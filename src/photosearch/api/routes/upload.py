@@ -86,9 +86,14 @@ async def upload(
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / name
             path.write_bytes(data)
-            from photosearch.ingest import index_library
+            from photosearch.ingest import IngestError, index_library
 
-            summary = index_library(ctx.db, ctx.settings, lib, model=ctx.model(), roots=[str(folder)])
+            try:
+                summary = index_library(ctx.db, ctx.settings, lib, model=ctx.model(), roots=[str(folder)])
+            except IngestError as exc:  # a scan of the uploads library is running: keep the file, say so
+                raise ApiError(
+                    409, "your uploads library is being scanned: the photo is stored; the next scan indexes it"
+                ) from exc
             with ctx.db.cursor() as cur:
                 cur.execute(
                     "SELECT a.*, e.* FROM assets a LEFT JOIN exif e ON e.asset_id = a.id"
