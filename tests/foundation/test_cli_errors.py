@@ -133,3 +133,13 @@ def test_bad_input_is_refused_before_the_database_is_reached(cli_env: dict) -> N
         if args[:1] == ["search"]:
             r = run(env, *args)
             assert r.returncode == 2 and expected in r.stderr, (args, r.stderr)
+
+
+def test_an_error_naming_a_long_path_stays_one_line(cli_env: dict, tmp_path) -> None:
+    """Deep paths (CI's temp dirs, NAS mounts) once wrapped an error over several lines at the console width."""
+    folder = tmp_path / ("x" * 150) / ("y" * 150)
+    r = run(cli_env, "libraries", "add", "deep", str(folder))
+    assert r.returncode != 0
+    assert_clean(r)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(folder) in lines[0], r.stderr

@@ -119,7 +119,8 @@ def report(message: str, *, kind: str, as_json: bool) -> None:
     from photosearch.cli._common import err_console
 
     prefix = "unexpected error" if kind == "bug" else "error"
-    err_console.print(f"[bold red]{prefix}:[/bold red] {escape(message)}", highlight=False)
+    # soft_wrap: an error stays one line however long its paths are (scripts and tests match on it)
+    err_console.print(f"[bold red]{prefix}:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
     if kind == "bug":
         err_console.print("[dim]run with --debug for the traceback[/dim]")
 
