@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from fastapi import Request
 from fastapi.responses import FileResponse, Response
 
 from photosearch.api.errors import ApiError
+from photosearch.atomic import atomic_write
 from photosearch.config import private_dir
 
 THUMB_SIZES = {"thumb": 250, "preview": 1440}
@@ -158,15 +158,7 @@ def _render_thumb(asset: dict[str, Any], size: str, thumbs_root: Path) -> Path:
         if min(img.size) > side:
             scale = side / min(img.size)
             img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
-        private_dir(out.parent)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                img.save(f, "WEBP" if size == "thumb" else "JPEG", quality=80)
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(out, lambda f: img.save(f, "WEBP" if size == "thumb" else "JPEG", quality=80), private=True)
     return out
 
 

@@ -7,13 +7,11 @@ same names, and nothing depends on an asset id that only exists after the databa
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from PIL import Image
 
-from photosearch.config import private_dir
+from photosearch.atomic import atomic_write
 from photosearch.ingest.thumbhash import thumbhash_of
 
 THUMB_SIZE = 250
@@ -42,28 +40,12 @@ def fit_short_side(img: Image.Image, size: int, slack: float = 1.0) -> Image.Ima
 
 
 def _atomic_save(img: Image.Image, path: Path, fmt: str, **params: object) -> None:
-    private_dir(path.parent)  # mkstemp makes the file 0600
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, fmt, **params)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: img.save(f, fmt, **params), private=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a thumbnail made elsewhere (a cluster worker): readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(data), private=True)
 
 
 def make_thumbnails(

@@ -16,8 +16,6 @@ original file's size and mtime, so a replaced model is checked again. Derivation
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from photosearch.atomic import atomic_write
 from photosearch.models.probes import PROBE_TEXTS, probe_images
 from photosearch.models.rewrite import DeriveError, dynamic_batch_model, dynamic_text_model
 from photosearch.models.runtime import Session, SessionConfig, create_session
@@ -107,15 +106,7 @@ def _write_state(model_dir: Path, tower: str, state: Derived) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(data))
 
 
 # verification -----------------------------------------------------------------------------------------
