@@ -54,6 +54,10 @@ def halfvec_fixture(pg_admin_dsn: str) -> Iterator[SearchFixture]:
         # answer exactly; without seq scans it must take the index, provided the ORDER BY matches its expression.
         with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("ALTER DATABASE {} SET enable_seqscan = off").format(sql.Identifier(name)))
+        # Statistics now, as a settled installation has them: left to autovacuum, the planner's index choice for
+        # a filtered query would depend on whether its analyze had run yet (a busy machine's timing).
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("ANALYZE")
         build.close()
         db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=4)
         admin = create_user(db, "root", "root@example.org", is_admin=True)
