@@ -48,7 +48,8 @@ def test_a_killed_postmaster_is_restarted_by_the_running_server(server_data_dir:
             time.sleep(0.05)
         back = time.monotonic() - killed
         worst = max(t for code, t in seen if code == 503)
-        print(f"back after {back:.1f} s (limit {limit:.1f} s); {sum(code == 503 for code, _ in seen)} 503s, slowest {worst * 1000:.0f} ms")
+        n503 = sum(code == 503 for code, _ in seen)
+        print(f"back after {back:.1f} s (limit {limit:.1f} s); {n503} 503s, slowest {worst * 1000:.0f} ms")
         assert back < limit
         slow = [t for code, t in seen if code == 503 and t > 2.0]  # not the pool's 30 s timeout
         assert not slow, f"503s took up to {max(slow):.1f} s"

@@ -153,3 +153,28 @@ def test_plan_follows_resources() -> None:
     assert plan_for({"CPU": 2.0}).actors == 2 and plan_for({"CPU": 2.0}).gpus_per_actor == 0
     gpu = plan_for({"CPU": 16.0, "GPU": 2.0})
     assert gpu.actors == 2 and gpu.gpus_per_actor == 1 and gpu.batch_size > plan_for({"CPU": 1.0}).batch_size
+
+
+def test_actors_run_the_derived_variable_batch_image_graph(tiny_model_dir, tmp_path) -> None:
+    """An immich export (batch 1) is shipped as the local run's verified variable-batch derivation: an actor
+    embeds a whole batch in one call, and its embeddings equal the local model's."""
+    from photosearch.config import Settings
+    from photosearch.ingest.cluster import Embedder, visual_graph
+    from photosearch.models import derive
+    from photosearch.models.clip import _normalize, load_clip
+    from photosearch.models.runtime import SessionConfig, create_session
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "tiny-clip")
+    for tower in ("visual", "textual"):
+        shutil.copyfile(fixtures / "tiny-clip-b1" / tower / "model.onnx", model_dir / tower / "model.onnx")
+    model = load_clip(Settings(models_dir=tmp_path, model_name="tiny-clip", threads=1))
+    graph = visual_graph(model)
+    assert graph == derive.read_state(model_dir, "visual").path(model_dir, "visual") != model.visual.path
+    assert derive.fixed_batch(create_session(graph, SessionConfig(threads=1))) is None
+    actor = Embedder(graph.read_bytes(), model.name)
+    pixels = np.random.default_rng(3).standard_normal((5, 3, model.image_size, model.image_size)).astype(np.float32)
+    assert actor.tower.fixed_batch is None
+    got = _normalize(actor.tower.run(pixels))  # the batch of 5 in one call
+    want = model.encode_pixels(pixels)
+    assert np.allclose(got, want, atol=1e-5)

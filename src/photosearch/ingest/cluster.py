@@ -8,8 +8,9 @@ actor, CUDA when the actor holds a GPU. Thumbnails are cut where the file was de
 embedding; the driver stores them under its own thumbnails folder.
 
 Files are read on the workers at the path the driver stored, so every node must see the library at the same path
-(an NFS/SMB mount, or object storage mounted alike). The model's visual tower is shipped through Ray's object
-store, so workers need photosearch installed but no model files.
+(an NFS/SMB mount, or object storage mounted alike). The model's visual tower — the graph a local run uses, for an
+immich export its variable-batch derivation — is shipped through Ray's object store, so workers need photosearch
+installed but no model files.
 
 Crash safety is the local run's: nothing is written until a batch commits on the driver, so a killed driver loses
 its open batch (Ray ends the job's tasks and actors with it) and a re-run resumes from the work list; a lost worker
@@ -205,6 +206,7 @@ class Embedder:
         path.write_bytes(blob)
         # models/runtime.py picks the provider: CUDA when this onnxruntime has it and a device answers, else CPU
         self.tower = OnnxTower(path, ("image",), threads=1, parallel=True)
+        self.tower.session_config = {"mem_pattern": False}  # as ClipModel's: batch sizes vary from call to call
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
         from photosearch.models.clip import _normalize as normalize
@@ -224,6 +226,20 @@ class Embedder:
 # ---- on the driver -------------------------------------------------------------------------------------------
 
 
+def visual_graph(model: Any) -> Path:
+    """The image graph a local run uses: for a batch-1 export (immich's), its verified variable-batch derivation
+    (models/derive.py), so that an actor embeds a whole batch in one call as a local run does."""
+    from photosearch.models import derive
+
+    tower = model.visual
+    if tower.resolve is not None and not tower.loaded:
+        state = derive.read_state(model.model_dir, "visual")
+        if state is not None:
+            return state.path(model.model_dir, "visual")
+    tower.session  # noqa: B018 - resolves the graph (deriving and recording it once, as a local run would)
+    return tower.active_path
+
+
 def run_on_cluster(
     address: str,
     tasks: Iterable[FileTask],
@@ -237,8 +253,8 @@ def run_on_cluster(
     connect(address)
 
     plan = plan_for(ray.cluster_resources())
-    visual = model.model_dir / "visual" / "model.onnx"
-    model_ref = [ray.put(visual.read_bytes())]  # in a list: Ray must not resolve it before the actor wants it
+    # in a list: Ray must not resolve it before the actor wants it
+    model_ref = [ray.put(visual_graph(model).read_bytes())]
     it = iter(tasks)
     while window := list(islice(it, WINDOW)):
         for r in _stream(window, plan, model, model_ref, thumbs_dir):
