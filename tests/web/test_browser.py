@@ -344,3 +344,74 @@ def test_photo_link_opens_the_viewer(page: Page, live: LiveServer, expected_erro
     expect(cards(page)).to_have_count(len(bob.assets))
     expected_errors.append("404 (Not Found)")
     assert page.goto(f"/photos/{live.alice.assets[0]['id']}").status == 404  # someone else's
+
+
+def test_more_filters_match_the_api(page: Page, live: LiveServer) -> None:
+    """Exact rating, visibility, map area and max distance: each applies on change, survives a reload as a chip
+    counted in the badge, and the page shows what the API returns for the same query."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    alice = live.alice
+    text = "a bird of prey"
+
+    def api_items(filters: dict) -> list[dict]:
+        with live.client(alice) as c:
+            r = c.post("/api/search/smart", json={"query": text, "size": 60, **filters})
+        assert r.status_code == 200, r.text
+        return r.json()["items"]
+
+    def api_names(filters: dict) -> list[str]:
+        return sorted(i["original_file_name"] for i in api_items(filters))
+
+    everything = api_items({})
+    rated = next(i for i in everything if (i["exif"]["rating"] or 0) > 0)
+    located = next(i for i in everything if i["exif"]["latitude"] is not None)
+    lat, lon = located["exif"]["latitude"], located["exif"]["longitude"]
+    # A distance that keeps both photos used below but (with random rankings) usually drops some others.
+    cutoff = round(max(rated["distance"], located["distance"]) + 0.001, 3)
+
+    login(page, alice)
+    search_text(page, text)
+    steps = [
+        ("Visibility", "all", {"visibility": ["timeline", "hidden", "locked"]}, "visibility=all"),
+        ("Max distance", str(cutoff), {"max_distance": cutoff}, f"max_distance={cutoff}"),
+        ("Rating exactly", str(rated["exif"]["rating"]), {"rating": rated["exif"]["rating"]}, "rating="),
+        ("Map area", f"{lat - 0.5}, {lon - 0.5}, {lat + 0.5}, {lon + 0.5}", None, "bbox="),
+    ]
+    applied: dict = {}
+    for n, (label, value, body, in_url) in enumerate(steps, start=1):
+        if not page.locator("#filters").evaluate("d => d.open"):
+            page.locator("#filters summary").click()
+        if label in ("Visibility", "Rating exactly"):
+            page.get_by_label(label, exact=True).select_option(value)
+        else:
+            page.get_by_label(label, exact=True).fill(value)
+            page.get_by_label(label, exact=True).press("Tab")
+        if label == "Map area":
+            applied.pop("rating")  # the rated photo has no GPS: the two together match nothing
+            page.get_by_role("button", name=re.compile("Remove filter Rating exactly")).click()
+            body = {"bbox": [lat - 0.5, lon - 0.5, lat + 0.5, lon + 0.5]}
+            n -= 1
+        applied.update(body)
+        wait_js(page, f"() => location.search.includes({in_url!r})")
+        page.reload()
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        expect(page.get_by_label(label, exact=True)).to_have_value(value)
+        expect(page.get_by_role("button", name=re.compile(f"Remove filter {label}"))).to_be_visible()
+        expect(page.locator("#filter-count")).to_have_text(str(n))
+        expected = api_names(applied)
+        assert expected, f"the API finds something for {applied}"
+        expect(page.locator("#status")).to_contain_text(f"{len(expected)} photo")
+        expect(cards(page)).to_have_count(len(expected))
+        assert sorted(card_names(page)) == expected
+    assert located["original_file_name"] in card_names(page)
+
+    # A malformed map area is marked invalid and not sent; the panel passes axe.
+    page.locator("#filters summary").click()
+    page.get_by_label("Map area", exact=True).fill("north of here")
+    expect(page.get_by_label("Map area", exact=True)).to_have_attribute("aria-invalid", "true")
+    violations = [v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not violations, violations
+    page.get_by_role("button", name="Clear filters").click()
+    expect(page.locator("#chips")).to_be_hidden()
+    assert "bbox" not in page.url and "visibility" not in page.url

@@ -72,6 +72,14 @@
     const known = places[place.trim().toLowerCase()];
     return known ? [known[0], known[1], km] : undefined;
   }
+  // "south, west, north, east" in degrees, as the API's bbox; anything else is left out (and marked invalid).
+  function bboxFilter(text) {
+    const parts = text.split(",").map((x) => x.trim());
+    if (parts.length !== 4 || parts.some((x) => !/^-?\d+(\.\d+)?$/.test(x))) return undefined;
+    const [s, w, n, e] = parts.map(Number);
+    const ok = -90 <= s && s <= n && n <= 90 && Math.abs(w) <= 180 && Math.abs(e) <= 180;
+    return ok ? [s, w, n, e] : undefined;
+  }
   function filters() {
     const f = {};
     const v = {};
@@ -80,13 +88,19 @@
       if (/_(after|before)$/.test(k)) f[k] = val + "T00:00:00";
       else if (k === "is_favorite" || k === "has_gps") f[k] = val === "true";
       else if (k === "is_archived") f[k] = val === "any" ? null : val === "true";
-      else if (k === "rating_min") f[k] = Number(val);
+      else if (k === "rating_min" || k === "rating" || k === "max_distance") f[k] = Number(val);
+      else if (k === "visibility") f[k] = val === "all" ? ["timeline", "hidden", "locked"] : [val];
+      else if (k === "bbox") f.bbox = bboxFilter(val);
       else if (k === "library_id") f.library_ids = [val];
       else if (k === "near") f.near = nearFilter(val, v.radius);
       else if (k === "radius") continue;
       else f[k] = val;
     }
     if (f.near === undefined) delete f.near;
+    if (f.bbox === undefined) delete f.bbox;
+    const box = form.elements.namedItem("bbox");
+    if (v.bbox !== undefined && f.bbox === undefined) box.setAttribute("aria-invalid", "true");
+    else box.removeAttribute("aria-invalid");
     return f;
   }
   function activeFilters() { return FILTERS.filter((el) => el.value !== "" && el.name !== "radius"); }
