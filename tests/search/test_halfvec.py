@@ -17,6 +17,7 @@ from psycopg import sql
 
 from photosearch.config import Settings
 from photosearch.db import Database, open_database
+from photosearch.db import duplicates as dd
 from photosearch.db import search as sq
 from photosearch.db.accounts import create_user
 from photosearch.db.embedding import (
@@ -161,7 +162,7 @@ def test_near_duplicates_walk_the_halfvec_index(halfvec_fixture: SearchFixture) 
     allen = fx.owners["Allen"]
     with fx.db.connection() as conn, conn.transaction():
         sq.set_local(conn, {"hnsw.ef_search": 64, "hnsw.iterative_scan": "relaxed_order"})
-        pairs = sq.near_duplicate_pairs(conn, allen, 0.2, 4)
+        pairs = dd.near_duplicate_pairs(conn, allen, 0.2, 4)
         scans = conn.execute("SELECT pg_stat_get_xact_numscans(to_regclass(%s))", (VECTOR_INDEX,)).fetchone()[0]
     assert scans >= 1 and pairs
     pos = {i: n for n, i in enumerate(fx.lib.ids)}

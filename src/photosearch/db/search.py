@@ -1,4 +1,5 @@
-"""All search SQL: filter compilation, match estimates, the exact and approximate kNN queries, hydration.
+"""Search SQL: filter compilation, match estimates, the exact and approximate kNN queries, hydration. The in-memory
+copy's reads are in db.resident, the users directory in db.user_directory, duplicates SQL in db.duplicates.
 
 Every value is a bound parameter (`%(pN)s`); identifiers never come from user input. Each kNN statement is
 sent in one pipeline with its planner settings (`set_config(..., is_local => true)`): on a connection in
@@ -9,11 +10,10 @@ cost no round trip of their own (SearchService.search).
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import numpy as np
@@ -21,7 +21,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from photosearch.db.embedding import get_vector_index_type, hnsw_order
+from photosearch.db.counters import counter_sql, counter_value
+from photosearch.db.embedding import hnsw_order
 
 if TYPE_CHECKING:
     from photosearch.search.query import SearchQuery
@@ -218,12 +219,10 @@ class SearchContext:
 
 
 _CONTEXT = (
-    "SELECT (SELECT value FROM system_metadata WHERE key = 'embedding'),"
+    "SELECT (SELECT value FROM system_metadata WHERE key = 'embedding'),"  # noqa: S608 - constant SQL
     " (SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'smart_search'::regclass),"
     " (SELECT value FROM system_metadata WHERE key = 'search_lists'),"
-    " (SELECT value FROM system_metadata WHERE key = 'users_version'),"
-    " (SELECT value FROM system_metadata WHERE key = 'search_version'),"
-    " (SELECT value FROM system_metadata WHERE key = 'flags_version')"
+    f" {counter_sql('users_version')}, {counter_sql('search_version')}, {counter_sql('flags_version')}"
 )
 
 
@@ -244,288 +243,10 @@ def begin_search(conn: psycopg.Connection) -> SearchContext:
         lists=int(lists.get("lists") or 1),
         lists_version=lists.get("trained_at"),
         index_type=str(embedding.get("index_type") or "vector"),
-        users_version=None if row[3] is None else int(row[3]),
-        search_version=None if row[4] is None else int(row[4]),
-        flags_version=None if row[5] is None else int(row[5]),
+        users_version=counter_value(row[3]),
+        search_version=counter_value(row[4]),
+        flags_version=counter_value(row[5]),
     )
-
-
-class ResidentRows(NamedTuple):
-    """What resident_lists reads: search_ivf in list order, with the filter columns the copy checks itself."""
-
-    key: tuple[str | None, int | None]  # (trained_at, search_version), as SearchContext has them
-    ids: np.ndarray  # (n,) 16-byte UUIDs
-    vectors: np.ndarray  # (n, dim) float32
-    offsets: np.ndarray  # (lists + 1,) int64: list i is rows offsets[i]:offsets[i+1]
-    owners: np.ndarray  # (n,) int64: the first 8 bytes of owner_id (0 = none)
-    taken: np.ndarray  # (n,) int64: local_date_time in µs since 2000-01-01 UTC (int64 min = none)
-    texts: dict[str, np.ndarray]  # HELD_TEXT column -> (n,) int64: hashtextextended(lower(value), 0) (0 = none)
-    favorites: np.ndarray  # (n,) bool: is_favorite
-    live: np.ndarray  # (n,) bool: deleted_at IS NULL (not in the trash)
-    timeline: np.ndarray  # (n,) bool: visibility = 'timeline'
-    flags_version: int | None  # system_metadata.flags_version, read in the same snapshot
-    attributes: dict[str, np.ndarray]  # HELD_ATTRIBUTES name -> (n,) int8 rating (-2 = none; -1 = rejected) or bool
-    columns: dict[str, np.ndarray]  # HELD_COLUMNS name -> (n,) int64 library prefix (0 = none) or float32 (NaN = none)
-    assets: AssetColumns | None = None  # what `assets` holds of every row (asset_columns)
-    snapshot: str | None = None  # the snapshot it was read in (pg_snapshot text): later changes are the log's
-    changed: np.ndarray | None = None  # (m,) 16-byte UUIDs: read with `since`, every id the log names (gone or not)
-    store: np.ndarray | None = None  # the array `vectors` is the first rows of, with room for rows added later
-
-
-class AssetColumns(NamedTuple):
-    """What the copy holds from `assets` (not in search_ivf), in asset_id order: the ids, every file name
-    lower-cased by PostgreSQL as one blob (each name followed by a NUL byte, which PostgreSQL text cannot contain;
-    None unless the database is UTF-8), and the time each photo was added."""
-
-    ids: np.ndarray  # (m,) 16-byte UUIDs
-    names: bytes | None
-    created: np.ndarray  # (m,) int64: created_at in µs since 2000-01-01 UTC
-
-
-# The EXIF text columns the in-memory copy holds (hashed) besides the owner, the date and the flags.
-HELD_TEXT = ("city", "state", "country", "make", "model", "lens_model")
-# ... and a byte each (migration 044): name -> (the search_ivf expression, its dtype). Archived and offline are flags
-# (re-read with the others, flag_rows); rating, type and GPS change with the whole copy.
-HELD_ATTRIBUTES = {
-    "rating": ("coalesce(rating, -2)::int2", np.int8),  # -1 is a real rating: rejected
-    "video": ("coalesce(type = 'VIDEO', false)", np.bool_),
-    "gps": ("(latitude IS NOT NULL AND longitude IS NOT NULL)", np.bool_),
-    "archived": ("coalesce(is_archived, false)", np.bool_),
-    "offline": ("coalesce(is_offline, false)", np.bool_),
-}
-FLAG_ATTRIBUTES = ("archived", "offline")
-# ... and the library (the first 8 bytes of its id, as the owner) and the GPS coordinates (float32; NaN = none), for
-# library, bounding-box and radius filters (migration 046): name -> (the search_ivf expression, its record fields,
-# the copy's dtype)
-HELD_COLUMNS = {
-    "library": ("coalesce(library_id, '00000000-0000-0000-0000-000000000000')", [">i8", "V8"], np.int64),
-    "latitude": ("coalesce(latitude, 'NaN')::float4", [">f4"], np.float32),
-    "longitude": ("coalesce(longitude, 'NaN')::float4", [">f4"], np.float32),
-}
-# per row beyond the vector: id, owner, taken, the text hashes, the flags and attributes; the id, date and owner
-# orders and the sorted dates
-RESIDENT_ROW_BYTES = 16 + 2 * 8 + 8 * len(HELD_TEXT) + 3 + len(HELD_ATTRIBUTES) + 8 + 4 + 4 + 16 + 8 + 8 + 8
-# what asset_columns adds: an id while read, the name's row and end offset and ~24 bytes of name, created_at and its
-# order and sorted copy
-RESIDENT_NAME_BYTES = 16 + 8 + 8 + 24 + 3 * 8
-
-
-def resident_lists(
-    conn: psycopg.Connection, budget_bytes: int, *, since: str | None = None, spare: float = 0.0
-) -> ResidentRows | str:
-    """Every row of search_ivf with its owner, date taken, EXIF place and camera, and flags (ResidentRows), read in one
-    snapshot with the key it is current for; or why not, when it would take more than `budget_bytes`. Binary
-    COPY of fixed-width rows, parsed by numpy in chunks: 1M x 512 in ~10 s, without a Python object per row. The
-    texts come as 64-bit hashes (fixed width); a collision can only let a row through that PostgreSQL then
-    filters out.
-
-    `since` (a snapshot an earlier read returned): only the rows of the photos the change log (migration 056) names
-    as changed since then, with those ids in `changed`. `spare`: room for that many more rows (a share of these)
-    in the vectors' array (`store`), so changes can be added without a second copy."""
-    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    key_row = conn.execute(
-        "SELECT (SELECT value->>'trained_at' FROM system_metadata WHERE key = 'search_lists'),"
-        " (SELECT value FROM system_metadata WHERE key = 'search_version'),"
-        " (SELECT (value->>'dim')::int FROM system_metadata WHERE key = 'embedding'),"
-        " (SELECT value FROM system_metadata WHERE key = 'flags_version'), pg_current_snapshot()::text"
-    ).fetchone()
-    key = (key_row[0], None if key_row[1] is None else int(key_row[1]))
-    dim = int(key_row[2] or 0)
-    flags_version = None if key_row[3] is None else int(key_row[3])
-    changed, only, params = None, sql.SQL(""), {}
-    if since is not None:
-        found = conn.execute(
-            "SELECT DISTINCT asset_id FROM search_changes WHERE NOT pg_visible_in_snapshot(xid, %s::pg_snapshot)",
-            (since,),
-        ).fetchall()
-        changed = np.array([r[0].bytes for r in found], dtype="V16")
-        only, params = sql.SQL(" WHERE asset_id = ANY(%(ids)s)"), {"ids": [r[0] for r in found]}
-    counts = conn.execute(
-        sql.SQL("SELECT list_id, count(*) FROM search_ivf{} GROUP BY list_id ORDER BY list_id").format(only), params
-    ).fetchall()
-    n = sum(int(c) for _, c in counts)
-    need = n * (dim * 4 * (1 + spare) + RESIDENT_ROW_BYTES + RESIDENT_NAME_BYTES)
-    if need > budget_bytes:
-        return f"{n} rows x {dim} dimensions need {need / 2**20:.0f} MB > the {budget_bytes / 2**20:.0f} MB allowed"
-    sizes = np.zeros((max((int(x) for x, _ in counts), default=-1) + 1,), dtype=np.int64)
-    for list_id, count in counts:
-        sizes[int(list_id)] = int(count)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    store = np.empty((n + int(math.ceil(n * spare)), dim), dtype=np.float32)
-    out = {
-        "id": np.empty(n, dtype="V16"),
-        "vec": store[:n],
-        "owner": np.empty(n, dtype=np.int64),
-        "taken": np.empty(n, dtype=np.int64),
-        **{column: np.empty(n, dtype=np.int64) for column in HELD_TEXT},
-        "favorite": np.empty(n, dtype=bool),
-        "live": np.empty(n, dtype=bool),
-        "timeline": np.empty(n, dtype=bool),
-        **{name: np.empty(n, dtype=dtype) for name, (_, dtype) in HELD_ATTRIBUTES.items()},
-        **{name: np.empty(n, dtype=dtype) for name, (_, _, dtype) in HELD_COLUMNS.items()},
-    }
-    # COPY BINARY: a 19-byte header, then per row a field count (int2) and each field's length (int4) and bytes,
-    # big-endian: list_id int2, asset_id uuid, owner_id uuid (its first 8 bytes read as one int8), local_date_time
-    # (int8 µs), the HELD_TEXT hashes (int8 each), the flags (is_favorite, not trashed, on the timeline: bools),
-    # the HELD_ATTRIBUTES (rating int2, then bools), the HELD_COLUMNS (library uuid, its first 8 bytes read as one
-    # int8; latitude and longitude float4), embedding halfvec (int2 dim, int2 unused, dim x float16).
-    # NULLs are coalesced so every row has the same width.
-    record = np.dtype(
-        [("nf", ">i2"), ("l1", ">i4"), ("list", ">i2"), ("l2", ">i4"), ("id", "V16"), ("l3", ">i4"), ("owner", ">i8"),
-         ("owner_lo", "V8"), ("l4", ">i4"), ("taken", ">i8"),
-         *[f for column in HELD_TEXT for f in ((f"l_{column}", ">i4"), (column, ">i8"))], ("l6", ">i4"),
-         ("favorite", "?"), ("l7", ">i4"), ("live", "?"), ("l8", ">i4"), ("timeline", "?"),
-         *[f for name in HELD_ATTRIBUTES for f in ((f"l_{name}", ">i4"), (name, ">i2" if name == "rating" else "?"))],
-         *[f for name, (_, kinds, _) in HELD_COLUMNS.items()
-           for f in ((f"l_{name}", ">i4"), *((name + "_lo" * i, kind) for i, kind in enumerate(kinds)))],
-         ("l9", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
-    )  # fmt: skip
-    pending, pos, header = bytearray(), 0, COPY_HEADER
-    hashes = sql.SQL("").join(
-        sql.SQL("coalesce(hashtextextended(lower({}), 0), 0), ").format(sql.Identifier(column)) for column in HELD_TEXT
-    )
-    with conn.cursor().copy(
-        sql.SQL(
-            "COPY (SELECT list_id, asset_id, coalesce(owner_id, '00000000-0000-0000-0000-000000000000'),"
-            " coalesce(local_date_time, '-infinity'), {hashes} coalesce(is_favorite, false),"
-            " deleted_at IS NULL, coalesce(visibility = 'timeline', false), {attributes}, {columns}, embedding"
-            " FROM search_ivf{only} ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
-        ).format(
-            hashes=hashes,
-            attributes=sql.SQL(", ").join(sql.SQL(expr) for expr, _ in HELD_ATTRIBUTES.values()),
-            columns=sql.SQL(", ").join(sql.SQL(expr) for expr, _, _ in HELD_COLUMNS.values()),
-            only=only,
-        ),
-        params or None,
-    ) as copy:
-        for block in copy:
-            pending += block
-            if len(pending) < (1 << 23):
-                continue
-            pos = _parse_copy(pending, header, record, out, pos)
-            header = 0
-        pos = _parse_copy(pending, header, record, out, pos)
-    if pos != n:
-        raise RuntimeError(f"search_ivf changed while it was read: {pos} rows, expected {n}")
-    return ResidentRows(
-        key,
-        out["id"],
-        out["vec"],
-        offsets,
-        out["owner"],
-        out["taken"],
-        {column: out[column] for column in HELD_TEXT},
-        out["favorite"],
-        out["live"],
-        out["timeline"],
-        flags_version,
-        {name: out[name] for name in HELD_ATTRIBUTES},
-        {name: out[name] for name in HELD_COLUMNS},
-        asset_columns(conn, params.get("ids")),
-        key_row[4],
-        changed,
-        store,
-    )
-
-
-def asset_columns(conn: psycopg.Connection, ids: list[UUID] | None = None) -> AssetColumns:
-    """What the copy holds from `assets` for every search_ivf row (in the caller's snapshot). File names only in
-    a UTF-8 database: there ILIKE lower-cases both sides with lower() and then compares bytes, so a name containing
-    lower(needle) here is exactly a name ILIKE '%needle%' there. Aggregates in asset_id order, sent as bytea:
-    ~4 s at 1M photos, no Python object per row. `ids`: only those photos'."""
-    utf8 = conn.info.parameter_status("server_encoding") == "UTF8"
-    names = "convert_to(lower(a.original_file_name), 'UTF8') || '\\x00'::bytea" if utf8 else "NULL::bytea"
-    ids, blob, created = conn.execute(
-        "SELECT string_agg(uuid_send(s.asset_id), ''::bytea ORDER BY s.asset_id),"  # noqa: S608 - constant SQL
-        f" string_agg({names}, ''::bytea ORDER BY s.asset_id),"
-        " string_agg(timestamptz_send(a.created_at), ''::bytea ORDER BY s.asset_id)"
-        " FROM search_ivf s JOIN assets a ON a.id = s.asset_id"
-        + ("" if ids is None else " WHERE s.asset_id = ANY(%s)"),
-        None if ids is None else (ids,),
-        binary=True,
-    ).fetchone()
-    return AssetColumns(
-        np.frombuffer(ids or b"", dtype="V16"),
-        bytes(blob or b"") if utf8 else None,
-        np.frombuffer(created or b"", dtype=">i8").astype(np.int64),
-    )
-
-
-def prune_changes(conn: psycopg.Connection, snapshot: str, minutes: float = 5.0) -> int:
-    """Delete the change log's entries that `snapshot` saw (a copy read in it has them) and that are older than
-    `minutes` (another process's copy may not have them yet). Returns how many."""
-    return conn.execute(
-        "DELETE FROM search_changes WHERE pg_visible_in_snapshot(xid, %s::pg_snapshot)"
-        " AND at < now() - make_interval(secs => %s)",
-        (snapshot, minutes * 60),
-    ).rowcount
-
-
-def lowered(conn: psycopg.Connection, value: str) -> bytes:
-    """`value` lower-cased by PostgreSQL, UTF-8: what a held file name is searched for."""
-    return bytes(conn.execute("SELECT convert_to(lower(%s), 'UTF8')", (value,), binary=True).fetchone()[0])
-
-
-COPY_HEADER = 19  # bytes before the first row of a binary COPY (signature, flags, extension length)
-
-
-def _parse_copy(buf: bytearray, header: int, record: np.dtype, out: dict[str, np.ndarray], pos: int) -> int:
-    """Parse the whole rows in `buf` (after `header` bytes) into the arrays of `out` (by field name) from row
-    `pos`; keep the rest in buf. Returns the next row number."""
-    count = (len(buf) - header) // record.itemsize
-    if count > 0:
-        rows = np.frombuffer(buf, dtype=record, count=count, offset=header)
-        for name, array in out.items():
-            array[pos : pos + count] = rows[name]
-        pos += count
-        del rows
-    del buf[: header + count * record.itemsize]
-    return pos
-
-
-class FlagRows(NamedTuple):
-    """The photos whose flags are not the common ones (a favourite, in the trash, off the timeline, archived or
-    offline)."""
-
-    version: int | None  # system_metadata.flags_version, read in the same snapshot
-    ids: np.ndarray  # (m,) 16-byte UUIDs
-    favorite: np.ndarray  # (m,) bool
-    live: np.ndarray  # (m,) bool: not in the trash
-    timeline: np.ndarray  # (m,) bool: visibility = 'timeline'
-    archived: np.ndarray  # (m,) bool
-    offline: np.ndarray  # (m,) bool
-
-
-def flag_rows(conn: psycopg.Connection) -> FlagRows:
-    """What the in-memory copy re-reads when only flags changed (every other photo: not a favourite, not
-    trashed, on the timeline, not archived, not offline), found through smart_search's partial indexes for
-    each, in one snapshot. Binary COPY, so no Python object per row."""
-    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    version = conn.execute("SELECT value FROM system_metadata WHERE key = 'flags_version'").fetchone()[0]
-    buf = bytearray()
-    with conn.cursor().copy(
-        "COPY (SELECT asset_id, coalesce(is_favorite, false), deleted_at IS NULL,"
-        " coalesce(visibility = 'timeline', false), coalesce(is_archived, false), coalesce(is_offline, false)"
-        " FROM smart_search WHERE is_favorite OR deleted_at IS NOT NULL OR visibility <> 'timeline'"
-        " OR is_archived OR is_offline) TO STDOUT (FORMAT BINARY)"
-    ) as copy:
-        for block in copy:
-            buf += block
-    record = np.dtype(
-        [("nf", ">i2"), ("l1", ">i4"), ("id", "V16"), ("l2", ">i4"), ("favorite", "?"), ("l3", ">i4"), ("live", "?"),
-         ("l4", ">i4"), ("timeline", "?"), ("l5", ">i4"), ("archived", "?"), ("l6", ">i4"), ("offline", "?")]
-    )  # fmt: skip
-    m = max(0, (len(buf) - COPY_HEADER) // record.itemsize)  # (the 2-byte trailer is not a whole row)
-    flags = ("favorite", "live", "timeline", *FLAG_ATTRIBUTES)
-    out = {"id": np.empty(m, dtype="V16"), **{name: np.empty(m, dtype=bool) for name in flags}}
-    _parse_copy(buf, COPY_HEADER, record, out, 0)
-    return FlagRows(None if version is None else int(version), out["id"], *(out[name] for name in flags))
-
-
-def text_hash(conn: psycopg.Connection, value: str) -> int:
-    """The hash resident_lists holds for an EXIF text `value`: of the value lower-cased, as the filters compare
-    (PostgreSQL's own lower() and hash, so the copy and the SQL filters agree)."""
-    return int(conn.execute("SELECT hashtextextended(lower(%s), 0)", (value,)).fetchone()[0])
 
 
 def centroids(conn: psycopg.Connection) -> np.ndarray:
@@ -866,11 +587,6 @@ def approximate_search(
     return _ranked(rows, 4), found, best
 
 
-def explain(conn: psycopg.Connection, query: sql.Composable, params: dict[str, Any]) -> str:
-    rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS) {}").format(query), params).fetchall()
-    return "\n".join(r[0] for r in rows)
-
-
 # ---- lookups -----------------------------------------------------------------------------------
 
 
@@ -915,89 +631,6 @@ def asset_exists(conn: psycopg.Connection, asset_id: UUID) -> UUID | None:
     return row[0] if row else None
 
 
-@dataclass(frozen=True)
-class UserDirectory:
-    """Every user's id, e-mail and name (oldest first), as of `version` (system_metadata.users_version): the
-    search service resolves owner filters from this copy instead of a round trip per search."""
-
-    version: int | None
-    users: list[tuple[UUID, str, str]]
-
-    def resolve(self, idents: Iterable[str]) -> dict[str, UUID | None]:
-        """Map each user id / e-mail / name to a user id (None when unknown); the oldest user wins a tie."""
-        out: dict[str, UUID | None] = {}
-        for ident in idents:
-            lowered = ident.lower()
-            out[ident] = next(
-                (uid for uid, email, name in self.users if str(uid) == lowered or email == lowered or name == ident),
-                None,
-            )
-        return out
-
-    def ids(self) -> list[UUID]:
-        return sorted(uid for uid, _, _ in self.users)
-
-
-def user_directory(conn: psycopg.Connection) -> UserDirectory:
-    """All users and the version they are at, in one statement (one snapshot)."""
-    row = conn.execute(
-        "SELECT (SELECT value FROM system_metadata WHERE key = 'users_version'),"
-        " coalesce(array_agg(id ORDER BY created_at, id), '{}'),"
-        " coalesce(array_agg(email ORDER BY created_at, id), '{}'),"
-        " coalesce(array_agg(name ORDER BY created_at, id), '{}') FROM users"
-    ).fetchone()
-    return UserDirectory(
-        version=None if row[0] is None else int(row[0]), users=list(zip(row[1], row[2], row[3], strict=True))
-    )
-
-
 def embedding_dim(conn: psycopg.Connection) -> int:
     row = conn.execute("SELECT (value->>'dim')::int FROM system_metadata WHERE key = 'embedding'").fetchone()
     return int(row[0]) if row else 0
-
-
-# ---- duplicates ------------------------------------------------------------------------------------
-
-
-def owner_embeddings(conn: psycopg.Connection, owner_id: UUID) -> tuple[list[UUID], np.ndarray]:
-    """All (not trashed) embedded assets of one owner, for an exact all-pairs pass in numpy."""
-    rows = conn.execute(
-        "SELECT s.asset_id, s.embedding FROM smart_search s"
-        " WHERE s.owner_id = %s AND s.deleted_at IS NULL ORDER BY s.asset_id",
-        (owner_id,),
-    ).fetchall()
-    if not rows:
-        return [], np.zeros((0, 0), dtype=np.float32)
-    return [r[0] for r in rows], np.stack([np.asarray(r[1].to_numpy(), dtype=np.float32) for r in rows])
-
-
-def owner_asset_count(conn: psycopg.Connection, owner_id: UUID) -> int:
-    return int(
-        conn.execute(
-            "SELECT count(*) FROM smart_search s WHERE s.owner_id = %s AND s.deleted_at IS NULL",
-            (owner_id,),
-        ).fetchone()[0]
-    )
-
-
-def near_duplicate_pairs(
-    conn: psycopg.Connection, owner_id: UUID, max_distance: float, neighbours: int
-) -> list[tuple[UUID, UUID, float]]:
-    """Pairs (a < b) of one owner's assets within `max_distance` (cosine), via each asset's HNSW neighbours.
-
-    The caller sets hnsw.* (iterative scan, so the owner filter cannot starve the neighbour lists). The
-    neighbours are walked in the index's own order (halfvec or vector); `distance` is full precision."""
-    order = hnsw_order(*get_vector_index_type(conn), column="s2.embedding", param="s.embedding")
-    query = sql.SQL(
-        "SELECT s.asset_id, n.asset_id, n.distance FROM smart_search s CROSS JOIN LATERAL ("
-        "  SELECT s2.asset_id, s2.embedding <=> s.embedding AS distance FROM smart_search s2"
-        "  WHERE s2.owner_id = %(owner)s AND s2.deleted_at IS NULL AND s2.asset_id <> s.asset_id"
-        "  ORDER BY {order} LIMIT %(nb)s"
-        " ) n WHERE s.owner_id = %(owner)s AND s.deleted_at IS NULL AND n.distance <= %(maxd)s"
-    ).format(order=order)
-    rows = conn.execute(query, {"owner": owner_id, "nb": neighbours, "maxd": max_distance}).fetchall()
-    return [(min(r[0], r[1]), max(r[0], r[1]), float(r[2])) for r in rows]
-
-
-def users_with_assets(conn: psycopg.Connection) -> list[UUID]:
-    return [r[0] for r in conn.execute("SELECT DISTINCT owner_id FROM assets ORDER BY owner_id")]

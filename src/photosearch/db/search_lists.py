@@ -14,8 +14,9 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from photosearch.db.binary_copy import records
+
 LISTS_KEY = "search_lists"
-_COPY_HEADER = 19  # PGCOPY signature (11) + flags (4) + header extension length (4)
 
 
 def lists_info(conn: psycopg.Connection) -> dict[str, Any] | None:
@@ -46,30 +47,14 @@ def stream_embeddings(conn: psycopg.Connection, dim: int) -> Iterator[tuple[list
 
 
 def _stream(conn: psycopg.Connection, query: sql.Composable, dim: int) -> Iterator[tuple[list[bytes], np.ndarray]]:
-    # One binary COPY row: int16 field count, (int32 len, 16-byte uuid), (int32 len, int16 dim, int16 unused,
-    # dim big-endian float32). Fixed width, so numpy parses whole chunks at once.
+    # One binary COPY row (db.binary_copy): int16 field count, (int32 len, 16-byte uuid), (int32 len, int16 dim,
+    # int16 unused, dim big-endian float32). Fixed width, so numpy parses whole chunks at once.
     row = np.dtype(
         [("nf", ">i2"), ("l1", ">i4"), ("id", "V16"), ("l2", ">i4"), ("dim", ">i2"), ("u", ">i2"), ("v", ">f4", (dim,))]
     )
-    buf = bytearray()
-    started = False
     with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)) as copy:
-        for chunk in copy:
-            buf += chunk
-            if not started and len(buf) >= _COPY_HEADER:
-                del buf[:_COPY_HEADER]
-                started = True
-            whole = (len(buf) // row.itemsize) * row.itemsize
-            if started and whole >= (1 << 22):
-                yield _parse(buf[:whole], row)
-                del buf[:whole]
-    if started and len(buf) > 2:
-        yield _parse(buf[: len(buf) - 2], row)  # the 2-byte trailer (-1) ends the stream
-
-
-def _parse(data: bytearray, row: np.dtype) -> tuple[list[bytes], np.ndarray]:
-    body = np.frombuffer(bytes(data), dtype=row)
-    return [bytes(x) for x in body["id"]], body["v"].astype(np.float32)
+        for body in records(copy, row, chunk_bytes=1 << 22):
+            yield [bytes(x) for x in body["id"]], body["v"].astype(np.float32)
 
 
 def replace_lists(

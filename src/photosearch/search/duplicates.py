@@ -17,6 +17,7 @@ from uuid import UUID
 import numpy as np
 
 from photosearch.db import Database
+from photosearch.db import duplicates as dd
 from photosearch.db import search as sq
 from photosearch.search.query import SearchError
 
@@ -116,7 +117,7 @@ def find_duplicates(
         raise SearchError("only an admin can look for duplicates across all users")
     with db.connection() as conn, conn.transaction():
         if all_owners:
-            owner_ids = sq.users_with_assets(conn)
+            owner_ids = dd.users_with_assets(conn)
         elif owner_ids is None:
             owner_ids = [user["id"]]
         elif not user.get("is_admin") and any(o != user["id"] for o in owner_ids):
@@ -124,15 +125,15 @@ def find_duplicates(
         sq.set_local(conn, {"jit": "off"})
         out: list[DuplicateGroup] = []
         for owner in owner_ids:
-            if sq.owner_asset_count(conn, owner) <= EXACT_MAX_ASSETS:
-                ids, emb = sq.owner_embeddings(conn, owner)
+            if dd.owner_asset_count(conn, owner) <= EXACT_MAX_ASSETS:
+                ids, emb = dd.owner_embeddings(conn, owner)
                 pairs = _exact_pairs(ids, emb, max_distance) if ids else []
             else:
                 sq.set_local(
                     conn,
                     {"hnsw.ef_search": 64, "hnsw.iterative_scan": "relaxed_order", "hnsw.max_scan_tuples": 50_000},
                 )
-                pairs = sq.near_duplicate_pairs(conn, owner, max_distance, NEIGHBOURS)
+                pairs = dd.near_duplicate_pairs(conn, owner, max_distance, NEIGHBOURS)
             for members, worst in _groups(pairs):
                 out.append(DuplicateGroup(owner_id=owner, asset_ids=members, max_distance=worst))
         if with_assets and out:

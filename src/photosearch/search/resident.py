@@ -43,6 +43,7 @@ from uuid import UUID
 import numpy as np
 
 from photosearch.db import Database
+from photosearch.db import resident as dr
 from photosearch.db import search as sq
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ def _pg_micros(value: datetime) -> int:
 @dataclass(frozen=True)
 class HeldFilter:
     """The part of a query's filters the copy checks itself: the owner scope and libraries, the dates taken and
-    added, the EXIF place and camera (db.search.HELD_TEXT), the rating, type and GPS (presence, box, radius), the
+    added, the EXIF place and camera (db.resident.HELD_TEXT), the rating, type and GPS (presence, box, radius), the
     file name, the flags. A superset of the rows SQL matches, never less: a date without a
     time zone is read in the session's zone, as PostgreSQL reads it, widened by NAIVE_WIDEN either way (a local
     time a DST change repeats or skips may be read an hour apart), or by a day when the zone is not known; NULLs
@@ -91,7 +92,7 @@ class HeldFilter:
     owners: np.ndarray | None = None  # int64 owner prefixes (owner_prefix) allowed; None = any owner
     taken_min: int | None = None  # µs since PG_EPOCH, inclusive
     taken_max: int | None = None  # µs since PG_EPOCH, exclusive
-    texts: tuple[tuple[str, int], ...] = ()  # (HELD_TEXT column, the value's hash: db.search.text_hash)
+    texts: tuple[tuple[str, int], ...] = ()  # (HELD_TEXT column, the value's hash: db.resident.text_hash)
     favorite: bool | None = None
     live: bool | None = None  # True: not in the trash (deleted_at IS NULL); False: in it
     timeline: bool | None = None  # True: visibility = 'timeline'
@@ -307,8 +308,8 @@ class ResidentLists:
     live: np.ndarray  # (n,) bool: not in the trash
     timeline: np.ndarray  # (n,) bool: visibility = 'timeline'
     flags_version: int | None  # system_metadata.flags_version the flags (and archived, offline) are current for
-    attributes: dict[str, np.ndarray]  # db.search.HELD_ATTRIBUTES name -> (n,) int8 rating (-2: none) or bool
-    columns: dict[str, np.ndarray]  # db.search.HELD_COLUMNS name -> (n,) library prefix or float32 coordinate
+    attributes: dict[str, np.ndarray]  # db.resident.HELD_ATTRIBUTES name -> (n,) int8 rating (-2: none) or bool
+    columns: dict[str, np.ndarray]  # db.resident.HELD_COLUMNS name -> (n,) library prefix or float32 coordinate
     id_order: np.ndarray  # (n,) int64: row numbers sorted by id (locate)
     id_sorted: np.ndarray  # (n,) uint64: the first 8 bytes of ids[id_order]
     taken_order: np.ndarray  # (n,) int64: row numbers sorted by `taken` (a date range's rows)
@@ -317,11 +318,11 @@ class ResidentLists:
     owner_spans: dict[int, tuple[int, int]]  # owner prefix -> its rows' span in owner_order
     text_counts: dict[str, dict[int, int]]  # HELD_TEXT column -> rows per hash
     attribute_counts: dict[str, dict[int, int]]  # HELD_ATTRIBUTES name -> rows per value (bools as 0 and 1)
-    created: np.ndarray  # (n,) int64: when each photo was added, µs since PG_EPOCH (db.search.AssetColumns)
+    created: np.ndarray  # (n,) int64: when each photo was added, µs since PG_EPOCH (db.resident.AssetColumns)
     created_order: np.ndarray  # (n,) int64: row numbers sorted by `created`
     created_sorted: np.ndarray  # (n,) int64: `created[created_order]`
     library_counts: dict[int, int]  # rows per library prefix
-    names: bytes | None  # every row's file name, lower-cased, NUL after each (db.search.AssetColumns); None: not held
+    names: bytes | None  # every row's file name, lower-cased, NUL after each (db.resident.AssetColumns); None: not held
     name_ends: np.ndarray  # (m,) int64: where each name's NUL is in `names`
     name_rows: np.ndarray  # (m,) int64: the row of each name (-1: a photo the copy does not hold)
     favorite_count: int  # rows with each flag set
@@ -332,7 +333,7 @@ class ResidentLists:
     dead: np.ndarray | None = None  # (n,) bool: rows replaced or removed since the load (None: none)
 
     @classmethod
-    def build(cls, loaded: sq.ResidentRows, dead: np.ndarray | None = None) -> ResidentLists:
+    def build(cls, loaded: dr.ResidentRows, dead: np.ndarray | None = None) -> ResidentLists:
         """The copy, with its indexes: ids (a changed flag's row; rows `dead` left out), dates and owners (the rows
         a held filter matches, and how many); and the counts that estimate a held filter's other conditions."""
         first = loaded.ids.view(">u8")[::2].astype(np.uint64)
@@ -379,7 +380,7 @@ class ResidentLists:
         ends = np.flatnonzero(np.frombuffer(loaded.assets.names, dtype=np.uint8) == 0)
         return replace(held, names=loaded.assets.names, name_ends=ends, name_rows=name_rows)
 
-    def appended(self, delta: sq.ResidentRows) -> ResidentLists | None:
+    def appended(self, delta: dr.ResidentRows) -> ResidentLists | None:
         """This copy with the changes `delta` read (resident_lists with `since`): the rows of every photo it names
         marked dead, the current rows of those still there added after the lists (in no list: every probe ranks
         them), the indexes rebuilt. The vectors go into the room left in `store`, so no second copy of them is
@@ -396,7 +397,7 @@ class ResidentLists:
         def cat(old: np.ndarray, new: np.ndarray) -> np.ndarray:
             return np.concatenate([old, new.astype(old.dtype)])
 
-        loaded = sq.ResidentRows(
+        loaded = dr.ResidentRows(
             delta.key,
             cat(self.ids, delta.ids),
             self.store[: n + m],
@@ -437,7 +438,7 @@ class ResidentLists:
         )
 
     def name_matches(self, needle: bytes, limit: int) -> np.ndarray | None:
-        """The rows (sorted) whose file name contains `needle` (lower-cased by PostgreSQL: db.search.lowered), or
+        """The rows (sorted) whose file name contains `needle` (lower-cased by PostgreSQL: db.resident.lowered), or
         None when the names are not held or more than `limit` contain it: finding each match is a Python step
         (~1 µs), so a common needle is left to PostgreSQL. One pass of bytes.find over the blob: ~1 GB/s here on
         names that share long prefixes (1M names, 16 MB: 11-22 ms; ILIKE on every asset row took 0.8-2.3 s)."""
@@ -544,13 +545,6 @@ class ResidentLists:
                     which.append(i)
                     break
         return np.array(rows, dtype=np.int64), np.array(which, dtype=np.int64)
-
-    def rows_in(self, lists: Sequence[int] | None) -> int:
-        """Rows a probe of `lists` (None = every list) ranks."""
-        if lists is None:
-            return len(self.ids)
-        sizes = np.diff(self.offsets)
-        return int(sizes[[x for x in lists if 0 <= x < len(sizes)]].sum())
 
     def _spans(self, lists: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """The row spans of `lists`, and of the rows added since the load (in no list: every probe ranks them)."""
@@ -722,7 +716,7 @@ class ResidentCache:
             return None
         t = time.monotonic()
         with self.db.connection() as conn:
-            found = sq.flag_rows(conn)
+            found = dr.flag_rows(conn)
         # 1M photos, 40k of them favourites or trashed: ~0.5-4 s of scattered heap reads. A burst of favouriting
         # re-reads at most once per 10x that (searches meanwhile leave the flags to SQL).
         self._next_flags = time.monotonic() + min(self.min_interval, 10 * (time.monotonic() - t))
@@ -731,10 +725,10 @@ class ResidentCache:
         favorites, live, timeline = np.zeros(n, dtype=bool), np.ones(n, dtype=bool), np.ones(n, dtype=bool)
         favorites[rows], live[rows], timeline[rows] = found.favorite[which], found.live[which], found.timeline[which]
         attributes = dict(held.attributes)
-        for name in sq.FLAG_ATTRIBUTES:
+        for name in dr.FLAG_ATTRIBUTES:
             attributes[name] = np.zeros(n, dtype=bool)
             attributes[name][rows] = getattr(found, name)[which]
-        counts = {**held.attribute_counts, **{name: _counts(attributes[name]) for name in sq.FLAG_ATTRIBUTES}}
+        counts = {**held.attribute_counts, **{name: _counts(attributes[name]) for name in dr.FLAG_ATTRIBUTES}}
         with self._lock:
             if self.current is held:  # not replaced by a whole new copy meanwhile
                 self.current = replace(
@@ -763,7 +757,7 @@ class ResidentCache:
             return self.load()
         t = time.monotonic()
         with self.db.connection() as conn:
-            delta = sq.resident_lists(conn, self.budget_bytes, since=held.snapshot)
+            delta = dr.resident_lists(conn, self.budget_bytes, since=held.snapshot)
         new = None
         if (
             not isinstance(delta, str)
@@ -795,7 +789,7 @@ class ResidentCache:
             return
         self._next_prune = time.monotonic() + 60.0
         with self.db.connection() as conn:
-            sq.prune_changes(conn, held.snapshot)
+            dr.prune_changes(conn, held.snapshot)
             conn.commit()
 
     def load(self) -> ResidentLists | None:
@@ -806,7 +800,7 @@ class ResidentCache:
         with self._lock:
             self.current = None
         with self.db.connection() as conn:
-            loaded = sq.resident_lists(conn, self.budget_bytes, spare=SPARE_ROWS)
+            loaded = dr.resident_lists(conn, self.budget_bytes, spare=SPARE_ROWS)
         elapsed = time.monotonic() - t
         self._next_load = time.monotonic() + max(self.min_interval, 10 * elapsed)
         if isinstance(loaded, str):

@@ -22,7 +22,9 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 
 from photosearch.db import Database
+from photosearch.db import resident as dr
 from photosearch.db import search as sq
+from photosearch.db import user_directory as ud
 from photosearch.db.replicas import ReplicaSet
 from photosearch.search.arithmetic import combine, text_vector
 from photosearch.search.arithmetic import parse as parse_terms
@@ -56,7 +58,7 @@ NEGATIVE_WEIGHT = 0.5
 # added, the EXIF place, camera, rating and coordinates, the type, the file name, and the favourite, trash, timeline,
 # archived and offline flags; a visibility other than the timeline is not held either).
 UNHELD_FILTERS = ("updated_after", "updated_before", "ocr_text")  # updated: every edit changes it, not worth a reload
-# SearchQuery field -> the EXIF column the copy holds it in (hashed: db.search.HELD_TEXT)
+# SearchQuery field -> the EXIF column the copy holds it in (hashed: db.resident.HELD_TEXT)
 HELD_TEXT_FILTERS = {"city": "city", "state": "state", "country": "country", "make": "make", "model": "model",
                      "lens": "lens_model"}  # fmt: skip
 
@@ -146,7 +148,7 @@ class SearchService:
         self.config = config or PlannerConfig()
         self.resident = resident  # the search lists in memory (a long-running server); None: PostgreSQL only
         self._centroids: tuple[str | None, np.ndarray, np.ndarray] | None = None  # (training, centroids, radii)
-        self._users: sq.UserDirectory | None = None  # owner filters resolve from this copy (users_version keys it)
+        self._users: ud.UserDirectory | None = None  # owner filters resolve from this copy (users_version keys it)
         # place and camera filters (hashed) and file-name filters (lower-cased) as the in-memory copy holds them
         self._converted: dict[Any, Any] = {}
         self._names: OrderedDict[tuple, np.ndarray | None] = OrderedDict()  # recent file-name searches' rows
@@ -242,11 +244,11 @@ class SearchService:
             scope = [i for i in base if i not in excluded]
         return scope
 
-    def _directory(self, conn: psycopg.Connection) -> sq.UserDirectory:
+    def _directory(self, conn: psycopg.Connection) -> ud.UserDirectory:
         """The cached users (read on first use, and again once a search's context shows they changed)."""
         directory = self._users
         if directory is None:
-            directory = self._users = sq.user_directory(conn)
+            directory = self._users = ud.user_directory(conn)
         return directory
 
     def _resolve(self, conn: psycopg.Connection, idents: list[str]) -> list[UUID]:
@@ -732,11 +734,11 @@ class SearchService:
 
     def _lowered(self, conn: psycopg.Connection, value: str) -> bytes:
         """A file-name filter as the copy holds names: lower-cased by PostgreSQL."""
-        return self._by_postgres(("name", value), lambda: sq.lowered(conn, value))
+        return self._by_postgres(("name", value), lambda: dr.lowered(conn, value))
 
     def _text_hash(self, conn: psycopg.Connection, value: str) -> int:
         """A place or camera as the in-memory copy holds it: hashed by PostgreSQL."""
-        return self._by_postgres(value, lambda: sq.text_hash(conn, value))
+        return self._by_postgres(value, lambda: dr.text_hash(conn, value))
 
     def _by_postgres(self, key: Any, compute: Callable[[], Any]) -> Any:
         """A filter value as PostgreSQL turns it into what the copy holds: one round trip per value, then cached."""
