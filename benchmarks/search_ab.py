@@ -10,6 +10,13 @@ into a temporary package `photosearch_ref` (imports rewritten), opens the workin
 reference one on the same benchmark database (built by search_bench.py), and runs each query through both,
 alternating which goes first; it prints both medians, their recall against the cached exact results, and the
 median of the per-query ratio new/reference. The database must already have the schema both revisions expect.
+
+    python benchmarks/search_ab.py c193487 --same --rows 20000 --queries 10
+
+`--same` times nothing: it requires both revisions to return the same page (hit ids and distances) and the same
+plan (every field but the timings) for every filter level, under each forced strategy and `auto`, with and
+without the in-memory copy, for example-image and text-like queries, pages 1 and 2, and prints each difference;
+exit status 1 when there is one. A refactoring must show 0 differences.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -56,6 +65,56 @@ def export_reference(rev: str, into: Path) -> None:
         path.write_text(pattern.sub(REF, path.read_text(encoding="utf-8")), encoding="utf-8")
 
 
+STRATEGIES = ("auto", "exact", "quantized", "approximate", "memory")
+QUERY_KINDS = {"image-like": 0.7, "text-like": 3.2}
+
+
+def outcome(service: object, query: Callable[..., object], user: dict, **fields: object) -> object:
+    """What a search returned, without its timings: hit ids and distances and the plan, or the error it raised."""
+    try:
+        page = service.search(query(**fields), user)  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - an error is an outcome both revisions must share
+        return ("error", type(exc).__name__, str(exc))
+    return (
+        [(h.id, h.distance) for h in page.items],
+        page.plan.model_dump(exclude={"timings_ms"}),
+    )
+
+
+def same(args: argparse.Namespace, dsn: str, sides: dict[str, tuple[object, object, tuple[Callable, Callable]]]) -> int:
+    """Run every combination through both revisions; print each difference and return how many there were.
+    `sides`: "with copy" / "without copy" -> (the reference service, the new one, SearchQuery of each)."""
+    user = {"id": None, "is_admin": True}
+    with psycopg.connect(dsn) as conn:
+        levels = levels_for(conn, args.rows)
+    differences = compared = 0
+    seen: Counter[str] = Counter()  # what the new side did: each strategy and error, to show the check ran them
+    for kind, noise in QUERY_KINDS.items():
+        queries = sample_queries(dsn, args.queries, noise_scale=noise)
+        for copy, (ref, new, (ref_query, new_query)) in sides.items():
+            for level in levels:
+                for strategy in STRATEGIES:
+                    for i, q in enumerate(queries):
+                        for page in (1, 2):
+                            fields = {
+                                "vector": q.tolist(),
+                                "k": level.get("k", 10),
+                                "page": page,
+                                "strategy": strategy,
+                                **level["filters"],
+                            }
+                            a = outcome(ref, ref_query, user, **fields)
+                            b = outcome(new, new_query, user, **fields)
+                            compared += 1
+                            seen[b[1] if b[0] == "error" else b[1]["strategy"]] += 1
+                            if a != b:
+                                differences += 1
+                                where = f"{kind}, {copy}, {level['label']}, {strategy}, query {i}, page {page}"
+                                print(f"DIFFERENT ({where}):\n  {args.rev}: {a}\n  new: {b}", flush=True)
+    print(f"{compared} searches compared, {differences} differences; plans: {dict(seen)}", flush=True)
+    return differences
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("rev", help="the git revision to compare the working tree against")
@@ -68,15 +127,17 @@ def main() -> None:
         "--resident", action="store_true", help="keep the lists in memory (both sides, if the revision can)"
     )
     ap.add_argument("--rounds", type=int, default=2, help="passes over the queries (recall from the first)")
+    ap.add_argument(
+        "--same", action="store_true", help="instead of timing: require identical pages and plans (exit 1 if not)"
+    )
     args = ap.parse_args()
 
     dbname = f"bench_{args.rows}_512_m24_efc64"
     dsn = with_dbname(server(args.data_dir, product_shared_buffers(args.rows, 512)), dbname)
     noise_tag = "" if args.query_noise == 0.7 else f"_noise{args.query_noise:g}"
     truth_path = args.data_dir / f"exact_{conninfo_to_dict(dsn)['dbname']}_{args.queries}q{noise_tag}.json"
-    if not truth_path.exists():
+    if not args.same and not truth_path.exists():
         raise SystemExit(f"no exact results at {truth_path}: run search_bench.py with the exact method first")
-    truth = json.loads(truth_path.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         export_reference(args.rev, Path(tmp))
         sys.path.insert(0, tmp)
@@ -85,6 +146,22 @@ def main() -> None:
         ref_search = importlib.import_module(f"{REF}.search")
         ref_db = ref_pool.connect_pool(ref_server.ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
         new_db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
+        if args.same:
+            ref_resident = importlib.import_module(f"{REF}.search.resident")
+            queries = (ref_search.SearchQuery, SearchQuery)
+            sides = {
+                "with copy": (
+                    ref_search.SearchService(ref_db, resident=resident_copy(ref_db, ref_resident.ResidentCache)),
+                    SearchService(new_db, resident=resident_copy(new_db)),
+                    queries,
+                ),
+                "without copy": (ref_search.SearchService(ref_db), SearchService(new_db), queries),
+            }
+            differences = same(args, dsn, sides)
+            ref_db.close()
+            new_db.close()
+            raise SystemExit(1 if differences else 0)
+        truth = json.loads(truth_path.read_text())
         ref_kwargs = {}
         if args.resident:
             try:  # a revision that has the in-memory copy gets one too
