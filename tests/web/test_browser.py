@@ -415,3 +415,63 @@ def test_more_filters_match_the_api(page: Page, live: LiveServer) -> None:
     page.get_by_role("button", name="Clear filters").click()
     expect(page.locator("#chips")).to_be_hidden()
     assert "bbox" not in page.url and "visibility" not in page.url
+
+
+def test_text_in_photo_and_relevant_only_match_the_api(page: Page, live: LiveServer) -> None:
+    """Relevant only and Text in photo apply on change, survive a reload as chips counted in the badge, and the
+    page shows what the API returns for the same query (OCR may have found no text: then both are empty)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    alice = live.alice
+    text = "a bird of prey"
+
+    def api_names(filters: dict) -> list[str]:
+        with live.client(alice) as c:
+            r = c.post("/api/search/smart", json={"query": text, "size": 60, **filters})
+        assert r.status_code == 200, r.text
+        return sorted(i["original_file_name"] for i in r.json()["items"])
+
+    def check(filters: dict) -> list[str]:
+        expected = api_names(filters)
+        if expected:
+            expect(page.locator("#status")).to_contain_text(f"{len(expected)} photo")
+        else:
+            expect(page.locator("#status")).to_contain_text("No photo")
+        expect(cards(page)).to_have_count(len(expected))
+        assert sorted(card_names(page)) == expected
+        return expected
+
+    login(page, alice)
+    search_text(page, text)
+    check({})
+    assert "relevant_only" not in page.url
+
+    page.locator("#filters summary").click()
+    page.get_by_label("Relevant only", exact=True).select_option("true")
+    wait_js(page, "() => location.search.includes('relevant_only=true')")
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_label("Relevant only", exact=True)).to_have_value("true")
+    expect(page.get_by_role("button", name=re.compile("Remove filter Relevant only"))).to_be_visible()
+    expect(page.locator("#filter-count")).to_have_text("1")
+    check({"relevant_only": True})
+
+    word = "sign"
+    page.locator("#filters summary").click()
+    page.get_by_label("Text in photo", exact=True).fill(word)
+    page.get_by_label("Text in photo", exact=True).press("Tab")
+    wait_js(page, "() => location.search.includes('ocr_text=sign')")
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_label("Text in photo", exact=True)).to_have_value(word)
+    expect(page.get_by_role("button", name=re.compile("Remove filter Text in photo"))).to_be_visible()
+    expect(page.locator("#filter-count")).to_have_text("2")
+    if not check({"ocr_text": word, "relevant_only": True}):
+        expect(page.locator("#status")).to_contain_text("indexed with OCR")
+
+    page.locator("#filters summary").click()
+    violations = [v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not violations, violations
+    page.get_by_role("button", name=re.compile("Remove filter Text in photo")).click()
+    expect(page.locator("#filter-count")).to_have_text("1")
+    assert "ocr_text" not in page.url

@@ -94,6 +94,8 @@
       else if (k === "library_id") f.library_ids = [val];
       else if (k === "near") f.near = nearFilter(val, v.radius);
       else if (k === "radius") continue;
+      else if (k === "understand" || k === "relevant_only") f[k] = val === "true";
+      else if (k === "add_text" || k === "subtract_text") f[k] = [val];
       else f[k] = val;
     }
     if (f.near === undefined) delete f.near;
@@ -214,9 +216,12 @@
     }
     if (!data.total_indexed) return "Your photos are still being indexed: none has an embedding yet. Try again in a moment.";
     const n = activeFilters().length;
-    return n
+    let text = n
       ? `No photo among ${data.total_indexed} indexed matches these ${n} filter${n === 1 ? "" : "s"}. Remove a filter to see more.`
       : `No matches among ${data.total_indexed} indexed photos.`;
+    if (form.elements.namedItem("ocr_text").value) text += " Text in photos is found only in photos indexed with OCR.";
+    if (form.elements.namedItem("relevant_only").value) text += " Set “Relevant only” to No to see every result.";
+    return text;
   }
   function describe(data, search) {
     const shown = grid.items.length;
