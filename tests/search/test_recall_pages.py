@@ -16,7 +16,6 @@ import pytest
 from psycopg import sql
 
 from photosearch.db.accounts import create_user
-from photosearch.db.embedding import create_vector_index
 from photosearch.db.pool import Database, connect_pool
 from photosearch.db.server import ServerInfo, with_dbname
 from photosearch.search import SearchQuery, SearchService
@@ -46,10 +45,7 @@ def library(pg_admin_dsn: str) -> Iterator[Library]:
     lib = make_library(ROWS, DIM, seed=11)
     with synthetic_database(pg_admin_dsn, "r") as (dsn, name):
         db = connect_pool(ServerInfo(dsn=dsn, embedded=False, pgdata=None), max_size=2)
-        owners = insert_library(db, lib)
-        with db.connection() as conn:
-            conn.execute("SET maintenance_work_mem = '256MB'")  # the graph fits: a faster build
-            create_vector_index(conn)
+        owners = insert_library(db, lib)  # HNSW index built once after the load
         admin = create_user(db, "root", "root@example.org", is_admin=True)
         db.close()
         listed = f"{name}_l"
