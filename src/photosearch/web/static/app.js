@@ -285,7 +285,8 @@
       queryThumb.alt = "The photo this search is based on";
       queryLabel.textContent = "Based on this photo: the most similar first";
       api("GET", `/api/assets/${encodeURIComponent(search.id)}`).then((a) => {
-        queryLabel.textContent = `Based on ${a.original_file_name}: the most similar first`;
+        // a late answer must not relabel a search started since (an image dropped meanwhile, say)
+        if (current === search) queryLabel.textContent = `Based on ${a.original_file_name}: the most similar first`;
       }).catch(() => {});
     }
     loadMore();
