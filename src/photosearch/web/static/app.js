@@ -247,8 +247,8 @@
       grid.append(data.items);
       if (data.next_cursor && search.kind === "timeline") next = { cursor: data.next_cursor };
       else next = data.next_page ? { page: data.next_page } : null;
-      if (!grid.items.length) setStatus(explainEmpty(data, search));
-      else setStatus(describe(data, search));
+      const text = grid.items.length ? describe(data, search) : explainEmpty(data, search);
+      setStatus(search.notice ? `${search.notice} ${text}` : text);  // what led here stays said
       document.body.dataset.loaded = String(grid.items.length);
       if (search.kind === "timeline" && buckets === null) loadBuckets();
       else if (search.kind === "timeline") markMonth();
@@ -451,8 +451,9 @@
     if (!window.confirm("Remove every photo in the trash for good?")) return;
     try {
       const res = await api("POST", "/api/trash/empty");
-      start({ kind: "trash" });
-      setStatus(`Removed ${res.deleted} photo${res.deleted === 1 ? "" : "s"} for good.`);
+      const notice = `Removed ${res.deleted} photo${res.deleted === 1 ? "" : "s"} for good.`;
+      start({ kind: "trash", notice });
+      setStatus(notice);
     } catch (err) { setStatus("Could not empty the trash: " + err.message); }
   });
 
