@@ -73,10 +73,3 @@ def api_key_user(db: Database, secret: str) -> dict | None:
 def delete_session(db: Database, token: str) -> None:
     with db.cursor() as cur:
         cur.execute("DELETE FROM sessions WHERE token_hash = %s", (_hash(token),))
-
-
-def delete_user_sessions(db: Database, user_id: UUID) -> int:
-    """End every session of a user (e.g. after a password change)."""
-    with db.cursor() as cur:
-        cur.execute("DELETE FROM sessions WHERE user_id = %s", (user_id,))
-        return cur.rowcount

@@ -26,7 +26,6 @@ from photosearch.db.accounts import (
     set_admin,
     set_password_hash,
 )
-from photosearch.db.sessions import delete_user_sessions
 
 router = APIRouter(tags=["users"])
 
@@ -58,7 +57,6 @@ def change_password(body: PasswordChange, user: CurrentUser, ctx: Ctx, request: 
     if not verify_password(body.current_password, stored):
         raise ApiError(403, "current_password: wrong password")
     set_password_hash(ctx.db, user["id"], hash_password(body.new_password))
-    delete_user_sessions(ctx.db, user["id"])
     if user["auth"] != "session":
         return {"csrf_token": None}
     return {"csrf_token": set_session_cookie(request, response, ctx, user)["csrf_token"]}
@@ -146,7 +144,6 @@ def reset_password(user_id: UUID, body: PasswordReset, admin: AdminUser, ctx: Ct
     """Set someone's password; their sessions end."""
     target = get_user(ctx.db, user_id)
     set_password_hash(ctx.db, target["id"], hash_password(body.password))
-    delete_user_sessions(ctx.db, target["id"])
     return Response(status_code=204)
 
 
