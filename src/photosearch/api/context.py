@@ -80,6 +80,15 @@ class AppContext:
         replicas = self.replicas()
         return fetch(self.db) if replicas is None else replicas.read(fetch, user["id"])
 
+    def asset(self, asset_id: Any, user: dict, *, fresh: bool = False) -> dict | None:
+        """One of `user`'s live photos with its EXIF and library roots (`asset_for_user`), or None: from a replica
+        when there is one, confirmed on the primary; `fresh` reads the primary (right after a write)."""
+        from photosearch.db.asset_access import asset_for_user
+
+        replicas = None if fresh else self.replicas()
+        fetch = lambda db: asset_for_user(db, asset_id, user["id"])  # noqa: E731
+        return fetch(self.db) if replicas is None else replicas.read_one(fetch)
+
     def close(self) -> None:
         self.db_watch.stop()
         self.jobs.shutdown()

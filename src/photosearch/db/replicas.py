@@ -1,12 +1,14 @@
-"""Read replicas (setting `database_replica_urls`): searches and the timeline read from them, round-robin, and
-everything else — every write — goes to the primary.
+"""Read replicas (setting `database_replica_urls`): searches, the timeline and single-photo metadata (asset details,
+thumbnails, originals) read from them, round-robin, and everything else — every write — goes to the primary.
 
 A replica that fails a connection is left out for `RETRY_AFTER` seconds (then tried again); with none left, reads
 go to the primary. A replica may lag, so what it returns is confirmed on the primary before it is shown
 (`confirm_owned`): one primary-key lookup of the page's ids. A photo the primary has deleted, trashed or given
-to another owner fails it, and the read runs again on the primary. If the primary itself is away, the
-replica's page is served as is (searches keep working) and writes fail with `ReadOnlyError`; a process that starts
-while the primary is away opens the first replica that answers in its place (`open_standing_in`).
+to another owner fails it, and the read runs again on the primary. A single photo's row is confirmed the same way
+plus its file's path and its library's roots (`confirm_access`), since file serving trusts them. If the primary
+itself is away, the replica's answer is served as is (searches keep working) and writes fail with `ReadOnlyError`;
+a process that starts while the primary is away opens the first replica that answers in its place
+(`open_standing_in`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -30,6 +33,11 @@ log = logging.getLogger(__name__)
 RETRY_AFTER = 5.0  # seconds a failed server is left out before it is tried again
 CONNECT_TIMEOUT = 3.0  # seconds to wait for a connection from a replica's (or, when confirming, the primary's) pool
 UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)
+# What decides who may see a photo and which file it serves: owner, trash state, path, the library's roots.
+ACCESS_SQL = (
+    "SELECT a.owner_id, a.deleted_at IS NOT NULL, a.original_path, l.import_paths"
+    " FROM assets a JOIN libraries l ON l.id = a.library_id WHERE a.id = %s"
+)
 
 
 @dataclass
@@ -48,6 +56,9 @@ class ReplicaSet:
     _turn: itertools.count = field(default_factory=itertools.count)
     _primary_down_until: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # reads answered by a replica ("replica"), by the primary because none was healthy ("no replica"), and again on
+    # the primary after the confirmation failed ("primary confirmed otherwise")
+    served: Counter = field(default_factory=Counter)
 
     @classmethod
     def open(cls, primary: Database, urls: Iterable[str], max_size: int = 4) -> ReplicaSet:
@@ -110,6 +121,7 @@ class ReplicaSet:
         primary when no replica is healthy or the primary knows better."""
         replica = self.pick()
         if replica is None:
+            self.served["no replica"] += 1
             return fetch(self.primary)
         try:
             rows = fetch(replica)
@@ -117,8 +129,52 @@ class ReplicaSet:
             self.mark_down(replica, exc)
             return self.read(fetch, owner)
         if self.confirm_owned([(r["id"], owner, False) for r in rows]) is False:
+            self.served["primary confirmed otherwise"] += 1
             return fetch(self.primary)
+        self.served["replica"] += 1
         return rows
+
+    def confirm_access(self, row: dict) -> bool | None:
+        """Whether the primary agrees with a replica's live asset row (`asset_for_user`'s: owner, path, library
+        roots) on everything that decides access: one primary-key lookup. None: the primary did not answer."""
+        if not self.primary_up():
+            return None
+        try:
+            with self.primary.pool.connection(timeout=CONNECT_TIMEOUT) as conn:
+                now = conn.execute(ACCESS_SQL, (row["id"],)).fetchone()
+        except UNAVAILABLE as exc:
+            log.warning("the primary database is unavailable (%s); serving replica answers unconfirmed", exc)
+            self._primary_down_until = time.monotonic() + RETRY_AFTER
+            return None
+        want = (row["owner_id"], False, row["original_path"], list(row["import_paths"] or []))
+        return now is not None and (now[0], now[1], now[2], list(now[3] or [])) == want
+
+    def read_one(self, fetch: Callable[[Database], dict | None]) -> dict | None:
+        """`fetch` (one live asset of the caller, or None) on a replica, confirmed on the primary (`confirm_access`).
+        A photo the replica does not have (added or restored moments ago) is looked up on the primary."""
+        replica = self.pick()
+        if replica is None:
+            self.served["no replica"] += 1
+            return fetch(self.primary)
+        try:
+            row = fetch(replica)
+        except UNAVAILABLE as exc:
+            self.mark_down(replica, exc)
+            return self.read_one(fetch)
+        if row is None:
+            confirmed = False if self.primary_up() else None
+        else:
+            confirmed = self.confirm_access(row)
+        if confirmed is not False:
+            self.served["replica"] += 1
+            return row
+        self.served["primary confirmed otherwise" if row is not None else "not on the replica"] += 1
+        try:
+            return fetch(self.primary)
+        except UNAVAILABLE as exc:  # the primary left between the two reads: the replica's answer stands
+            self._primary_down_until = time.monotonic() + RETRY_AFTER
+            log.warning("the primary database is unavailable (%s); serving replica answers unconfirmed", exc)
+            return row
 
     def close(self) -> None:
         for server in self.replicas:

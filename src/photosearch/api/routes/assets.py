@@ -18,14 +18,15 @@ from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError
 from photosearch.api.files import cached_file_response, media_type, safe_original_path, thumbnail_path
 from photosearch.api.schemas import AssetOut, SearchResponse, asset_out
-from photosearch.db.asset_access import asset_for_user, recent_assets, update_asset_flags
+from photosearch.db.asset_access import recent_assets, update_asset_flags
 from photosearch.db.timeline import month_buckets, timeline_page
 
 router = APIRouter(tags=["assets"])
 
 
-def owned_asset(ctx, user: dict, asset_id: UUID) -> dict:
-    asset = asset_for_user(ctx.db, asset_id, user["id"])
+def owned_asset(ctx, user: dict, asset_id: UUID, *, fresh: bool = False) -> dict:
+    """The caller's live photo (from a read replica when configured: `AppContext.asset`), else 404."""
+    asset = ctx.asset(asset_id, user, fresh=fresh)
     if asset is None:
         raise ApiError(404, f"no asset {asset_id}")
     return asset
@@ -108,7 +109,7 @@ def update_asset(asset_id: UUID, body: AssetUpdate, user: CurrentUser, ctx: Ctx)
     """Mark as favorite / archive (or undo). Only the owner can; the file on disk is never touched."""
     if not update_asset_flags(ctx.db, asset_id, user["id"], is_favorite=body.is_favorite, is_archived=body.is_archived):
         raise ApiError(404, f"no asset {asset_id}")
-    return asset_out(owned_asset(ctx, user, asset_id))
+    return asset_out(owned_asset(ctx, user, asset_id, fresh=True))
 
 
 @router.get("/api/assets/{asset_id}/thumbnail", response_class=Response)

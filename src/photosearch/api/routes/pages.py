@@ -18,7 +18,7 @@ from photosearch.api.deps import Ctx, optional_user
 from photosearch.api.errors import ApiError
 from photosearch.api.routes.auth import authenticate, set_session_cookie
 from photosearch.db.accounts import list_api_keys, list_libraries, list_users, needs_sign_up, status
-from photosearch.db.asset_access import asset_for_user, has_photos, library_names
+from photosearch.db.asset_access import has_photos, library_names
 from photosearch.db.sessions import delete_session
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
@@ -195,7 +195,7 @@ def photo(asset_id: str, request: Request, ctx: Ctx) -> Response:
     if user is None:
         return _to_login(request)
     try:
-        row = asset_for_user(ctx.db, UUID(asset_id), user["id"])
+        row = ctx.asset(UUID(asset_id), user)
     except ValueError:  # not a UUID: the same page as a missing photo
         row = None
     if row is None:
