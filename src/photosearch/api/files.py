@@ -13,15 +13,19 @@ import hashlib
 import mimetypes
 import os
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import Request
 from fastapi.responses import FileResponse, Response
 
 from photosearch.api.errors import ApiError
 from photosearch.atomic import atomic_write
 from photosearch.config import private_dir
+from photosearch.confine import open_inside, real_roots
 
 THUMB_SIZES = {"thumb": 250, "preview": 1440}
 CACHE_CONTROL = "private, max-age=86400"
@@ -93,15 +97,52 @@ def _etag(path: Path, extra: str = "") -> str:
     return '"' + hashlib.sha1(f"{path}:{st.st_size}:{st.st_mtime_ns}:{extra}".encode()).hexdigest()[:20] + '"'
 
 
-def cached_file_response(request: Request, path: Path, media: str, filename: str | None = None) -> Response:
-    """A FileResponse with a strong validator; a matching If-None-Match gets an empty 304."""
+class ConfinedFileResponse(FileResponse):
+    """A FileResponse whose file is opened through `confine.open_inside`: if the path became a link out of its
+    roots after it was checked, the open fails and not a byte of the other file is sent."""
+
+    def __init__(self, path: Path, roots: tuple[str, ...], **kw: Any) -> None:
+        super().__init__(path, **kw)
+        self.roots = roots
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        extensions = {k: v for k, v in scope.get("extensions", {}).items() if k != "http.response.pathsend"}
+        await super().__call__({**scope, "extensions": extensions}, receive, send)  # never "send this path"
+
+    @asynccontextmanager
+    async def _open_file(self) -> AsyncIterator[Any]:
+        fd, _ = open_inside(str(self.path), self.roots)
+        file = anyio.wrap_file(os.fdopen(fd, "rb"))
+        try:
+            yield file
+        finally:
+            with anyio.CancelScope(shield=True):
+                await file.aclose()
+
+
+def cached_file_response(
+    request: Request, path: Path, media: str, filename: str | None = None, roots: tuple[str, ...] | None = None
+) -> Response:
+    """A FileResponse with a strong validator; a matching If-None-Match gets an empty 304. The file is opened
+    again inside `roots` (default: its own folder) when it is sent."""
     etag = _etag(path)
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Content-Type-Options": "nosniff"}
     inm = request.headers.get("if-none-match", "")
     if etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
         return Response(status_code=304, headers=headers)
-    resp = FileResponse(path, media_type=media, headers=headers, content_disposition_type="inline", filename=filename)
-    return resp
+    return ConfinedFileResponse(
+        path,
+        roots if roots is not None else real_roots([path.parent]),
+        media_type=media,
+        headers=headers,
+        content_disposition_type="inline",
+        filename=filename,
+    )
+
+
+def original_roots(asset: dict[str, Any]) -> tuple[str, ...]:
+    """The asset's library folders, resolved: where its original may be read from."""
+    return real_roots(asset.get("import_paths") or [])
 
 
 def _stored_thumb(asset: dict[str, Any], size: str, thumbs_root: Path) -> Path | None:
@@ -149,7 +190,11 @@ def _render_thumb(asset: dict[str, Any], size: str, thumbs_root: Path) -> Path:
         if out.is_file():
             return out
         try:
-            with Image.open(src) as im:
+            fd, _ = open_inside(str(src), original_roots(asset))
+        except OSError as exc:  # became a link out, or vanished, since it was checked
+            raise ApiError(404, "the original file is not available") from exc
+        try:
+            with os.fdopen(fd, "rb") as f, Image.open(f) as im:
                 im.draft("RGB", (THUMB_SIZES[size], THUMB_SIZES[size]))
                 img = ImageOps.exif_transpose(im).convert("RGB")
         except Exception as exc:  # noqa: BLE001 - any decoder failure means "no thumbnail"

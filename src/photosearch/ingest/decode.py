@@ -10,7 +10,6 @@ import hashlib
 import io
 import os
 import re
-import stat
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from photosearch.confine import LinkRefused, OutsideRoots, open_inside, real_roots
 from photosearch.ingest.metadata import PhotoMetadata, extract_metadata, mtime_date
 from photosearch.ingest.scan import fs_path, sniff_format
 from photosearch.ingest.thumbnails import PREVIEW_SIZE, make_thumbnails, thumb_paths
@@ -44,6 +44,7 @@ EMPTY, NOT_IMAGE, TOO_LARGE, BOMB, CORRUPT, TRUNCATED, UNREADABLE, VANISHED, CHA
     "changed while reading",
 )
 WORKER_DIED = "worker died"
+OUTSIDE = "outside the library"
 _OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
 # Transient reasons are retried on the next run even if size and mtime did not change.
 TRANSIENT = frozenset({UNREADABLE, VANISHED, CHANGED, WORKER_DIED})
@@ -57,6 +58,7 @@ class FileTask:
     asset_id: str | None = None  # known asset at this path
     known_checksum: bytes | None = None
     thumbs_ready: bool = False  # the thumbnails of known_checksum exist where they are kept (cluster runs)
+    roots: tuple[str, ...] = ()  # the library's folders, resolved (confine.real_roots); () = the file's folder
 
 
 @dataclass(slots=True)
@@ -121,12 +123,11 @@ def run_task(task: FileTask) -> FileResult | FileError:
     return process_file(task, _STATE["pre"], _STATE["thumbs"])
 
 
-def _read(path: str) -> tuple[bytes, os.stat_result]:
-    fd = os.open(path, os.O_RDONLY)
+def _read(path: str, roots: tuple[str, ...]) -> tuple[bytes, os.stat_result]:
+    """The file's bytes, read through a descriptor that is checked to lie inside `roots`: a file swapped for a
+    link out of the library after the scan listed it is refused, not read."""
+    fd, st = open_inside(path, roots or real_roots([os.path.dirname(path)]))
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise IsADirectoryError(path)
         if st.st_size > MAX_FILE_BYTES:
             return b"", st
         chunks, left = [], st.st_size + 1  # one byte more: notices a file that grew meanwhile
@@ -144,9 +145,11 @@ def _read(path: str) -> tuple[bytes, os.stat_result]:
 def process_file(task: FileTask, preprocessor: Any, thumbs_dir: Path) -> FileResult | FileError:
     path = fs_path(task.path)
     try:
-        data, st = _read(path)
+        data, st = _read(path, task.roots)
     except FileNotFoundError:
         return FileError(task.path, VANISHED, "the file disappeared before it could be read")
+    except (OutsideRoots, LinkRefused) as exc:
+        return FileError(task.path, OUTSIDE, f"{exc.strerror}; it is not read")
     except PermissionError as exc:
         return FileError(task.path, UNREADABLE, f"permission denied ({exc.strerror})")
     except OSError as exc:
@@ -175,7 +178,7 @@ def process_file(task: FileTask, preprocessor: Any, thumbs_dir: Path) -> FileRes
         # mtime has coarse (clock-tick) granularity: a file written moments ago may still be changing
         # without its size or mtime showing it. Read it again and compare.
         try:
-            again, st2 = _read(path)
+            again, st2 = _read(path, task.roots)
         except OSError:
             return error(VANISHED, "the file disappeared while it was being read")
         if (st2.st_size, st2.st_mtime_ns) != (size, mtime_ns) or hashlib.sha1(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -298,9 +299,9 @@ MAX_SIDECAR_BYTES = 4 << 20
 
 
 def read_sidecar(path: str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            return parse_xmp(f.read(MAX_SIDECAR_BYTES))
+    try:  # a sidecar that is a link is not followed (it could name any file on the machine)
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            return parse_xmp(f.read(MAX_SIDECAR_BYTES)) if stat.S_ISREG(os.fstat(f.fileno()).st_mode) else {}
     except OSError:
         return {}
 

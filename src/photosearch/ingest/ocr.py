@@ -11,12 +11,13 @@ The models ship inside the `rapidocr` wheel (extra `photosearch[ocr]`); nothing 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from uuid import UUID
 
 import numpy as np
@@ -84,7 +85,7 @@ class TextReader:
         texts = getattr(result, "txts", None) or ()
         return "\n".join(t.strip() for t in texts if t and t.strip())
 
-    def read_file(self, path: str | Path) -> str:
+    def read_file(self, path: str | Path | BinaryIO) -> str:
         with Image.open(path) as img:
             if img.format == "JPEG":
                 img.draft("RGB", (self.max_side, self.max_side))  # decode a 12 MP JPEG at 1/2-1/8 scale
@@ -118,6 +119,7 @@ def read_library_text(
 ) -> OcrSummary:
     """Read the text of every photo of `library` not read since its content last changed.
     `progress(done, total, errors)` after each photo."""
+    from photosearch.confine import open_inside, real_roots
     from photosearch.db.ocr import count_unread, unread_page, write_text
     from photosearch.ingest.decode import register_decoders
     from photosearch.ingest.scan import fs_path
@@ -127,6 +129,7 @@ def read_library_text(
     t0 = time.perf_counter()
     out = OcrSummary()
     lib_id = library["id"]
+    roots = real_roots(library["import_paths"])
     text_reader = reader(settings.threads)
     with psycopg.connect(db.dsn, autocommit=True) as conn:
         total = count_unread(conn, lib_id)
@@ -135,9 +138,13 @@ def read_library_text(
             for row in rows:
                 after = row[0]
                 preview = row[3]
-                source = preview if preview and Path(preview).is_file() else fs_path(row[2])
                 try:
-                    text, error = text_reader.read_file(source), None
+                    if preview and Path(preview).is_file():
+                        text, error = text_reader.read_file(preview), None
+                    else:  # the original, only where it lies inside the library (as every ingest read)
+                        fd, _ = open_inside(fs_path(row[2]), roots)
+                        with os.fdopen(fd, "rb") as f:
+                            text, error = text_reader.read_file(f), None
                 except Exception as exc:  # noqa: BLE001 - one bad photo must not stop the pass
                     text, error = "", f"{type(exc).__name__}: {exc}"[:500]
                 write_text(conn, lib_id, row, text, error)

@@ -20,6 +20,7 @@ from uuid import UUID, uuid4
 import numpy as np
 
 from photosearch.config import Settings
+from photosearch.confine import real_roots
 from photosearch.db.assets import IngestConnection, refresh_planner_statistics
 from photosearch.db.pool import Database
 from photosearch.ingest import decode, places
@@ -167,7 +168,8 @@ def index_library(
             summary.bulk_index_rebuild = True
         try:
             if counts.todo:
-                _process(conn, settings, model, owner_id, lib_id, counts.todo, summary, prog, report, cluster)
+                confined = real_roots(library["import_paths"])  # reads are checked against the whole library
+                _process(conn, settings, model, owner_id, lib_id, counts.todo, summary, prog, report, cluster, confined)
         finally:
             if bulk:
                 report(IngestProgress("finish", counts.seen, counts.todo, prog.done, prog.errors))
@@ -199,14 +201,16 @@ def _read_text(db: Database, settings: Settings, library: dict, report: Callable
     return read_library_text(db, settings, library, on_photo).to_dict()
 
 
-def _tasks(conn: IngestConnection) -> Iterator[FileTask]:
+def _tasks(conn: IngestConnection, roots: tuple[str, ...]) -> Iterator[FileTask]:
     after = 0
     while True:
         page = conn.todo_page(after, TODO_PAGE)
         if not page:
             return
         for n, path, size, _mtime, asset_id, known in page:
-            yield FileTask(path, size, 0, str(asset_id) if asset_id else None, bytes(known) if known else None)
+            yield FileTask(
+                path, size, 0, str(asset_id) if asset_id else None, bytes(known) if known else None, roots=roots
+            )
             after = n
 
 
@@ -336,6 +340,7 @@ def _process(
     prog: IngestProgress,
     report: Callable[[IngestProgress], None],
     cluster: str | None = None,
+    roots: tuple[str, ...] = (),
 ) -> None:
     batch_size = max(1, settings.ingest_batch_size)
     batcher = _Batcher(conn, model, owner_id, lib_id, settings.thumbs_dir, summary)
@@ -352,7 +357,7 @@ def _process(
     if cluster is not None:
         from photosearch.ingest.cluster import run_on_cluster
 
-        run_on_cluster(cluster, _tasks(conn), model, settings.thumbs_dir, take)
+        run_on_cluster(cluster, _tasks(conn, roots), model, settings.thumbs_dir, take)
         batcher.flush()
         prog.errors = summary.errors
         report(prog)
@@ -360,7 +365,7 @@ def _process(
     workers = _workers(settings)
     if total < INLINE_MAX or workers == 1:
         decode.register_decoders()
-        for task in _tasks(conn):
+        for task in _tasks(conn, roots):
             take(decode.process_file(task, pre, settings.thumbs_dir))
         batcher.flush()
         prog.errors = summary.errors
@@ -379,7 +384,7 @@ def _process(
         return r
 
     try:
-        for task in _tasks(conn):
+        for task in _tasks(conn, roots):
             pool.submit(task)
             in_flight += 1
             while in_flight >= max_in_flight:

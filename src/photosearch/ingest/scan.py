@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+from photosearch.confine import is_inside, real_roots
+
 # Extensions that are decoded without sniffing (content is still checked by the worker).
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .webp .gif .bmp .dib .tif .tiff .heic .heif .hif .avif .jxl".split()
@@ -162,7 +164,7 @@ def scan_roots(
     rx = compile_exclusions(tuple(exclusion_patterns))
     visited: set[tuple[int, int]] = set()
     stack: list[str] = [os.path.abspath(os.fsdecode(r)) for r in reversed(list(roots))]
-    real_roots = [os.path.join(os.path.realpath(r), "") for r in stack]
+    resolved = real_roots(stack)
     while stack:
         d = stack.pop()
         try:
@@ -187,7 +189,7 @@ def scan_roots(
             if not include_hidden and _is_hidden(e.name):
                 continue
             try:
-                if e.is_symlink() and not _inside_any(os.path.realpath(e.path), real_roots):
+                if e.is_symlink() and not is_inside(os.path.realpath(e.path), resolved):
                     log.info("not following %s: its target lies outside the library's folders", e.path)
                     continue
                 if e.is_dir():  # follows symlinks; loops are cut by `visited`
@@ -210,11 +212,6 @@ def scan_roots(
                 continue
             yield ScannedFile(e.path, est.st_size, est.st_mtime_ns)
         stack.extend(reversed(subdirs))
-
-
-def _inside_any(real: str, real_roots: list[str]) -> bool:
-    """Whether a resolved path is one of the roots (each given resolved, ending in a separator) or below one."""
-    return any(os.path.join(real, "").startswith(r) for r in real_roots)
 
 
 def _sniff_path(path: str) -> bool:

@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict
 
 from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError
-from photosearch.api.files import cached_file_response, media_type, safe_original_path, thumbnail_path
+from photosearch.api.files import (
+    cached_file_response,
+    media_type,
+    original_roots,
+    safe_original_path,
+    thumbnail_path,
+)
 from photosearch.api.schemas import AssetOut, SearchResponse, asset_out
 from photosearch.db.asset_access import recent_assets, update_asset_flags
 from photosearch.db.timeline import month_buckets, timeline_page
@@ -130,7 +136,8 @@ def get_original(asset_id: UUID, request: Request, user: CurrentUser, ctx: Ctx) 
     """The file as stored, streamed; only if it still resolves inside the asset's library roots."""
     asset = owned_asset(ctx, user, asset_id)
     path = safe_original_path(asset)
-    return cached_file_response(request, path, media_type(path), filename=asset["original_file_name"])
+    name, roots = asset["original_file_name"], original_roots(asset)
+    return cached_file_response(request, path, media_type(path), filename=name, roots=roots)
 
 
 @router.get("/api/assets/{asset_id}/similar", response_model=SearchResponse)

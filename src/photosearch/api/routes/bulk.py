@@ -3,6 +3,8 @@ and the trash (list, empty). Everything is scoped to the caller's own assets."""
 
 from __future__ import annotations
 
+import os
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from photosearch.api.auth import tokens_match
 from photosearch.api.deps import Ctx, CurrentUser, optional_user
 from photosearch.api.errors import ApiError
-from photosearch.api.files import safe_original_path
+from photosearch.api.files import original_roots, safe_original_path
 from photosearch.api.schemas import SearchResponse, asset_out
+from photosearch.confine import open_inside
 from photosearch.db.timeline import ACTIONS, assets_for_download, bulk_update, empty_trash, trash_page
 
 router = APIRouter(tags=["assets"])
@@ -109,14 +112,20 @@ class _Sink:
         return out
 
 
-def zip_stream(files: list[tuple[Path, str]]) -> Iterator[bytes]:
-    """Yield a zip of `files` (path, name in the archive) chunk by chunk: stored, not recompressed
-    (photos are compressed already), never holding more than one chunk."""
+def zip_stream(files: list[tuple[Path, str, tuple[str, ...]]]) -> Iterator[bytes]:
+    """Yield a zip of `files` (path, name in the archive, roots it must lie in) chunk by chunk: stored, not
+    recompressed (photos are compressed already), never holding more than one chunk. A file that became a
+    link out of its roots since it was checked is left out."""
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[arg-type]
-        for path, name in files:
-            info = zipfile.ZipInfo.from_file(path, name)
-            with path.open("rb") as src, zf.open(info, "w", force_zip64=True) as dst:
+        for path, name, roots in files:
+            try:
+                fd, st = open_inside(str(path), roots)
+            except OSError:
+                continue
+            info = zipfile.ZipInfo(name, time.localtime(st.st_mtime)[:6])
+            info.file_size, info.external_attr = st.st_size, (st.st_mode & 0xFFFF) << 16
+            with os.fdopen(fd, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
                 while chunk := src.read(CHUNK):
                     dst.write(chunk)
                     yield sink.take()
@@ -140,7 +149,7 @@ def download(
         raise ApiError(422, "ids: comma-separated asset ids expected") from exc
     if not wanted or len(wanted) > MAX_BULK:
         raise ApiError(422, f"ids: between 1 and {MAX_BULK} asset ids")
-    files: list[tuple[Path, str]] = []
+    files: list[tuple[Path, str, tuple[str, ...]]] = []
     names: set[str] = set()
     for row in assets_for_download(ctx.db, user["id"], wanted):
         try:
@@ -152,7 +161,7 @@ def download(
             n += 1
             name = f"{stem} ({n}){Path(row['original_file_name']).suffix}"
         names.add(name.lower())
-        files.append((path, name))
+        files.append((path, name, original_roots(row)))
     if not files:
         raise ApiError(404, "none of these photos is available for download")
     return StreamingResponse(
