@@ -35,7 +35,7 @@ def test_a_city_in_the_text_filters_and_is_explained(db: Database, settings: Set
         text = f"a dog in {city.lower()}"
         plain = service.search(SearchQuery(text=text, k=50), admin)
         page = service.search(SearchQuery(text=text, k=50, understand=True), admin)
-        assert page.plan.reason.startswith(f'understood "{city}" as the city')
+        assert page.plan.reason.startswith(f'understood: "{city}" as the city')
         assert {h.city for h in page.items} == {city}
         mask = reference_mask(lib, SearchQuery(text=text, k=50, city=city))
         assert len(page.items) == min(50, int(mask.sum()))  # complete with the derived filter

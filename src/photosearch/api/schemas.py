@@ -116,10 +116,24 @@ class SearchPlanOut(BaseModel):
     estimated_matches: float | None = None
 
 
+class Understood(BaseModel):
+    text: str = Field(description="The part of the query, as typed")
+    kind: str = Field(description="place, camera, text, description, file name, folder, not, or")
+    field: str | None = Field(default=None, description="The search filter it set (city, model, ocr_text...)")
+    value: str | None = None
+    matches: int | None = Field(default=None, description="Photos whose text matched it (they come first)")
+
+
 class SearchResponse(BaseModel):
     items: list[AssetOut]
     next_page: int | None = None
     plan: dict[str, Any] | None = None
+    understood: list[Understood] | None = Field(
+        default=None,
+        description="Text search: what each part of the query became — a filter (`field` = `value`: a place, a"
+        " camera, a phrase that must appear) or text found in `matches` photos (`kind`: text, description, file"
+        " name, folder), a NOT (`kind` not) or OR alternatives (`kind` or)",
+    )
     total_indexed: int | None = Field(
         default=None, description="How many of the caller's assets are indexed (explains empty results)."
     )

@@ -219,8 +219,14 @@ def search_cmd(
     ] = Order.relevance,
     max_distance: Annotated[float | None, typer.Option(min=0, help="Drop results farther than this.")] = None,
     understand: Annotated[
-        bool, typer.Option("--understand", help='Place names in TEXT filter too ("dog in Kyoto" = --city Kyoto).')
-    ] = False,
+        bool,
+        typer.Option(
+            "--understand/--literal",
+            help='Read TEXT as one search box (default): places and cameras it names filter ("dog in Kyoto" ='
+            " --city Kyoto), its words are also found as text in photos, file names, descriptions and folders,"
+            ' "phrase" must appear, -word / NOT word rules out, a OR b. --literal: CLIP only.',
+        ),
+    ] = True,
     relevant: Annotated[
         bool,
         typer.Option("--relevant", help="Only the photos that stand out for this query (all of them, any --order)."),
@@ -315,6 +321,11 @@ def search_cmd(
         console.print("[dim]no matching photos[/dim]")
     if result.next_page:
         console.print(f"[dim]more: --page {result.next_page}[/dim]")
+    understood = getattr(result, "understood", None)
+    if understood:
+        from photosearch.search.hybrid import describe
+
+        console.print(f"[dim]understood: {describe(understood)}[/dim]")
     if explain:
         plan = result.plan.model_dump()
         plan["timings_ms"] = ", ".join(f"{k} {v:.1f}" for k, v in plan["timings_ms"].items())

@@ -107,7 +107,9 @@ class SearchQuery(BaseModel):
     order: Order = "relevance"
     understand: bool = Field(
         default=False,
-        description='Read the text query for place names of your photos: "dog in Kyoto" also filters city=Kyoto',
+        description="Read the text query as one search box (search/hybrid.py): places and cameras it names filter"
+        ' ("dog in Kyoto" = city Kyoto), its words are also looked up as text in the photo, file name, description'
+        ' and folder (those photos first), "phrases" must appear, -word / NOT word rules out, a OR b',
     )
     relevant_only: bool = Field(
         default=False,

@@ -291,8 +291,8 @@ class SearchService:
         return page
 
     def _search_here(self, query: SearchQuery, user: dict) -> SearchPage:
-        if query.understand and query.text:  # place names in the text become filters (search/understand.py)
-            from photosearch.search.understand import understood_search
+        if query.understand and query.text:  # one search box: names, operators, text matches (search/hybrid.py)
+            from photosearch.search.hybrid import understood_search
 
             return understood_search(self, query, user)
         if query.relevant_only and not query.text_only:  # an adaptive cutoff, then any order (search/relevance.py)

@@ -78,9 +78,12 @@ class SearchFilters(BaseModel):
         " photo; otherwise the page's hits)",
     )
     understand: bool = Field(
-        default=False,
-        description='Read the query for place names of the caller\'s photos: "dog in Kyoto" also filters city=Kyoto'
-        " (the plan's reason says what was understood)",
+        default=True,
+        description="Read the query as one search box (on by default; false: CLIP only). Places and cameras of the"
+        ' caller\'s photos it names become filters ("dog in Kyoto": city Kyoto); its words are also looked up as text'
+        ' in the photo (OCR), description, file name and folder, and those photos come first; "a phrase" must'
+        " appear as text; -word / NOT word rules out; a OR b finds either. `understood` in the response says what"
+        " each part became",
     )
     relevant_only: bool = Field(
         default=False,
@@ -129,6 +132,9 @@ def run_search(ctx: AppContext, user: dict, fields: dict[str, Any]) -> dict[str,
         "next_page": getattr(result, "next_page", None),
         "plan": _plan_for(user, _row(plan)) if plan is not None else None,
     }
+    understood = getattr(result, "understood", None)
+    if understood is not None:
+        out["understood"] = [u.model_dump() for u in understood]
     if not items:
         out["total_indexed"] = indexed_counts(ctx.db, user["id"])["embedded"]
     if is_test_model(ctx.settings):
