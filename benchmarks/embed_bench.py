@@ -60,6 +60,23 @@ def ensure_model(cache: Path, arch: str, torch_python: str) -> Path:
     return d
 
 
+def unfused_copy(model_dir: Path) -> Path:
+    """A sibling of the model folder (links to its files) whose derived text graph has no fused attention:
+    the graph the fusion is measured against."""
+    from photosearch.models import derive
+
+    d = model_dir.with_name(model_dir.name + "-unfused")
+    for f in model_dir.rglob("*"):
+        rel = f.relative_to(model_dir)
+        if f.is_file() and rel.parts[0] != derive.DERIVED_DIR and not (d / rel).exists():
+            (d / rel).parent.mkdir(parents=True, exist_ok=True)
+            (d / rel).symlink_to(f.resolve())
+    state = derive.read_state(d, "textual")
+    if state is None or state.fused:
+        derive.derive_text(d, ClipModel(d, derive_graphs=False).tokenizer, fuse=False)
+    return d
+
+
 # the machine's limit ------------------------------------------------------------------------------------
 
 
@@ -266,10 +283,13 @@ def main() -> None:
 
     # text
     t = args.threads
+    plain = unfused_copy(model_dir)
     text_models = {
         f"model file (77 tokens), {t} thr, spin": ClipModel(model_dir, threads=t, derive_graphs=False),
         f"derived, {t} thr, spin": ClipModel(model_dir, threads=t),
         "model file (77 tokens), 1 thr": ClipModel(model_dir, threads=1, derive_graphs=False),
+        f"derived unfused, {t} thr": ClipModel(plain, threads=t),
+        "derived unfused, 1 thr": ClipModel(plain, threads=1),
         f"derived, {t} thr (default)": ClipModel(model_dir, threads=t),
         "derived, 1 thr": ClipModel(model_dir, threads=1),
     }
@@ -295,6 +315,11 @@ def main() -> None:
     print(f"derived vs file, {t} spinning threads, wall: " + ", ".join(f"{q} {r:.2f}x" for q, r in ratio.items()))
     one = {q: text["model file (77 tokens), 1 thr"]["cpu_ms"][q] / text["derived, 1 thr"]["cpu_ms"][q] for q in QUERIES}
     print("derived vs file, 1 thread, CPU ms: " + ", ".join(f"{q} {r:.2f}x" for q, r in one.items()))
+    fz = {q: text[f"derived unfused, {t} thr"]["wall_ms"][q] / text[f"derived, {t} thr (default)"]["wall_ms"][q]
+          for q in QUERIES}  # fmt: skip
+    fz1 = {q: text["derived unfused, 1 thr"]["cpu_ms"][q] / text["derived, 1 thr"]["cpu_ms"][q] for q in QUERIES}
+    print(f"fused vs unfused attention, {t} threads, wall: " + ", ".join(f"{q} {r:.2f}x" for q, r in fz.items()))
+    print("fused vs unfused attention, 1 thread, CPU ms: " + ", ".join(f"{q} {r:.2f}x" for q, r in fz1.items()))
     result["text"] = text
     result["text_graph"] = text_models[der_k].info()["text_graph"]
 

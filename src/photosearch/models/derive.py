@@ -6,6 +6,10 @@ variable gives the same result on a few positions: `dynamic_text_model` marks th
 replaces the context length in every constant shape (Reshape/Expand targets) by the input's
 length, and slices constants that carry a token axis (position embedding, causal mask) to it.
 
+The text graph then gets its attention blocks fused (fuse.py) where ONNX Runtime runs the fused
+node (CPU, CUDA, ROCm); the fused graph is checked like any derived graph, and when it fails the
+check the unfused derived graph is checked and used instead.
+
 The derived file goes to `<model>/.derived/`, the original stays untouched. It is used only
 after it matched the original on every probe string (`probes.PROBE_TEXTS`, cosine >= 0.99999);
 otherwise the original is used. The outcome is recorded in `.derived/state.json`, keyed to the
@@ -25,9 +29,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from photosearch.atomic import atomic_write
+from photosearch.models.errors import ModelError
+from photosearch.models.fuse import fused_attention_model
 from photosearch.models.probes import PROBE_TEXTS, probe_images
 from photosearch.models.rewrite import DeriveError, dynamic_batch_model, dynamic_text_model
-from photosearch.models.runtime import Session, SessionConfig, create_session
+from photosearch.models.runtime import Session, SessionConfig, create_session, provider_candidates
 
 if TYPE_CHECKING:
     import onnx
@@ -35,8 +41,11 @@ if TYPE_CHECKING:
     from photosearch.models.tokenizer import ClipTokenizer
 
 DERIVED_DIR = ".derived"
-REWRITE_VERSION = 1
+REWRITE_VERSION = {"textual": 2, "visual": 1}  # per tower; textual 2: attention blocks fused
 MIN_COSINE = 0.99999
+# providers that run the fused com.microsoft Attention node themselves (OpenVINO would hand it back to the CPU
+# provider node by node, splitting its graph)
+FUSING_PROVIDERS = ("CPUExecutionProvider", "CUDAExecutionProvider", "ROCMExecutionProvider")
 
 
 @dataclass
@@ -48,7 +57,8 @@ class Derived:
     min_cosine: float | None = None
     probes: int = 0
     source: dict[str, int] | None = None
-    version: int = REWRITE_VERSION
+    version: int = 0  # REWRITE_VERSION of its tower, set when recorded
+    fused: int = 0  # attention blocks fused into one node each
 
     def path(self, model_dir: Path, tower: str) -> Path:
         if self.graph == "derived":
@@ -57,8 +67,10 @@ class Derived:
 
     def describe(self, what: str) -> str:
         if self.graph == "derived":
+            fused = f", {self.fused} attention blocks fused" if self.fused else ""
             return (
-                f"{what} graph derived from the model file (min cosine {self.min_cosine:.7f} on {self.probes} probes)"
+                f"{what} graph derived from the model file{fused} "
+                f"(min cosine {self.min_cosine:.7f} on {self.probes} probes)"
             )
         return f"original model file ({self.reason})"
 
@@ -87,7 +99,7 @@ def read_state(model_dir: Path, tower: str) -> Derived | None:
         return None
     original = model_dir / tower / "model.onnx"
     try:
-        fresh = original.is_file() and state.source == _source_id(original) and state.version == REWRITE_VERSION
+        fresh = original.is_file() and state.source == _source_id(original) and state.version == REWRITE_VERSION[tower]
     except OSError:
         return None
     if not fresh or not state.path(model_dir, tower).is_file():
@@ -161,9 +173,14 @@ def image_cosines(original: Session, derived: Session, size: int) -> np.ndarray:
 
 
 def derive_text(
-    model_dir: Path, tokenizer: ClipTokenizer, original: Session | None = None, threads: int = 1
+    model_dir: Path,
+    tokenizer: ClipTokenizer,
+    original: Session | None = None,
+    threads: int = 1,
+    fuse: bool | None = None,
 ) -> Derived:
-    """Derive, verify and record the variable-length text graph; the outcome says which graph to use."""
+    """Derive, verify and record the variable-length text graph; the outcome says which graph to use.
+    `fuse`: try fusing its attention blocks (default: when the best provider runs the fused node)."""
     src = model_dir / "textual" / "model.onnx"
     original = original or create_session(src, SessionConfig(threads=threads))
     length = fixed_text_length(original)
@@ -175,7 +192,7 @@ def derive_text(
     else:
         state = _derive_and_check(
             model_dir, "textual", lambda m: dynamic_text_model(m, length),
-            lambda d: text_cosines(original, d, tokenizer), threads,
+            lambda d: text_cosines(original, d, tokenizer), threads, refine=_fusion_wanted() if fuse is None else fuse,
         )  # fmt: skip
     return _record(model_dir, "textual", state)
 
@@ -192,7 +209,15 @@ def derive_visual(model_dir: Path, image_size: int, original: Session | None = N
     return _record(model_dir, "visual", state)
 
 
+def _fusion_wanted() -> bool:
+    try:
+        return provider_candidates()[0] in FUSING_PROVIDERS
+    except ModelError:
+        return False
+
+
 def _record(model_dir: Path, tower: str, state: Derived) -> Derived:
+    state.version = REWRITE_VERSION[tower]
     try:
         _write_state(model_dir, tower, state)
     except OSError as exc:
@@ -206,7 +231,9 @@ def _derive_and_check(
     rewrite: Callable[[onnx.ModelProto], onnx.ModelProto],
     cosines: Callable[[Session], np.ndarray],
     threads: int,
+    refine: bool = False,
 ) -> Derived:
+    """`refine`: try the graph with fused attention first, the plain derived graph when that fails."""
     t0 = time.perf_counter()
     src = model_dir / tower / "model.onnx"
     source = _source_id(src)
@@ -218,6 +245,11 @@ def _derive_and_check(
     dest = model_dir / DERIVED_DIR / f"{tower}.onnx"
     try:
         model = rewrite(onnx.load(str(src)))
+        fused = _fused_and_checked(model, dest, cosines, threads) if refine else None
+        if fused is not None:
+            cos, blocks = fused
+            return Derived("derived", f"verified in {time.perf_counter() - t0:.1f} s", float(cos.min()), len(cos),
+                           source, fused=blocks)  # fmt: skip
         _atomic_write(dest, model.SerializeToString())
         del model
         cos = cosines(create_session(dest, SessionConfig(threads=threads)))
@@ -233,3 +265,20 @@ def _derive_and_check(
         dest.unlink(missing_ok=True)
         return Derived("original", f"the derived graph differs (min cosine {worst:.6f})", worst, len(cos), source)
     return Derived("derived", f"verified in {time.perf_counter() - t0:.1f} s", worst, len(cos), source)
+
+
+def _fused_and_checked(
+    model: onnx.ModelProto, dest: Path, cosines: Callable[[Session], np.ndarray], threads: int
+) -> tuple[np.ndarray, int] | None:
+    """Write the attention-fused graph to `dest` and check it: (cosines, blocks fused), or None (nothing to
+    fuse, or the fused graph does not run or does not reproduce the original)."""
+    try:
+        fused, blocks = fused_attention_model(model)
+        _atomic_write(dest, fused.SerializeToString())
+        del fused
+        cos = cosines(create_session(dest, SessionConfig(threads=threads)))
+    except OSError:
+        raise
+    except Exception:  # noqa: BLE001 - DeriveError, or onnx/ORT errors on a graph the fusion got wrong
+        return None
+    return (cos, blocks) if float(cos.min()) >= MIN_COSINE else None

@@ -43,6 +43,7 @@ def quantize_model(
     settings: Settings, name: str, new_name: str | None = None, *, force: bool = False
 ) -> tuple[Path, dict[str, Any]]:
     """Install an int8 copy of model `name` as `new_name` (default NAME-int8); returns it and its agreement."""
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from photosearch.models.clip import ClipModel
@@ -69,7 +70,9 @@ def quantize_model(
             for sub, tower in towers.items():
                 quantize_dynamic(
                     tower.active_path, staging / sub / "model.onnx",
-                    weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                    weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm", "Attention"],
+                    # values after a fused Attention node have no inferred type: they are float32
+                    extra_options={"DefaultTensorType": TensorProto.FLOAT},
                 )  # fmt: skip
         finally:
             logging.disable(logging.NOTSET)
