@@ -42,7 +42,10 @@ def card_names(page: Page) -> list[str]:
     return [c.get_attribute("aria-label") or "" for c in cards(page).all()]
 
 
-def search_text(page: Page, text: str) -> None:
+def search_text(page: Page, text: str, relevant: bool = False) -> None:
+    """Search from the box. "Relevant only" (on by default) is unticked first unless `relevant`: tests of filters
+    compare whole result lists, and the test model's rankings are random."""
+    page.get_by_label("Relevant only", exact=True).set_checked(relevant)
     box = page.get_by_label("Search photos by description")
     box.fill(text)
     box.press("Enter")

@@ -212,6 +212,8 @@ def test_more_like_this_and_image_search(page: Page, live: LiveServer, shots: Pa
     page.locator(f'#results a.card[aria-label="{name}"]').click()
     page.get_by_role("link", name="More like this").click()
     expect(page.locator("#query-label")).to_contain_text(f"Based on {name}")
+    page.get_by_label("Relevant only", exact=True).uncheck()  # every result, to count them
+    wait_js(page, "() => location.search.includes('relevant_only=false')")
     expect(page.locator("#query-thumb")).to_be_visible()
     expect(cards(page)).to_have_count(len(alice.assets) - 1)
     assert name not in card_names(page)
@@ -251,7 +253,7 @@ def test_infinite_scroll(page: Page, live: LiveServer, shots: Path) -> None:
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url) if "/api/search/smart" in r.url else None)
     page.set_viewport_size({"width": 420, "height": 500})
-    page.goto("/?q=rocks&size=3")
+    page.goto("/?q=rocks&size=3&relevant_only=false")
     expect(cards(page).first).to_be_visible()
     for _ in range(20):
         page.mouse.wheel(0, 2000)
@@ -266,6 +268,7 @@ def test_keyboard_only_flow(page: Page, live: LiveServer) -> None:
     """Search, open, favourite, close: keys only."""
     bob = live.bob
     login(page, bob)
+    page.goto("/?relevant_only=false")  # every result: the test model's rankings are random
     page.keyboard.press("/")
     expect(page.get_by_label("Search photos by description")).to_be_focused()
     page.keyboard.type("a purple flower")
@@ -418,8 +421,9 @@ def test_more_filters_match_the_api(page: Page, live: LiveServer) -> None:
 
 
 def test_text_in_photo_and_relevant_only_match_the_api(page: Page, live: LiveServer) -> None:
-    """Relevant only and Text in photo apply on change, survive a reload as chips counted in the badge, and the
-    page shows what the API returns for the same query (OCR may have found no text: then both are empty)."""
+    """Relevant only is on by default (a visible toggle beside the box) and Text in photo applies on change; both
+    survive a reload, and the page shows what the API returns for the same query (OCR may have found no text:
+    then both are empty). What the box understood is shown under it."""
     from axe_playwright_python.sync_playwright import Axe
 
     alice = live.alice
@@ -442,19 +446,29 @@ def test_text_in_photo_and_relevant_only_match_the_api(page: Page, live: LiveSer
         return expected
 
     login(page, alice)
-    search_text(page, text)
-    check({})
+    toggle = page.get_by_label("Relevant only", exact=True)
+    expect(toggle).to_be_checked()
+    search_text(page, text, relevant=True)
+    relevant = check({"relevant_only": True})
     assert "relevant_only" not in page.url
+    assert len(relevant) < len(alice.assets)  # the cutoff keeps what stands out, not every photo
 
-    page.locator("#filters summary").click()
-    page.get_by_label("Relevant only", exact=True).select_option("true")
-    wait_js(page, "() => location.search.includes('relevant_only=true')")
+    toggle.uncheck()
+    wait_js(page, "() => location.search.includes('relevant_only=false')")
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    expect(page.get_by_label("Relevant only", exact=True)).to_have_value("true")
-    expect(page.get_by_role("button", name=re.compile("Remove filter Relevant only"))).to_be_visible()
-    expect(page.locator("#filter-count")).to_have_text("1")
-    check({"relevant_only": True})
+    expect(page.get_by_label("Relevant only", exact=True)).not_to_be_checked()
+    check({"relevant_only": False})
+    assert len(api_names({"relevant_only": False})) == len(alice.assets)
+
+    # The box reads the query: a folder of Alice's photos brings them first, and the line under the box says so.
+    folder = alice.root.name
+    search_text(page, f"{folder} rocks")
+    expect(page.locator("#understood")).to_contain_text(f"Understood: folder {folder}")
+    page.get_by_label("Search photos by description").fill(text)
+    page.get_by_label("Search photos by description").press("Enter")
+    expect(page.locator("#understood")).to_be_hidden()
+    check({"relevant_only": False})
 
     word = "sign"
     page.locator("#filters summary").click()
@@ -465,13 +479,13 @@ def test_text_in_photo_and_relevant_only_match_the_api(page: Page, live: LiveSer
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect(page.get_by_label("Text in photo", exact=True)).to_have_value(word)
     expect(page.get_by_role("button", name=re.compile("Remove filter Text in photo"))).to_be_visible()
-    expect(page.locator("#filter-count")).to_have_text("2")
-    if not check({"ocr_text": word, "relevant_only": True}):
+    expect(page.locator("#filter-count")).to_have_text("1")
+    if not check({"ocr_text": word, "relevant_only": False}):
         expect(page.locator("#status")).to_contain_text("indexed with OCR")
 
     page.locator("#filters summary").click()
     violations = [v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
     assert not violations, violations
     page.get_by_role("button", name=re.compile("Remove filter Text in photo")).click()
-    expect(page.locator("#filter-count")).to_have_text("1")
+    expect(page.locator("#filter-count")).to_be_hidden()
     assert "ocr_text" not in page.url

@@ -10,6 +10,8 @@
   const sentinel = document.getElementById("sentinel");
   const chipsEl = document.getElementById("chips");
   const countBadge = document.getElementById("filter-count");
+  const relevant = document.getElementById("relevant");
+  const understoodEl = document.getElementById("understood");
   const queryInfo = document.getElementById("query-info");
   const queryThumb = document.getElementById("query-thumb");
   const queryLabel = document.getElementById("query-label");
@@ -37,6 +39,7 @@
     if (current && current.kind === "text") p.set("q", current.text);
     if (current && current.kind === "like") p.set("like", current.id);
     for (const el of FILTERS) if (el.value !== "") p.set(el.name, el.value);
+    if (!relevant.checked) p.set("relevant_only", "false");
     if (pageSize !== 60) p.set("size", String(pageSize));
     return p;
   }
@@ -51,6 +54,7 @@
   function readUrl() {
     const p = new URLSearchParams(location.search);
     for (const el of FILTERS) el.value = p.get(el.name) || "";
+    relevant.checked = p.get("relevant_only") !== "false";
     q.value = p.get("q") || "";
     if (view === "trash") return { kind: "trash" };
     if (p.get("like")) return { kind: "like", id: p.get("like") };
@@ -94,10 +98,11 @@
       else if (k === "library_id") f.library_ids = [val];
       else if (k === "near") f.near = nearFilter(val, v.radius);
       else if (k === "radius") continue;
-      else if (k === "understand" || k === "relevant_only") f[k] = val === "true";
+      else if (k === "understand") f[k] = val !== "false";
       else if (k === "add_text" || k === "subtract_text") f[k] = [val];
       else f[k] = val;
     }
+    f.relevant_only = relevant.checked;  // on unless unticked: only what stands out
     if (f.near === undefined) delete f.near;
     if (f.bbox === undefined) delete f.bbox;
     const box = form.elements.namedItem("bbox");
@@ -147,6 +152,7 @@
       el.addEventListener("change", () => { clearTimeout(debounce); applyFilters(true); });
     }
   }
+  relevant.addEventListener("change", () => applyFilters(true));
   document.getElementById("clear-filters").addEventListener("click", () => {
     FILTERS.forEach((el) => { el.value = ""; });
     applyFilters(true);
@@ -220,7 +226,7 @@
       ? `No photo among ${data.total_indexed} indexed matches these ${n} filter${n === 1 ? "" : "s"}. Remove a filter to see more.`
       : `No matches among ${data.total_indexed} indexed photos.`;
     if (form.elements.namedItem("ocr_text").value) text += " Text in photos is found only in photos indexed with OCR.";
-    if (form.elements.namedItem("relevant_only").value) text += " Set “Relevant only” to No to see every result.";
+    if (relevant.checked) text += " Untick “Relevant only” to see every result.";
     return text;
   }
   function describe(data, search) {
@@ -245,6 +251,7 @@
       const data = await fetchPage(search, nx);
       if (gen !== generation) return;
       grid.append(data.items);
+      if (nx.page === 1) showUnderstood(data.understood);
       if (data.next_cursor && search.kind === "timeline") next = { cursor: data.next_cursor };
       else next = data.next_page ? { page: data.next_page } : null;
       const text = grid.items.length ? describe(data, search) : explainEmpty(data, search);
@@ -264,7 +271,16 @@
   window.PS.loadMore = function () { return loadMore(); };
   window.PS.hasMore = function () { return next !== null; };
 
+  // What the search box made of the query: "in Kyoto · text KIRIN · file name IMG_2682".
+  const SAID = { place: "in", camera: "camera", text: "text", description: "description", "file name": "file name",
+    folder: "folder", not: "not" };
+  function showUnderstood(parts) {
+    const said = (parts || []).map((u) => (u.kind === "or" ? u.text : `${SAID[u.kind] || u.kind} ${u.value || u.text}`));
+    understoodEl.textContent = said.length ? "Understood: " + said.join(" · ") : "";
+    understoodEl.hidden = !said.length;
+  }
   function start(search, first) {
+    showUnderstood([]);
     generation += 1;
     loading = false;
     current = search;
