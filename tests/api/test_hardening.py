@@ -279,3 +279,44 @@ def test_a_plan_shown_to_a_user_counts_nothing_of_other_users(live: LiveServer) 
     leaked = {"estimated_matches", "total_embeddings", "reason", "lists", "probes", "nearest_list_score", "fallback"}
     assert plan and not leaked & set(plan), plan
     assert admin_plan.get("total_embeddings") is not None  # an administrator still sees the whole plan
+
+
+def test_concurrent_large_uploads_keep_memory_bounded(live: LiveServer) -> None:
+    """/api/uploads checks and indexes in the server process: 177 MP PNGs (under ingest's limit, so stored) are
+    decoded once each, one upload at a time, and the memory goes back afterwards."""
+    pngs = []
+    for i in range(4):
+        im = Image.new("L", (13_300, 13_300), 128)
+        im.putpixel((i, 0), 7)  # four different photos, not duplicates
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+        pngs.append(buf.getvalue())
+    del im
+    name = f"u{uuid.uuid4().hex[:8]}"
+    user = create_user(live.db, name, f"{name}@example.org")
+    _, key = create_api_key(live.db, user["id"], "tests")
+    proc = psutil.Process()
+    with httpx.Client(base_url=live.url, headers={"x-api-key": key}, timeout=300) as c:
+        base = proc.memory_info().rss
+        peak, stop = [base], threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak.append(proc.memory_info().rss)
+                time.sleep(0.01)
+
+        watcher = threading.Thread(target=sample, daemon=True)
+        watcher.start()
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                sent = pool.map(lambda d: c.post("/api/uploads", files={"file": ("big.png", d)}), pngs)
+                codes = [r.status_code for r in sent]
+        finally:
+            stop.set()
+            watcher.join()
+        after = proc.memory_info().rss
+    growth, stayed = (max(peak) - base) / 2**20, (after - base) / 2**20
+    print(f"uploads: RSS peak +{growth:.0f} MB, after +{stayed:.0f} MB")
+    assert codes == [201] * 4, codes
+    assert growth < 300, f"RSS grew {growth:.0f} MB"
+    assert stayed < 150, f"RSS stayed {stayed:.0f} MB higher"

@@ -145,3 +145,46 @@ def test_a_worker_decodes_a_100_mp_photo_in_bounded_memory(tiny_model, tmp_path:
     file_mb = path.stat().st_size / 2**20
     assert grew_mb < file_mb * 2 + 120, f"peak RSS grew {grew_mb:.0f} MB for a {file_mb:.0f} MB file"
     assert resource.RUSAGE_SELF is not None
+
+
+def _peak_mb_processing(path: Path, thumbs: Path) -> tuple[float, str]:
+    """Peak RSS growth (MB) of a fresh process running ingest's per-file work on `path`, and the result's repr."""
+    code = (
+        "import resource\n"
+        "from pathlib import Path\n"
+        "from photosearch.ingest.decode import FileTask, process_file, register_decoders\n"
+        "from photosearch.models.preprocess import PreprocessConfig, Preprocessor\n"
+        "register_decoders()\n"
+        "pre = Preprocessor(PreprocessConfig((224, 224), (0.5,) * 3, (0.5,) * 3))\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"r = process_file(FileTask({str(path)!r}, 0, 0), pre, Path({str(thumbs)!r}))\n"
+        "print(type(r).__name__, getattr(r, 'width', getattr(r, 'detail', '')))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    *lines, grew = out.stdout.split("\n")[:-1]
+    return int(grew) / 1024, "\n".join(lines)
+
+
+def test_a_large_png_is_decoded_once_and_reduced_in_strips(tmp_path: Path) -> None:
+    """PNG has no reduced decode, so its full frame is the floor (4 bytes a pixel); reading its metadata used to
+    decode it a second time and reducing RGBA a third: 64 MP took ~3 full frames."""
+    w = h = 8_000
+    ramp = np.linspace(0, 255, w, dtype=np.float32).astype(np.uint8)
+    rgba = np.empty((h, w, 4), np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2], rgba[..., 3] = ramp, ramp[::-1], 128, 255
+    Image.fromarray(rgba).save(tmp_path / "big.png", compress_level=1)
+    del rgba
+    frame_mb = w * h * 4 / 2**20
+    grew, result = _peak_mb_processing(tmp_path / "big.png", tmp_path / "thumbs")
+    assert result.startswith("FileResult 8000"), result
+    assert grew < frame_mb + 120, f"peak RSS grew {grew:.0f} MB for a {frame_mb:.0f} MB frame"
+
+
+def test_a_large_16_bit_png_is_indexed(tmp_path: Path) -> None:
+    """Image.reduce does not take 16-bit greyscale: such a photo big enough to be reduced was a 'corrupt image'."""
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (3000, 3200), dtype=np.uint8)).convert("I;16").save(tmp_path / "16.png")
+    _, result = _peak_mb_processing(tmp_path / "16.png", tmp_path / "thumbs")
+    assert result.startswith("FileResult 3200"), result

@@ -96,12 +96,12 @@ _malloc_trim: Any = None
 def decode_image(data: bytes, model: Any = None, max_pixels: int | None = None) -> Any:  # -> PIL.Image.Image
     """Decode an uploaded image at reduced size: with the model's loader (same orientation/colour handling as
     indexing) to what the model needs, else to preview size — a JPEG in the DCT domain, other formats
-    box-reduced right after decoding. The header is checked first: more than `max_pixels` (default: ingest's
-    limit) is a 413 before a pixel is decoded. Decodes are bounded in number (_decode_slots) and their memory
-    is released afterwards. 422 on an undecodable file."""
+    box-reduced a strip at a time after decoding (one full frame at most). The header is checked first: more
+    than `max_pixels` (default: ingest's limit) is a 413 before a pixel is decoded. Decodes are bounded in
+    number (_decode_slots) and their memory is released afterwards. 422 on an undecodable file."""
     from PIL import Image
 
-    from photosearch.ingest.decode import MAX_PIXELS
+    from photosearch.ingest.decode import MAX_PIXELS, decode_reduced
     from photosearch.ingest.thumbnails import PREVIEW_SIZE
     from photosearch.models.preprocess import PreprocessConfig, Preprocessor
 
@@ -120,7 +120,9 @@ def decode_image(data: bytes, model: Any = None, max_pixels: int | None = None) 
     draft_to = getattr(pre, "draft_size", None) if model is not None else PREVIEW_SIZE
     try:
         with _decode_slots(max_pixels):
-            return pre.load_image(data, draft_to=draft_to)
+            if not draft_to:
+                return pre.load_image(data)
+            return decode_reduced(Image.open(io.BytesIO(data)), data, pre, draft_to)
     except ApiError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's broken file

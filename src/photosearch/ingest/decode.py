@@ -245,8 +245,52 @@ def _decode(
     result = FileResult(task, size, mtime_ns, checksum, w, h, meta, str(thumb), str(preview))
     if task.known_checksum == checksum and (task.thumbs_ready or (thumb.exists() and preview.exists())):
         return result  # touched but identical: metadata refreshed, no decode, no re-embedding
-    rgb = preprocessor.load_image(data, draft_to=PREVIEW_SIZE)
+    rgb = decode_reduced(img, data, preprocessor, PREVIEW_SIZE)
+    del img
     model_min = getattr(preprocessor, "draft_size", 2 * PREVIEW_SIZE)
     working, result.thumbhash = make_thumbnails(rgb, thumbs_dir, checksum, model_min)
     result.pixels = np.asarray(preprocessor(working), dtype=np.float32)
     return result
+
+
+_REDUCIBLE = frozenset({"L", "LA", "La", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "I", "F"})
+_STRIP_ROWS = 64  # output rows reduced at a time: a strip of a 100 MP photo is ~15 MB
+
+
+def _reducible_mode(img: Image.Image) -> str | None:
+    """The mode a strip is converted to before Image.reduce (which takes only some modes), or None to keep it."""
+    if img.mode in _REDUCIBLE:
+        return None
+    if img.mode.startswith("I;16"):
+        return "I"
+    if img.mode == "P":
+        return "RGBA" if "transparency" in img.info else "RGB"
+    return "L" if img.mode == "1" else "RGB"
+
+
+def decode_reduced(img: Image.Image, data: bytes, preprocessor: Any, draft_to: int) -> Image.Image:
+    """The photo as RGB, at least `draft_to` on the short side, decoded once. A JPEG decodes in the DCT domain
+    (the preprocessor's loader); other formats have no reduced decode, so the full frame `img` (already open,
+    often already loaded by reading its metadata) is the one full-size copy: it is box-reduced a strip at a
+    time, since reducing or converting it whole would allocate a second full-size image (RGBA premultiplies,
+    a palette or 16-bit image must be converted first)."""
+    if img.format == "JPEG":
+        img.close()  # a second, reduced decode follows: do not hold the first
+        return preprocessor.load_image(data, draft_to=draft_to)
+    img.load()
+    factor = min(img.size) // draft_to
+    return preprocessor.load_image(reduce_in_strips(img, factor) if factor >= 2 else img)
+
+
+def reduce_in_strips(img: Image.Image, factor: int) -> Image.Image:
+    """`img.reduce(factor)`, pixel for pixel (after a conversion for modes it does not take), with the extra
+    memory of one strip instead of a whole image."""
+    w, h = img.size
+    mode = _reducible_mode(img)
+    out = Image.new(mode or img.mode, (-(-w // factor), -(-h // factor)))
+    step = factor * _STRIP_ROWS
+    for y in range(0, h, step):
+        with img.crop((0, y, w, min(h, y + step))) as strip:
+            out.paste((strip.convert(mode) if mode else strip).reduce(factor), (0, y // factor))
+    out.info = img.info.copy()  # the EXIF orientation the loader applies
+    return out

@@ -19,12 +19,15 @@ from photosearch.api.context import AppContext
 from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError
 from photosearch.api.schemas import asset_out
-from photosearch.api.uploads import decode_image, read_image_upload
+from photosearch.api.uploads import decode_image, read_image_upload, release_memory
 from photosearch.db.accounts import Conflict, create_library, list_libraries
 
 router = APIRouter(tags=["uploads"])
 UPLOADS_LIBRARY = "uploads"
 _user_locks: dict[str, threading.Lock] = {}
+# One upload decodes and indexes at a time: a photo up to ingest's pixel limit holds a full frame (4 bytes a
+# pixel for formats without a reduced decode) while it is checked and again while it is indexed in this process.
+_decoding = threading.Lock()
 _locks_guard = threading.Lock()
 
 
@@ -75,6 +78,13 @@ async def upload(
     name = safe_name(file.filename)
 
     def work() -> dict:
+        with _decoding:
+            try:
+                return store(data)
+            finally:
+                release_memory()
+
+    def store(data: bytes) -> dict:
         decode_image(data, None)  # a broken file is refused before anything is written
         checksum = hashlib.sha1(data, usedforsecurity=False).digest()
         with _lock_for(str(user["id"])):
