@@ -149,6 +149,40 @@ def test_sigkill_driver_then_resume(ray_cluster, db, cli_env, tmp_path) -> None:
     assert final["assets"] == n and summary["new"] == n - partial["assets"], (summary, partial)
 
 
+def test_actor_lost_mid_run(ray_cluster, db, cli_env, tmp_path) -> None:
+    """An embedding actor's process killed while the run writes: Ray Data restarts the actor and retries its batch,
+    so the run ends normally, with every photo once and clean `--json` output; a re-run finds nothing to do."""
+    n = 48
+    root = tmp_path / "actor"
+    _make_photos(root, n, seed=13, prefix="ac")
+    env = {**_env(cli_env, ray_cluster), "PHOTOSEARCH_INGEST_BATCH_SIZE": "8"}
+    cmd = [sys.executable, "-m", "photosearch", "--json", "index", "--cluster", ray_cluster.address, str(root)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and _counts(db)["assets"] == 0:
+        time.sleep(0.05)
+    actors = [p for p in ray_cluster.processes() if "MapWorker" in " ".join(_cmdline(p))]
+    assert proc.poll() is None and actors, "no actor to kill while the run wrote"
+    actors[0].kill()
+    at_kill = _counts(db)["assets"]
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    summary = json.loads(stdout)  # nothing but the summary on stdout
+    final = _counts(db)
+    _consistent(final)
+    assert at_kill < n and final["assets"] == summary["new"] == summary["embedded"] == n, (at_kill, summary)
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and json.loads(again.stdout)["unchanged"] == n, again.stderr
+
+
+def _cmdline(p) -> list[str]:
+    try:
+        return p.cmdline()
+    except Exception:  # noqa: BLE001 - psutil.Error: the process ended meanwhile
+        return []
+
+
 def test_plan_follows_resources() -> None:
     assert plan_for({"CPU": 2.0}).actors == 2 and plan_for({"CPU": 2.0}).gpus_per_actor == 0
     gpu = plan_for({"CPU": 16.0, "GPU": 2.0})

@@ -13,8 +13,9 @@ immich export its variable-batch derivation — is shipped through Ray's object 
 installed but no model files.
 
 Crash safety is the local run's: nothing is written until a batch commits on the driver, so a killed driver loses
-its open batch (Ray ends the job's tasks and actors with it) and a re-run resumes from the work list; a lost worker
-node's tasks are retried by Ray Data on the others.
+its open batch (Ray ends the job's tasks and actors with it) and a re-run resumes from the work list. A lost actor is
+restarted and its batch retried by Ray Data (the run finishes); a lost worker node's tasks are retried on the others.
+The local runtime of `auto` ends with the driver, a SIGKILLed one included (`reaper.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import os
 import pickle
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -93,11 +96,14 @@ def connect(address: str) -> None:
     opts: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
     if address != "auto":
         opts.pop("include_dashboard")
+    else:
+        _start_reaper()
     try:
         with _quiet_stderr():  # Ray's C++ core announces its log level on fd 2
             ray.init(address="local" if address == "auto" else address, **opts)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ClusterError(f"--cluster {address}: cannot connect to a Ray cluster there ({exc})") from exc
+    _divert_cluster_messages()
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
@@ -132,6 +138,30 @@ def _check_reachable(address: str) -> None:
         raise ClusterError(f"--cluster {address}: no Ray cluster answers there ({exc.strerror or exc})") from exc
 
 
+def _divert_cluster_messages() -> None:
+    """Ray's driver prints the cluster's error messages ("a worker died …", "the actor was restarted …") to *stdout*
+    from a background thread, which would break `--json` and the progress bar. Ray handles those events (it restarts
+    the actor and retries its tasks), so they go to our log on stderr instead: the first line of each, once."""
+    from ray._private import worker as ray_worker
+
+    printer = getattr(ray_worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "photosearch", False):
+        return
+    seen: set[str] = set()
+
+    def divert(data: dict, ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet":
+            return printer(data, ignore_prefix)
+        for message in data.get("lines") or ():
+            first = (str(message).strip().splitlines() or [""])[0][:300]
+            if first not in seen:
+                seen.add(first)
+                log.warning("the Ray cluster reports: %s", first)
+
+    divert.photosearch = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = divert
+
+
 @contextmanager
 def _quiet_stderr() -> Iterator[None]:
     saved = os.dup(2)
@@ -149,6 +179,25 @@ def disconnect() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
+    reaper = _REAPER.pop("proc", None)
+    if reaper is not None:  # it ends what the shutdown left of a local runtime
+        reaper.stdin.close()
+        try:
+            reaper.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            log.warning("the local Ray runtime's clean-up (pid %s) is still running", reaper.pid)
+
+
+_REAPER: dict[str, subprocess.Popen] = {}
+
+
+def _start_reaper() -> None:
+    """`reaper.py` in a process of its own: the local runtime of `--cluster auto` ends with this driver, even with
+    a SIGKILLed one."""
+    cmd = [sys.executable, "-m", "photosearch.ingest.reaper", str(os.getpid())]
+    _REAPER["proc"] = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 # ---- on the workers ------------------------------------------------------------------------------------------
