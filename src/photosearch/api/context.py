@@ -80,6 +80,11 @@ class AppContext:
         replicas = self.replicas()
         return fetch(self.db) if replicas is None else replicas.read(fetch, user["id"])
 
+    def read_counts(self, fetch: Any) -> Any:
+        """A read of counts that name no photo (the timeline's months): from a replica when there is one."""
+        replicas = self.replicas()
+        return fetch(self.db) if replicas is None else replicas.read_counts(fetch)
+
     def asset(self, asset_id: Any, user: dict, *, fresh: bool = False) -> dict | None:
         """One of `user`'s live photos with its EXIF and library roots (`asset_for_user`), or None: from a replica
         when there is one, confirmed on the primary; `fresh` reads the primary (right after a write)."""

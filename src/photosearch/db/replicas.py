@@ -149,6 +149,21 @@ class ReplicaSet:
         want = (row["owner_id"], False, row["original_path"], list(row["import_paths"] or []))
         return now is not None and (now[0], now[1], now[2], list(now[3] or [])) == want
 
+    def read_counts(self, fetch: Callable[[Database], list[dict]]) -> list[dict]:
+        """`fetch` on a replica, unconfirmed: for answers that name no photo (the timeline's month counts), which a
+        lagging replica can only make a lag old."""
+        replica = self.pick()
+        if replica is None:
+            self.served["no replica"] += 1
+            return fetch(self.primary)
+        try:
+            rows = fetch(replica)
+        except UNAVAILABLE as exc:
+            self.mark_down(replica, exc)
+            return self.read_counts(fetch)
+        self.served["replica"] += 1
+        return rows
+
     def read_one(self, fetch: Callable[[Database], dict | None]) -> dict | None:
         """`fetch` (one live asset of the caller, or None) on a replica, confirmed on the primary (`confirm_access`).
         A photo the replica does not have (added or restored moments ago) is looked up on the primary."""

@@ -94,7 +94,7 @@ def _format_cursor(row: dict) -> str:
 def buckets(user: CurrentUser, ctx: Ctx) -> dict:
     """Photos per month on the caller's timeline, newest first: what the scrubber draws. Jump to a
     month with `GET /api/assets?before=<first day of the next month>`."""
-    rows = month_buckets(ctx.db, user["id"])
+    rows = ctx.read_counts(lambda db: month_buckets(db, user["id"]))
     return {"buckets": rows, "total": sum(r["count"] for r in rows)}
 
 
