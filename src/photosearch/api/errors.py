@@ -88,6 +88,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, _validation_message(exc))
 
+    async def data_error(request: Request, exc: Exception) -> JSONResponse:
+        """A value the database cannot store or compare (a NUL in text, a number out of its range) is bad input
+        that no validator caught: a 422 that says what kind, never a 500."""
+        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+        if "NUL" in str(exc):
+            return error_response(422, "text in the request must not contain NUL (\\x00) characters")
+        return error_response(422, "a value in the request is out of the range the database can store")
+
     def known(status: int):
         async def handler(request: Request, exc: Exception) -> JSONResponse:
             return error_response(status, str(exc) or type(exc).__name__)
@@ -98,6 +106,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     for cls, status in _known_errors():
         app.add_exception_handler(cls, known(status))
+    import psycopg
+
+    app.add_exception_handler(psycopg.DataError, data_error)
 
 
 class CatchAll:

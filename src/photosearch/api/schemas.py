@@ -6,7 +6,25 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL (\\x00) characters")
+    if isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
+class RequestModel(BaseModel):
+    """A request body: no text in it may hold a NUL character (PostgreSQL text cannot store or compare one)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_without_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
 
 
 class UserOut(BaseModel):
@@ -29,7 +47,7 @@ class LibraryOut(BaseModel):
     refreshed_at: datetime | None = None
 
 
-class LibraryCreate(BaseModel):
+class LibraryCreate(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     import_paths: list[str] = Field(min_length=1, max_length=50)
     exclusion_patterns: list[str] = Field(default_factory=list, max_length=100)

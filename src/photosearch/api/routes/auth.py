@@ -18,14 +18,14 @@ from photosearch.api.auth import (
 from photosearch.api.context import AppContext
 from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError
-from photosearch.api.schemas import UserOut
+from photosearch.api.schemas import RequestModel, UserOut
 from photosearch.db.accounts import Conflict, NotFound, SignUpClosed, create_account, get_user
 from photosearch.db.sessions import create_session, delete_session
 
 router = APIRouter(tags=["auth"])
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestModel):
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
 
@@ -43,6 +43,8 @@ def authenticate(ctx: AppContext, email: str, password: str, client: str) -> dic
             429, "too many failed logins; wait a few minutes and try again", {"Retry-After": str(math.ceil(wait))}
         )
     email = normalize_email(email)
+    if "\x00" in email:  # the form login's fields are not a RequestModel
+        raise ApiError(422, "email: must not contain NUL (\\x00) characters")
     try:
         user = get_user(ctx.db, email)
         if user["email"] != email:  # get_user also matches names and ids; logins use email
@@ -78,7 +80,7 @@ def login(body: LoginRequest, request: Request, response: Response, ctx: Ctx) ->
     return {"user": user, "csrf_token": session["csrf_token"]}
 
 
-class SignUpRequest(BaseModel):
+class SignUpRequest(RequestModel):
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     password: str = Field(min_length=MIN_NEW_PASSWORD, max_length=1024)
     name: str | None = Field(default=None, min_length=1, max_length=200)

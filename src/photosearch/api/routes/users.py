@@ -13,7 +13,7 @@ from photosearch.api.auth import MIN_NEW_PASSWORD, hash_password, verify_passwor
 from photosearch.api.deps import AdminUser, Ctx, CurrentUser
 from photosearch.api.errors import ApiError
 from photosearch.api.routes.auth import set_session_cookie
-from photosearch.api.schemas import UserOut
+from photosearch.api.schemas import RequestModel, UserOut
 from photosearch.db.accounts import (
     create_account,
     create_api_key,
@@ -38,7 +38,7 @@ def me(user: CurrentUser, ctx: Ctx) -> dict:
     return {**user, "libraries": len(libs), "assets": sum(int(lib["assets"]) for lib in libs)}
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     current_password: str = Field(min_length=1, max_length=1024)
@@ -71,7 +71,7 @@ class ApiKeyOut(BaseModel):
     revoked_at: datetime | None = None
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestModel):
     name: str = Field(min_length=1, max_length=100)
 
 
@@ -99,7 +99,7 @@ def drop_key(key_id: UUID, user: CurrentUser, ctx: Ctx) -> Response:
 # ---- admins ------------------------------------------------------------------------------------
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
@@ -108,13 +108,13 @@ class UserCreate(BaseModel):
     is_admin: bool = False
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     is_admin: bool
 
 
-class PasswordReset(BaseModel):
+class PasswordReset(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     password: str = _Password
