@@ -320,3 +320,15 @@ def test_concurrent_large_uploads_keep_memory_bounded(live: LiveServer) -> None:
     assert codes == [201] * 4, codes
     assert growth < 300, f"RSS grew {growth:.0f} MB"
     assert stayed < 150, f"RSS stayed {stayed:.0f} MB higher"
+
+
+def test_messages_for_bad_query_images_and_dates_are_in_words(live: LiveServer) -> None:
+    """No exception class names or pydantic's own phrasing in a 4xx; a file cut short says so."""
+    photo = (live.photos / "albums/nature/silver_fir.jpg").read_bytes()
+    with live.client(live.alice) as c:
+        r = c.post("/api/search/image", files={"file": ("q.jpg", photo[: len(photo) // 2])})
+        assert r.status_code == 422 and "ends early" in r.json()["message"], r.json()
+        r = c.post("/api/search/image", files={"file": ("q.jpg", b"\xff\xd8\xff" + b"x" * 300)})
+        assert r.status_code == 422 and "Error" not in r.json()["message"], r.json()
+        r = c.post("/api/search/smart", json={"query": "flowers", "taken_after": "0001-01-01"})
+        assert r.status_code == 422 and r.json()["message"].startswith("taken_after must"), r.json()

@@ -40,11 +40,16 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse(error_body(status, message), status_code=status, headers=headers)
 
 
+def error_text(err: dict) -> str:
+    """One pydantic error's message, without the "Value error, " pydantic puts before our own validators' words."""
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header"))
-        msg = str(err.get("msg", "invalid value"))
+        msg = error_text(err)
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts) or "invalid request"
 

@@ -93,6 +93,14 @@ def release_memory() -> None:
 _malloc_trim: Any = None
 
 
+def _undecodable(data: bytes, exc: BaseException) -> str:
+    """The 422 message for a file the decoder gave up on, in ingest's words (a file cut short says so)."""
+    from photosearch.ingest.decode import decode_failure
+
+    _, detail = decode_failure(sniff_image(data[:64]) or "image", exc)
+    return f"file: the image cannot be decoded: {detail}"
+
+
 def decode_image(data: bytes, model: Any = None, max_pixels: int | None = None) -> Any:  # -> PIL.Image.Image
     """Decode an uploaded image at reduced size: with the model's loader (same orientation/colour handling as
     indexing) to what the model needs, else to preview size — a JPEG in the DCT domain, other formats
@@ -113,7 +121,7 @@ def decode_image(data: bytes, model: Any = None, max_pixels: int | None = None) 
     except Image.DecompressionBombError as exc:
         raise ApiError(413, f"file: the image is over {limit}") from exc
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's broken file
-        raise ApiError(422, f"file: the image cannot be decoded ({type(exc).__name__})") from exc
+        raise ApiError(422, _undecodable(data, exc)) from exc
     if width * height > max_pixels:
         raise ApiError(413, f"file: the image is {width}×{height} = {width * height / 1e6:.0f} MP, over {limit}")
     pre = model.preprocessor if model is not None else Preprocessor(PreprocessConfig((224, 224), (0,) * 3, (1,) * 3))
@@ -126,6 +134,6 @@ def decode_image(data: bytes, model: Any = None, max_pixels: int | None = None) 
     except ApiError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's broken file
-        raise ApiError(422, f"file: the image cannot be decoded ({type(exc).__name__})") from exc
+        raise ApiError(422, _undecodable(data, exc)) from exc
     finally:
         release_memory()

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from photosearch.api.context import AppContext
 from photosearch.api.deps import Ctx, CurrentUser
-from photosearch.api.errors import ApiError
+from photosearch.api.errors import ApiError, error_text
 from photosearch.api.schemas import SearchResponse, asset_out
 from photosearch.api.uploads import decode_image, read_image_upload
 from photosearch.db.asset_access import filter_options, indexed_counts, photo_places
@@ -123,7 +123,7 @@ def run_search(ctx: AppContext, user: dict, fields: dict[str, Any]) -> dict[str,
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err.get("loc", ()))
-        raise ApiError(422, f"{loc}: {err.get('msg')}" if loc else str(err.get("msg"))) from exc
+        raise ApiError(422, f"{loc}: {error_text(err)}" if loc else error_text(err)) from exc
     result = ctx.search_service().search(query, user)
     items = [asset_out(_row(hit)) for hit in result.items]
     plan = getattr(result, "plan", None)
@@ -205,7 +205,7 @@ async def image_search(
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err.get("loc", ()))
-        raise ApiError(422, f"filters.{loc}: {err.get('msg')}" if loc else f"filters: {err.get('msg')}") from exc
+        raise ApiError(422, f"filters.{loc}: {error_text(err)}" if loc else f"filters: {error_text(err)}") from exc
     except (ValueError, RecursionError) as exc:  # json.JSONDecodeError, or a nesting too deep to parse
         raise ApiError(422, "filters: not valid JSON (expected an object of search filters)") from exc
 
