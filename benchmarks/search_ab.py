@@ -14,9 +14,9 @@ median of the per-query ratio new/reference. The database must already have the 
     python benchmarks/search_ab.py c193487 --same --rows 20000 --queries 10
 
 `--same` times nothing: it requires both revisions to return the same page (hit ids and distances) and the same
-plan (every field but the timings) for every filter level, under each forced strategy and `auto`, with and
-without the in-memory copy, for example-image and text-like queries, pages 1 and 2, and prints each difference;
-exit status 1 when there is one. A refactoring must show 0 differences.
+plan (every field but the timings) for every filter level and every filter of tests/search/test_filters.py, under
+each forced strategy and `auto`, with and without the in-memory copy, for example-image and text-like queries,
+pages 1 and 2, and prints each difference; exit status 1 when there is one. A refactoring must show 0 differences.
 """
 
 from __future__ import annotations
@@ -81,12 +81,28 @@ def outcome(service: object, query: Callable[..., object], user: dict, **fields:
     )
 
 
+def filter_levels(conn: psycopg.Connection) -> list[dict]:
+    """Every filter of tests/search/test_filters.py as a level (the synthetic library there is the benchmark's)."""
+    sys.path.insert(0, str(REPO))
+    from tests.search.test_filters import FILTERS
+
+    found = conn.execute(
+        "SELECT l.id FROM libraries l JOIN users u ON u.id = l.owner_id WHERE u.name = 'Beth' LIMIT 1"
+    ).fetchone()
+    levels = []
+    for name, filters in FILTERS.items():
+        if name == "library":
+            filters = {"library_ids": [found[0]] if found else []}
+        levels.append({"label": f"filter {name}", "filters": filters})
+    return levels
+
+
 def same(args: argparse.Namespace, dsn: str, sides: dict[str, tuple[object, object, tuple[Callable, Callable]]]) -> int:
     """Run every combination through both revisions; print each difference and return how many there were.
     `sides`: "with copy" / "without copy" -> (the reference service, the new one, SearchQuery of each)."""
     user = {"id": None, "is_admin": True}
     with psycopg.connect(dsn) as conn:
-        levels = levels_for(conn, args.rows)
+        levels = levels_for(conn, args.rows) + filter_levels(conn)
     differences = compared = 0
     seen: Counter[str] = Counter()  # what the new side did: each strategy and error, to show the check ran them
     for kind, noise in QUERY_KINDS.items():

@@ -9,7 +9,8 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from photosearch.db.search import Where, like_pattern
+from photosearch.db.search import Where
+from photosearch.search.filters import like_pattern
 
 OCR_FAILED = "ocr_failed"
 

@@ -14,6 +14,7 @@ from psycopg import sql
 
 from photosearch.db.binary_copy import fill, records
 from photosearch.db.counters import counter_sql, counter_value
+from photosearch.search.filters import FLAG_ATTRIBUTES, HELD_ATTRIBUTES, HELD_COLUMNS, HELD_TEXT
 
 
 class ResidentRows(NamedTuple):
@@ -48,26 +49,11 @@ class AssetColumns(NamedTuple):
     created: np.ndarray  # (m,) int64: created_at in µs since 2000-01-01 UTC
 
 
-# The EXIF text columns the in-memory copy holds (hashed) besides the owner, the date and the flags.
-HELD_TEXT = ("city", "state", "country", "make", "model", "lens_model")
-# ... and a byte each (migration 044): name -> (the search_ivf expression, its dtype). Archived and offline are flags
-# (re-read with the others, flag_rows); rating, type and GPS change with the whole copy.
-HELD_ATTRIBUTES = {
-    "rating": ("coalesce(rating, -2)::int2", np.int8),  # -1 is a real rating: rejected
-    "video": ("coalesce(type = 'VIDEO', false)", np.bool_),
-    "gps": ("(latitude IS NOT NULL AND longitude IS NOT NULL)", np.bool_),
-    "archived": ("coalesce(is_archived, false)", np.bool_),
-    "offline": ("coalesce(is_offline, false)", np.bool_),
-}
-FLAG_ATTRIBUTES = ("archived", "offline")
-# ... and the library (the first 8 bytes of its id, as the owner) and the GPS coordinates (float32; NaN = none), for
-# library, bounding-box and radius filters (migration 046): name -> (the search_ivf expression, its record fields,
-# the copy's dtype)
-HELD_COLUMNS = {
-    "library": ("coalesce(library_id, '00000000-0000-0000-0000-000000000000')", [">i8", "V8"], np.int64),
-    "latitude": ("coalesce(latitude, 'NaN')::float4", [">f4"], np.float32),
-    "longitude": ("coalesce(longitude, 'NaN')::float4", [">f4"], np.float32),
-}
+# What the copy holds beyond the owner, the date, the flags, the file names and added times: the table of filters
+# (search/filters.py) says, per filter: EXIF texts as hashes (HELD_TEXT), a byte each (HELD_ATTRIBUTES: name -> (the
+# search_ivf expression, its dtype); archived and offline are flags, re-read with the others by flag_rows), and the
+# library (the first 8 bytes of its id, as the owner) and the GPS coordinates (float32; NaN = none) (HELD_COLUMNS:
+# name -> (the search_ivf expression, its record fields, the copy's dtype)).
 # per row beyond the vector: id, owner, taken, the text hashes, the flags and attributes; the id, date and owner
 # orders and the sorted dates
 RESIDENT_ROW_BYTES = 16 + 2 * 8 + 8 * len(HELD_TEXT) + 3 + len(HELD_ATTRIBUTES) + 8 + 4 + 4 + 16 + 8 + 8 + 8

@@ -23,6 +23,8 @@ from psycopg.rows import dict_row
 
 from photosearch.db.counters import counter_sql, counter_value
 from photosearch.db.embedding import hnsw_order
+from photosearch.search.filters import FILTERS, FilterInput
+from photosearch.search.filters import like_pattern as like_pattern  # the filters' own, for db.lexical
 
 if TYPE_CHECKING:
     from photosearch.search.query import SearchQuery
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 # Operator per distance; the HNSW index is cosine. On L2-normalised embeddings (all CLIP towers) the three
 # orders coincide, so the approximate path ranks candidates by cosine and re-scores with the chosen metric.
 OPERATORS = {"cosine": "<=>", "l2": "<->", "ip": "<#>"}
-EARTH_KM = 6371.0088
 
 
 @dataclass
@@ -81,89 +82,16 @@ class _Builder:
 _S_OR_E = re.compile(r"\b[se]\.")
 
 
-def like_pattern(text: str) -> str:
-    """`contains` pattern for ILIKE with the wildcards in user text escaped (backslash is the escape)."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def compile_filters(
     q: SearchQuery, owner_ids: Sequence[UUID] | None, exclude_asset: UUID | None = None, *, ivf: bool = False
 ) -> Where:
-    """Turn the query's filters into a WHERE clause. `owner_ids=None` means every owner (admin, no filter).
-    `ivf=True` compiles the same filters over search_ivf (the quantized path)."""
+    """Turn the query's filters into a WHERE clause: each entry of the table of filters (search/filters.py) in
+    order. `owner_ids=None` means every owner (admin, no filter). `ivf=True` compiles the same filters over
+    search_ivf (the quantized path)."""
     b = _Builder(ivf)
-    if owner_ids is not None:
-        b.add("s.owner_id = ANY({})", list(owner_ids))
-    if q.library_ids:
-        b.add("s.library_id = ANY({})", list(q.library_ids))
-    if q.asset_type:
-        b.add("s.type = {}", q.asset_type)
-    for col, after, before in (
-        ("s.local_date_time", q.taken_after, q.taken_before),
-        ("a.created_at", q.created_after, q.created_before),
-        ("a.updated_at", q.updated_after, q.updated_before),
-    ):
-        if after is not None:
-            b.add(f"{col} >= {{}}", after, assets=col.startswith("a."))
-        if before is not None:
-            b.add(f"{col} < {{}}", before, assets=col.startswith("a."))
-    for col in ("is_favorite", "is_archived", "is_offline"):
-        value = getattr(q, col)
-        if value is not None:
-            b.add(f"s.{col} = {{}}", value)
-    if q.visibility:
-        b.add("s.visibility = ANY({})", list(q.visibility))
-    if q.trashed_only:
-        b.add("s.deleted_at IS NOT NULL")
-    elif not q.with_deleted:
-        b.add("s.deleted_at IS NULL")
-    if q.file_name_contains:
-        b.add("a.original_file_name ILIKE {} ESCAPE '\\'", like_pattern(q.file_name_contains), assets=True)
-    if q.ocr_text:
-        from photosearch.db.ocr import text_condition, text_values
-
-        b.add(text_condition(), *text_values(q.ocr_text))
-    for col, value in (
-        ("make", q.make),
-        ("model", q.model),
-        ("lens_model", q.lens),
-        ("city", q.city),
-        ("state", q.state),
-        ("country", q.country),
-    ):
-        if value is not None:  # case-insensitive, as people type names; PostgreSQL lowers both sides
-            b.add(f"lower(e.{col}) = lower({{}})", value, exif=True)
-    if q.rating_min is not None:
-        b.add("e.rating >= {}", q.rating_min, exif=True)
-    if q.rating is not None:
-        b.add("e.rating = {}", q.rating, exif=True)
-    if q.has_gps is True:
-        b.add("e.latitude IS NOT NULL AND e.longitude IS NOT NULL", exif=True)
-    elif q.has_gps is False:
-        b.add("(e.latitude IS NULL OR e.longitude IS NULL)", exif=True)
-    if q.bbox is not None:
-        south, west, north, east = q.bbox
-        b.add("e.latitude BETWEEN {} AND {}", south, north, exif=True)
-        if west <= east:
-            b.add("e.longitude BETWEEN {} AND {}", west, east, exif=True)
-        else:  # the box crosses the antimeridian
-            b.add("(e.longitude >= {} OR e.longitude <= {})", west, east, exif=True)
-    if q.near is not None:
-        lat, lon, km = q.near
-        dlat = km / 111.0  # a bounding box first, so the GPS index narrows the haversine test
-        b.add("e.latitude BETWEEN {} AND {}", lat - dlat, lat + dlat, exif=True)
-        b.add(
-            "2 * {} * asin(sqrt(power(sin(radians(e.latitude - {}) / 2), 2) + cos(radians({})) * cos(radians("
-            "e.latitude)) * power(sin(radians(e.longitude - {}) / 2), 2))) <= {}",
-            EARTH_KM,
-            lat,
-            lat,
-            lon,
-            km,
-            exif=True,
-        )
-    if exclude_asset is not None:
-        b.add("s.asset_id <> {}", exclude_asset)
+    for entry in FILTERS:
+        for template, values, join in entry.where(FilterInput(q, owner_ids, exclude_asset)):
+            b.add(template, *values, exif=join == "exif", assets=join == "assets")
     clause = sql.SQL(" AND ").join(b.parts) if b.parts else sql.SQL("true")
     return Where(
         clause=clause,

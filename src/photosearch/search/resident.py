@@ -44,7 +44,7 @@ import numpy as np
 
 from photosearch.db import Database
 from photosearch.db import resident as dr
-from photosearch.db import search as sq
+from photosearch.search.filters import EARTH_KM, KM_PER_DEGREE
 
 log = logging.getLogger(__name__)
 
@@ -229,14 +229,14 @@ class HeldFilter:
                 checks.append((lon, lambda v: (v >= west - e) | (v <= east + e)))
         if self.near is not None:
             la, lo, km = self.near
-            band = km / 111.0 + e
+            band = km / KM_PER_DEGREE + e
             checks.append((lat, lambda v: (v >= la - band) & (v <= la + band)))
 
             def within(rows: np.ndarray) -> np.ndarray:
                 p, q = np.radians(lat[rows].astype(np.float64)), np.radians(lon[rows].astype(np.float64))
                 a = np.sin((p - math.radians(la)) / 2) ** 2
                 a += math.cos(math.radians(la)) * np.cos(p) * np.sin((q - math.radians(lo)) / 2) ** 2
-                return 2 * sq.EARTH_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0))) <= km + e
+                return 2 * EARTH_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0))) <= km + e
 
             checks.append((ROW_NUMBERS, within))  # after the band: on the rows left, by their numbers
         return checks

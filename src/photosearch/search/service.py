@@ -28,6 +28,7 @@ from photosearch.db import user_directory as ud
 from photosearch.db.replicas import ReplicaSet
 from photosearch.search.arithmetic import combine, text_vector
 from photosearch.search.arithmetic import parse as parse_terms
+from photosearch.search.filters import prepare_held, unindexed
 from photosearch.search.planner import (
     Decision,
     PlannerConfig,
@@ -54,18 +55,11 @@ BASE_SETTINGS: sq.Settings = {
 # the order written: planning them costs more than running them (1M rows: planning 0.73 → 0.44 ms).
 FIXED_JOINS: sq.Settings = {"join_collapse_limit": 1}
 NEGATIVE_WEIGHT = 0.5
-# Filters the in-memory copy does not hold (search/resident.py: it holds the owner, the library, the dates taken and
-# added, the EXIF place, camera, rating and coordinates, the type, the file name, and the favourite, trash, timeline,
-# archived and offline flags; a visibility other than the timeline is not held either).
-UNHELD_FILTERS = ("updated_after", "updated_before", "ocr_text")  # updated: every edit changes it, not worth a reload
-# SearchQuery field -> the EXIF column the copy holds it in (hashed: db.resident.HELD_TEXT)
-HELD_TEXT_FILTERS = {"city": "city", "state": "state", "country": "country", "make": "make", "model": "model",
-                     "lens": "lens_model"}  # fmt: skip
 
 
 class Held(NamedTuple):
     """The server's in-memory copy of the lists for one search (None: none, or not current), the part of the
-    query's filters it checks itself, and whether that is every filter (SearchService._held_only)."""
+    query's filters it checks itself, and whether that is every filter (filters.prepare_held)."""
 
     copy: ResidentLists | None
     filter: HeldFilter | None
@@ -358,42 +352,11 @@ class SearchService:
         copy = None if self.resident is None else self.resident.get((ctx.lists_version, ctx.search_version))
         if copy is None or self.resident is None:
             return Held(None, None, False)
-        flags = self.resident.flags(copy, ctx.flags_version)  # the copy's favourite/trash/timeline flags are current
-        added = len(copy.created) == len(copy.ids)  # the copy has the times photos were added
-        names = None
-        if query.file_name_contains is not None:
-            names = self._name_rows(copy, self._lowered(conn, query.file_name_contains))
-        texts = {
-            column: self._text_hash(conn, getattr(query, name))
-            for name, column in HELD_TEXT_FILTERS.items()
-            if getattr(query, name) is not None
-        }
-        found = HeldFilter.of(
-            scope,
-            query.taken_after,
-            query.taken_before,
-            texts,
-            favorite=query.is_favorite if flags else None,
-            # as compile_filters has them: trashed_only wins over with_deleted
-            live=None if not flags else False if query.trashed_only else None if query.with_deleted else True,
-            timeline=True if flags and query.visibility == ["timeline"] else None,
-            zone=conn.info.timezone,  # how PostgreSQL reads a date without a zone
-            rating_min=query.rating_min,
-            rating=query.rating,
-            marks={
-                "video": None if query.asset_type is None else query.asset_type == "VIDEO",
-                "gps": query.has_gps,
-                "archived": query.is_archived if flags else None,
-                "offline": query.is_offline if flags else None,
-            },
-            names=names,
-            rows=len(copy.ids),
-            libraries=query.library_ids,
-            created=(query.created_after, query.created_before) if added else (None, None),
-            bbox=query.bbox,
-            near=query.near,
-        )
-        only = found is not None and self._held_only(query, flags, names is not None, added)
+        prep = _Preparation(self, conn, copy, scope, self.resident.flags(copy, ctx.flags_version))
+        kwargs, every = prepare_held(query, prep)
+        found = HeldFilter.of(**kwargs, zone=conn.info.timezone, rows=len(copy.ids))  # the session's zone: how
+        # PostgreSQL reads a date without one
+        only = found is not None and every
         return Held(copy, found, only)
 
     @staticmethod
@@ -506,15 +469,12 @@ class SearchService:
         }
         rows = None if copy is None else len(copy.ids)
         held_rows = None if copy is None else copy.held_rows(held.filter)
-        # no PostgreSQL index serves these: their exact path reads every photo (1M: 0.6-2.3 s)
-        unindexed = any(x is not None for x in (query.file_name_contains, query.created_after, query.created_before))
-        unindexed = unindexed or query.bbox is not None or query.near is not None
         d = choose(
             forced=query.strategy,
             resident_rows=rows,
             held=held.only,
             held_rows=held_rows,
-            unindexed=unindexed,
+            unindexed=unindexed(query),  # no PostgreSQL index serves it: its exact path reads every photo
             **choice,
         )
         plan = QueryPlan(
@@ -699,23 +659,6 @@ class SearchService:
             return d, ranked
         return d, None
 
-    @staticmethod
-    def _held_only(query: SearchQuery, flags: bool, names: bool, added: bool = True) -> bool:
-        """Whether the in-memory copy checks every filter of the query (given it checks at least one). `flags`:
-        the copy's flags are current; while they are re-read, the default filters (not trashed, on the timeline),
-        which nearly every photo passes, are left to PostgreSQL, and favourites and trash filters are not held.
-        `names`: the copy found the file-name filter's rows (not held when the names are not, or too many match)."""
-        if any(getattr(query, name) not in (None, []) for name in UNHELD_FILTERS):
-            return False
-        if query.file_name_contains is not None and not names:
-            return False
-        if (query.created_after is not None or query.created_before is not None) and not added:
-            return False
-        if query.visibility is not None and query.visibility != ["timeline"]:
-            return False
-        flagged = (query.is_favorite, query.is_archived, query.is_offline)
-        return flags or (all(x is None for x in flagged) and not query.trashed_only)
-
     def _name_rows(self, copy: ResidentLists, needle: bytes) -> np.ndarray | None:
         """The copy's rows a file-name filter matches (ResidentLists.name_matches), kept for the 32 latest needles
         per copy: the next page of the same search, or a search refined with another filter, skips the pass over
@@ -844,6 +787,27 @@ class SearchService:
             more_rows, more_sims = copy.scores(vec, extra, held)
             rows, sims, lists = np.concatenate([rows, more_rows]), np.concatenate([sims, more_sims]), wider
         return lists, rows, sims
+
+
+class _Preparation:
+    """What the table of filters needs to turn a query into the copy's filter (filters.Preparation)."""
+
+    def __init__(
+        self,
+        service: SearchService,
+        conn: psycopg.Connection,
+        copy: ResidentLists,
+        scope: list[UUID] | None,
+        flags: bool,
+    ) -> None:
+        self.service, self.conn, self.copy, self.scope, self.flags = service, conn, copy, scope, flags
+        self.added = len(copy.created) == len(copy.ids)  # the copy has the times photos were added
+
+    def text_hash(self, value: str) -> int:
+        return self.service._text_hash(self.conn, value)
+
+    def name_rows(self, value: str) -> np.ndarray | None:
+        return self.service._name_rows(self.copy, self.service._lowered(self.conn, value))
 
 
 @contextmanager
