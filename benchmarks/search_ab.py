@@ -109,6 +109,7 @@ def same(args: argparse.Namespace, dsn: str, sides: dict[str, tuple[object, obje
         queries = sample_queries(dsn, args.queries, noise_scale=noise)
         for copy, (ref, new, (ref_query, new_query)) in sides.items():
             for level in levels:
+                before = differences
                 for strategy in STRATEGIES:
                     for i, q in enumerate(queries):
                         for page in (1, 2):
@@ -127,6 +128,7 @@ def same(args: argparse.Namespace, dsn: str, sides: dict[str, tuple[object, obje
                                 differences += 1
                                 where = f"{kind}, {copy}, {level['label']}, {strategy}, query {i}, page {page}"
                                 print(f"DIFFERENT ({where}):\n  {args.rev}: {a}\n  new: {b}", flush=True)
+                print(f"{kind}, {copy}, {level['label']}: {differences - before} differences", flush=True)
     print(f"{compared} searches compared, {differences} differences; plans: {dict(seen)}", flush=True)
     return differences
 

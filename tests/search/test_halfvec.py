@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from photosearch.config import Settings
-from photosearch.db import Database, open_database
+from photosearch.db import Database, knn, open_database
 from photosearch.db import duplicates as dd
 from photosearch.db import search as sq
 from photosearch.db.accounts import create_user
@@ -108,7 +108,7 @@ def _approximate_scans_index(fx: SearchFixture, query: SearchQuery, scope: list 
         ctx = sq.begin_search(conn)
         d = choose(PlannerConfig(), estimated=ctx.total, total=ctx.total, depth=query.depth, forced="approximate")
         where = sq.compile_filters(query, scope)
-        ranked, found, _ = sq.approximate_search(
+        ranked, found, _ = knn.approximate_search(
             conn,
             q,
             where,

@@ -605,9 +605,10 @@ def test_owner_date_and_city_filters_rank_only_their_rows_in_memory(lists_fixtur
     # A file name's rows are found once per copy: the next page of the same search reuses them.
     query = SearchQuery(vector=fx.lib.embeddings[3].tolist(), k=10, file_name_contains="IMG_0001")
     first = service.search(query, fx.admin)
-    entries, cached = len(service._names), list(service._names.values())[-1]
+    names = service._held_lookup._names
+    entries, cached = len(names), list(names.values())[-1]
     second = service.search(query.model_copy(update={"page": 2}), fx.admin)
-    assert len(service._names) == entries and list(service._names.values())[-1] is cached is not None
+    assert len(names) == entries and list(names.values())[-1] is cached is not None
     assert first.plan.strategy == second.plan.strategy == "memory"
     assert not {h.id for h in first.items} & {h.id for h in second.items}
     # ... as does a file name too many photos have (each match is a Python step)

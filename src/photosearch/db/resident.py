@@ -116,41 +116,9 @@ def resident_lists(
         **{name: np.empty(n, dtype=dtype) for name, (_, dtype) in HELD_ATTRIBUTES.items()},
         **{name: np.empty(n, dtype=dtype) for name, (_, _, dtype) in HELD_COLUMNS.items()},
     }
-    # COPY BINARY (db.binary_copy), per row a field count (int2) and each field's length (int4) and bytes,
-    # big-endian: list_id int2, asset_id uuid, owner_id uuid (its first 8 bytes read as one int8), local_date_time
-    # (int8 µs), the HELD_TEXT hashes (int8 each), the flags (is_favorite, not trashed, on the timeline: bools),
-    # the HELD_ATTRIBUTES (rating int2, then bools), the HELD_COLUMNS (library uuid, its first 8 bytes read as one
-    # int8; latitude and longitude float4), embedding halfvec (int2 dim, int2 unused, dim x float16).
-    # NULLs are coalesced so every row has the same width.
-    record = np.dtype(
-        [("nf", ">i2"), ("l1", ">i4"), ("list", ">i2"), ("l2", ">i4"), ("id", "V16"), ("l3", ">i4"), ("owner", ">i8"),
-         ("owner_lo", "V8"), ("l4", ">i4"), ("taken", ">i8"),
-         *[f for column in HELD_TEXT for f in ((f"l_{column}", ">i4"), (column, ">i8"))], ("l6", ">i4"),
-         ("favorite", "?"), ("l7", ">i4"), ("live", "?"), ("l8", ">i4"), ("timeline", "?"),
-         *[f for name in HELD_ATTRIBUTES for f in ((f"l_{name}", ">i4"), (name, ">i2" if name == "rating" else "?"))],
-         *[f for name, (_, kinds, _) in HELD_COLUMNS.items()
-           for f in ((f"l_{name}", ">i4"), *((name + "_lo" * i, kind) for i, kind in enumerate(kinds)))],
-         ("l9", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
-    )  # fmt: skip
     pos = 0
-    hashes = sql.SQL("").join(
-        sql.SQL("coalesce(hashtextextended(lower({}), 0), 0), ").format(sql.Identifier(column)) for column in HELD_TEXT
-    )
-    with conn.cursor().copy(
-        sql.SQL(
-            "COPY (SELECT list_id, asset_id, coalesce(owner_id, '00000000-0000-0000-0000-000000000000'),"
-            " coalesce(local_date_time, '-infinity'), {hashes} coalesce(is_favorite, false),"
-            " deleted_at IS NULL, coalesce(visibility = 'timeline', false), {attributes}, {columns}, embedding"
-            " FROM search_ivf{only} ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
-        ).format(
-            hashes=hashes,
-            attributes=sql.SQL(", ").join(sql.SQL(expr) for expr, _ in HELD_ATTRIBUTES.values()),
-            columns=sql.SQL(", ").join(sql.SQL(expr) for expr, _, _ in HELD_COLUMNS.values()),
-            only=only,
-        ),
-        params or None,
-    ) as copy:
-        for rows in records(copy, record):
+    with conn.cursor().copy(_copy_statement(only), params or None) as copy:
+        for rows in records(copy, _record(dim)):
             pos = fill(out, rows, pos)
     if pos != n:
         raise RuntimeError(f"search_ivf changed while it was read: {pos} rows, expected {n}")
@@ -172,6 +140,44 @@ def resident_lists(
         key_row[4],
         changed,
         store,
+    )
+
+
+def _record(dim: int) -> np.dtype:
+    """A row of _copy_statement's COPY BINARY (db.binary_copy): per row a field count (int2) and each field's length
+    (int4) and bytes, big-endian: list_id int2, asset_id uuid, owner_id uuid (its first 8 bytes read as one int8),
+    local_date_time (int8 µs), the HELD_TEXT hashes (int8 each), the flags (is_favorite, not trashed, on the
+    timeline: bools), the HELD_ATTRIBUTES (int2 for an int8 one: the rating; else bools), the HELD_COLUMNS (the
+    library uuid, its first 8 bytes read as one int8; latitude and longitude float4), embedding halfvec (int2 dim,
+    int2 unused, dim x float16). NULLs are coalesced so every row has the same width."""
+    return np.dtype(
+        [("nf", ">i2"), ("l1", ">i4"), ("list", ">i2"), ("l2", ">i4"), ("id", "V16"), ("l3", ">i4"), ("owner", ">i8"),
+         ("owner_lo", "V8"), ("l4", ">i4"), ("taken", ">i8"),
+         *[f for column in HELD_TEXT for f in ((f"l_{column}", ">i4"), (column, ">i8"))], ("l6", ">i4"),
+         ("favorite", "?"), ("l7", ">i4"), ("live", "?"), ("l8", ">i4"), ("timeline", "?"),
+         *[f for name, (_, dtype) in HELD_ATTRIBUTES.items()
+           for f in ((f"l_{name}", ">i4"), (name, ">i2" if np.dtype(dtype) == np.int8 else "?"))],
+         *[f for name, (_, kinds, _) in HELD_COLUMNS.items()
+           for f in ((f"l_{name}", ">i4"), *((name + "_lo" * i, kind) for i, kind in enumerate(kinds)))],
+         ("l9", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f2", (dim,))]
+    )  # fmt: skip
+
+
+def _copy_statement(only: sql.Composable) -> sql.Composed:
+    """The COPY of search_ivf's rows (`only`: a WHERE clause, or nothing) whose rows _record reads."""
+    hashes = sql.SQL("").join(
+        sql.SQL("coalesce(hashtextextended(lower({}), 0), 0), ").format(sql.Identifier(column)) for column in HELD_TEXT
+    )
+    return sql.SQL(
+        "COPY (SELECT list_id, asset_id, coalesce(owner_id, '00000000-0000-0000-0000-000000000000'),"
+        " coalesce(local_date_time, '-infinity'), {hashes} coalesce(is_favorite, false),"
+        " deleted_at IS NULL, coalesce(visibility = 'timeline', false), {attributes}, {columns}, embedding"
+        " FROM search_ivf{only} ORDER BY list_id) TO STDOUT (FORMAT BINARY)"
+    ).format(
+        hashes=hashes,
+        attributes=sql.SQL(", ").join(sql.SQL(expr) for expr, _ in HELD_ATTRIBUTES.values()),
+        columns=sql.SQL(", ").join(sql.SQL(expr) for expr, _, _ in HELD_COLUMNS.values()),
+        only=only,
     )
 
 

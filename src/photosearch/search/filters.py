@@ -28,10 +28,9 @@ from uuid import UUID
 
 import numpy as np
 
+from photosearch.search import held_checks as hc
+from photosearch.search.held_checks import EARTH_KM, KM_PER_DEGREE
 from photosearch.search.query import SearchQuery
-
-EARTH_KM = 6371.0088  # the haversine's radius, in SQL and in numpy alike
-KM_PER_DEGREE = 111.0  # a radius's latitude band: km per degree of latitude (a little less: the band is wider)
 
 Join = Literal["", "assets", "exif"]  # the table a condition needs joined to smart_search (search_ivf has exif's)
 Counter = Literal["search_version", "flags_version"]
@@ -62,17 +61,27 @@ class Preparation(Protocol):
 Prepared = tuple[dict[str, Any], bool]  # (HeldFilter.of keyword arguments, whether the copy checks the filter)
 
 
+def _no_index(f: Any, held: Any, spans: Any) -> list:
+    return []
+
+
 @dataclass(frozen=True)
 class Memory:
     """How the in-memory copy holds a filter. `watch`: the source columns ("search_ivf.x" or "assets.x") the copy
-    reads for it: a change to one must bump `counter` (migrations 042-046). `holds`: what the loader reads for it
-    beyond its fixed fields (owner, date, flags, file names, added times): ("text", column) a hashed EXIF text,
-    ("attribute", name, SQL expression, dtype) a byte, ("column", name, SQL expression, record fields, dtype)."""
+    reads for it: a change to one must bump `counter` (migrations 042-046). `prepare`: the query's value as the
+    copy checks it (HeldFilter.of's keywords), and whether the copy checks it at all. `checks`: its numpy tests on
+    the copy's columns, `share`: its share of the rows (the estimate), `index`: the rows an index of the copy finds
+    for it (search/held_checks.py). `holds`: what the loader reads for it beyond its fixed fields (owner, date,
+    flags, file names, added times): ("text", column) a hashed EXIF text, ("attribute", name, SQL expression,
+    dtype) a byte, ("column", name, SQL expression, record fields, dtype)."""
 
     watch: tuple[str, ...]
     prepare: Callable[[SearchQuery, Preparation], Prepared]
+    checks: Callable[..., list[hc.Check]]
+    share: Callable[..., list[float]]
     counter: Counter = "search_version"
     holds: tuple[tuple[Any, ...], ...] = ()
+    index: Callable[..., list[hc.Index]] = _no_index
 
 
 @dataclass(frozen=True)
@@ -162,7 +171,10 @@ def _exif_text(name: str, column: str) -> Filter:
         value = getattr(q, name)
         return ({} if value is None else {"texts": {column: p.text_hash(value)}}), True
 
-    return Filter(name, (name,), where, memory=Memory((f"search_ivf.{column}",), prepare, holds=(("text", column),)))
+    memory = Memory(
+        (f"search_ivf.{column}",), prepare, hc.text_checks(column), hc.text_share(column), holds=(("text", column),)
+    )
+    return Filter(name, (name,), where, memory=memory)
 
 
 def _rating(i: FilterInput) -> list[Condition]:
@@ -240,7 +252,13 @@ FILTERS: tuple[Filter, ...] = (
         "owner",
         ("owners", "exclude_owners"),  # resolved to the owners in scope (SearchService.owner_scope)
         lambda i: [] if i.owner_ids is None else [("s.owner_id = ANY({})", (list(i.owner_ids),), "")],
-        memory=Memory(("search_ivf.owner_id",), lambda q, p: ({"owners": p.scope}, True)),
+        memory=Memory(
+            ("search_ivf.owner_id",),
+            lambda q, p: ({"owners": p.scope}, True),
+            hc.owner_checks,
+            hc.index_share(hc.owner_index),
+            index=hc.owner_index,
+        ),
     ),
     Filter(
         "library",
@@ -249,6 +267,8 @@ FILTERS: tuple[Filter, ...] = (
         memory=Memory(
             ("search_ivf.library_id",),
             lambda q, p: ({"libraries": q.library_ids}, True),
+            hc.library_checks,
+            hc.library_share,
             holds=(("column", "library", f"coalesce(library_id, {NO_UUID})", [">i8", "V8"], np.int64),),
         ),
     ),
@@ -259,6 +279,8 @@ FILTERS: tuple[Filter, ...] = (
         memory=Memory(
             ("search_ivf.type",),
             lambda q, p: ({"marks": {"video": None if q.asset_type is None else q.asset_type == "VIDEO"}}, True),
+            hc.mark_checks("video"),
+            hc.mark_share("video"),
             holds=(("attribute", "video", "coalesce(type = 'VIDEO', false)", np.bool_),),
         ),
     ),
@@ -267,7 +289,11 @@ FILTERS: tuple[Filter, ...] = (
         ("taken_after", "taken_before"),
         _range("s.local_date_time", "", "taken_after", "taken_before"),
         memory=Memory(
-            ("search_ivf.local_date_time",), lambda q, p: ({"after": q.taken_after, "before": q.taken_before}, True)
+            ("search_ivf.local_date_time",),
+            lambda q, p: ({"after": q.taken_after, "before": q.taken_before}, True),
+            hc.taken_checks,
+            hc.index_share(hc.taken_index),
+            index=hc.taken_index,
         ),
     ),
     Filter(
@@ -275,7 +301,13 @@ FILTERS: tuple[Filter, ...] = (
         ("created_after", "created_before"),
         _range("a.created_at", "assets", "created_after", "created_before"),
         indexed=False,
-        memory=Memory(("assets.created_at",), _created),
+        memory=Memory(
+            ("assets.created_at",),
+            _created,
+            hc.created_checks,
+            hc.index_share(hc.created_index),
+            index=hc.created_index,
+        ),
     ),
     Filter(  # every edit changes it: not worth making the copy stale for
         "updated",
@@ -287,7 +319,13 @@ FILTERS: tuple[Filter, ...] = (
         "favorite",
         ("is_favorite",),
         _equals("is_favorite", "is_favorite"),
-        memory=Memory(("search_ivf.is_favorite",), _flag("favorite", "is_favorite"), counter="flags_version"),
+        memory=Memory(
+            ("search_ivf.is_favorite",),
+            _flag("favorite", "is_favorite"),
+            hc.favorite_checks,
+            hc.flag_share("favorite"),
+            counter="flags_version",
+        ),
     ),
     Filter(
         "archived",
@@ -296,6 +334,8 @@ FILTERS: tuple[Filter, ...] = (
         memory=Memory(
             ("search_ivf.is_archived",),
             _flag("archived", "is_archived"),
+            hc.mark_checks("archived"),
+            hc.mark_share("archived"),
             counter="flags_version",
             holds=(("attribute", "archived", "coalesce(is_archived, false)", np.bool_),),
         ),
@@ -307,6 +347,8 @@ FILTERS: tuple[Filter, ...] = (
         memory=Memory(
             ("search_ivf.is_offline",),
             _flag("offline", "is_offline"),
+            hc.mark_checks("offline"),
+            hc.mark_share("offline"),
             counter="flags_version",
             holds=(("attribute", "offline", "coalesce(is_offline, false)", np.bool_),),
         ),
@@ -315,13 +357,21 @@ FILTERS: tuple[Filter, ...] = (
         "visibility",
         ("visibility",),
         lambda i: [("s.visibility = ANY({})", (list(i.query.visibility),), "")] if i.query.visibility else [],
-        memory=Memory(("search_ivf.visibility",), _visibility, counter="flags_version"),
+        memory=Memory(
+            ("search_ivf.visibility",),
+            _visibility,
+            hc.timeline_checks,
+            hc.flag_share("timeline"),
+            counter="flags_version",
+        ),
     ),
     Filter(
         "trash",
         ("trashed_only", "with_deleted"),
         _trash,
-        memory=Memory(("search_ivf.deleted_at",), _live, counter="flags_version"),
+        memory=Memory(
+            ("search_ivf.deleted_at",), _live, hc.live_checks, hc.flag_share("live"), counter="flags_version"
+        ),
     ),
     Filter(
         "file_name",
@@ -332,7 +382,13 @@ FILTERS: tuple[Filter, ...] = (
             else []
         ),
         indexed=False,
-        memory=Memory(("assets.original_file_name",), _file_name),
+        memory=Memory(
+            ("assets.original_file_name",),
+            _file_name,
+            hc.name_checks,
+            hc.index_share(hc.name_index),
+            index=hc.name_index,
+        ),
     ),
     Filter("ocr_text", ("ocr_text",), _ocr),
     _exif_text("make", "make"),
@@ -348,6 +404,8 @@ FILTERS: tuple[Filter, ...] = (
         memory=Memory(
             ("search_ivf.rating",),
             lambda q, p: ({"rating_min": q.rating_min, "rating": q.rating}, True),
+            hc.rating_checks,
+            hc.rating_share,
             holds=(("attribute", "rating", "coalesce(rating, -2)::int2", np.int8),),  # -1 is a real one: rejected
         ),
     ),
@@ -358,6 +416,8 @@ FILTERS: tuple[Filter, ...] = (
         memory=Memory(
             ("search_ivf.latitude", "search_ivf.longitude"),
             lambda q, p: ({"marks": {"gps": q.has_gps}}, True),
+            hc.mark_checks("gps"),
+            hc.mark_share("gps"),
             holds=(("attribute", "gps", "(latitude IS NOT NULL AND longitude IS NOT NULL)", np.bool_),),
         ),
     ),
@@ -367,18 +427,26 @@ FILTERS: tuple[Filter, ...] = (
         _bbox,
         indexed=False,
         memory=Memory(
-            ("search_ivf.latitude", "search_ivf.longitude"), lambda q, p: ({"bbox": q.bbox}, True), holds=GPS_COLUMNS
+            ("search_ivf.latitude", "search_ivf.longitude"),
+            lambda q, p: ({"bbox": q.bbox}, True),
+            hc.bbox_checks,
+            hc.place_share,
+            holds=GPS_COLUMNS,
         ),
-    ),  # fmt: skip
+    ),
     Filter(
         "near",
         ("near",),
         _near,
         indexed=False,
         memory=Memory(
-            ("search_ivf.latitude", "search_ivf.longitude"), lambda q, p: ({"near": q.near}, True), holds=GPS_COLUMNS
+            ("search_ivf.latitude", "search_ivf.longitude"),
+            lambda q, p: ({"near": q.near}, True),
+            hc.near_checks,
+            hc.place_share,
+            holds=GPS_COLUMNS,
         ),
-    ),  # fmt: skip
+    ),
     Filter(  # "more like this": the example itself; one row, which PostgreSQL leaves out of the candidates
         "exclude",
         (),
@@ -387,6 +455,68 @@ FILTERS: tuple[Filter, ...] = (
 )
 
 BY_NAME = {f.name: f for f in FILTERS}
+
+# The orders the copy works through its held filters in (each a permutation of them, or of those with an index):
+# its indexes, the smallest found first (HeldFilter.index_options); the numpy tests, those that usually keep fewest
+# rows first (the owner and the dates come from an index more often than not, the default flags usually pass);
+# the estimate's factors (ResidentLists.estimate: a product rounds in the order it is taken).
+INDEXED_IN = ("owner", "file_name", "taken", "created")
+CHECKED_IN = (
+    "file_name",
+    "favorite",
+    "city",
+    "country",
+    "lens",
+    "make",
+    "model",
+    "state",
+    "rating",
+    "archived",
+    "gps",
+    "offline",
+    "type",
+    "owner",
+    "library",
+    "created",
+    "bbox",
+    "near",
+    "taken",
+    "trash",
+    "visibility",
+)
+ESTIMATED_IN = (
+    "owner",
+    "file_name",
+    "taken",
+    "created",
+    "library",
+    "bbox",
+    "near",
+    "city",
+    "country",
+    "lens",
+    "make",
+    "model",
+    "state",
+    "rating",
+    "archived",
+    "gps",
+    "offline",
+    "type",
+    "favorite",
+    "trash",
+    "visibility",
+)
+HELD = frozenset(f.name for f in FILTERS if f.memory is not None)
+assert set(CHECKED_IN) == set(ESTIMATED_IN) == HELD and len(CHECKED_IN) == len(ESTIMATED_IN) == len(HELD)
+assert {n for n in HELD if BY_NAME[n].memory.index is not _no_index} == set(INDEXED_IN)  # type: ignore[union-attr]
+
+
+def memory_of(name: str) -> Memory:
+    """The held filter `name`'s Memory."""
+    memory = BY_NAME[name].memory
+    assert memory is not None
+    return memory
 
 
 def unindexed(q: SearchQuery) -> bool:
