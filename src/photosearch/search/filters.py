@@ -3,62 +3,62 @@
 Each entry says, for one filter, which SearchQuery fields give it, its SQL condition(s) and the table they need
 joined, whether a PostgreSQL index serves it, and, when the server's in-memory copy of the lists
 (search/resident.py) holds it: the source columns the copy reads (which the triggers must watch, or the copy
-goes stale silently), the counter their change bumps, what the loader reads for it, and how a query's value
-becomes the in-memory filter (HeldFilter). Everything else is derived from this list:
+goes stale silently), the counter their change bumps, what the loader reads for it, how a query's value becomes
+the in-memory filter (HeldFilter), and its numpy tests, estimate and index (search/held_checks.py). Everything
+else is derived from this list:
 
 - the SQL WHERE clause (db.search.compile_filters walks FILTERS in order: the parameters are numbered in it);
 - the in-memory filter of a query and whether it is every filter (prepare_held), the query→column mapping
-  included (`lens` is the EXIF column `lens_model`);
+  included (`lens` is the EXIF column `lens_model`), the trash's precedence stated once (where_trash, prepare_live);
+- its numpy mask, index and estimate (HeldFilter.select, ResidentLists.estimate: the entries' functions, in the
+  orders below);
 - which filters no PostgreSQL index serves (unindexed);
 - the loader's columns (db.resident: HELD_TEXT, HELD_ATTRIBUTES, HELD_COLUMNS, FLAG_ATTRIBUTES);
-- the columns the triggers must watch (WATCHED), which tests/search/test_filter_table.py compares with the
+- the columns the triggers must watch (watched()), which tests/search/test_filter_table.py compares with the
   triggers' definitions in the database.
 
-A new filter the copy holds: an entry here, a migration adding its column to search_ivf (and to the trigger
-that watches the held columns), a test. The numpy test and the estimate of a held condition are HeldFilter's
-(search/resident.py), keyed by the names `prepare` fills in.
+A new filter the copy holds: an entry here (a hashed text or a byte attribute reuses held_checks' functions), a
+migration adding its column to search_ivf and to the trigger that watches the held columns, a row in the
+staleness test's table; its SearchQuery field and the test reference besides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol
-from uuid import UUID
+from typing import Any, Literal
 
 import numpy as np
 
 from photosearch.search import held_checks as hc
+from photosearch.search.filter_parts import (
+    HAVERSINE,
+    Condition,
+    FilterInput,
+    Preparation,
+    Prepared,
+    like_pattern,
+    prepare_created,
+    prepare_file_name,
+    prepare_flag,
+    prepare_live,
+    prepare_visibility,
+    where_bbox,
+    where_equals,
+    where_gps,
+    where_near,
+    where_ocr,
+    where_range,
+    where_rating,
+    where_trash,
+)
 from photosearch.search.held_checks import EARTH_KM, KM_PER_DEGREE
 from photosearch.search.query import SearchQuery
 
-Join = Literal["", "assets", "exif"]  # the table a condition needs joined to smart_search (search_ivf has exif's)
 Counter = Literal["search_version", "flags_version"]
-Condition = tuple[str, tuple[Any, ...], Join]  # (SQL template with {} per value, the values, the join)
-
-
-class FilterInput(NamedTuple):
-    """What the conditions are compiled from: the query, the owners in scope (None: every owner) and the asset a
-    "more like this" search leaves out."""
-
-    query: SearchQuery
-    owner_ids: Sequence[UUID] | None
-    exclude_asset: UUID | None
-
-
-class Preparation(Protocol):
-    """What turning a query into the in-memory filter needs from the search (SearchService._held)."""
-
-    flags: bool  # the copy's favourite/trash/timeline/archived/offline flags are current
-    added: bool  # the copy holds the times photos were added
-    scope: Sequence[UUID] | None
-
-    def text_hash(self, value: str) -> int: ...  # a place or camera as the copy holds it
-
-    def name_rows(self, value: str) -> np.ndarray | None: ...  # the rows a file-name filter matches, None: too many
-
-
-Prepared = tuple[dict[str, Any], bool]  # (HeldFilter.of keyword arguments, whether the copy checks the filter)
+# what others take from here with the table
+__all__ = ["EARTH_KM", "FILTERS", "HAVERSINE", "KM_PER_DEGREE", "FilterInput", "like_pattern", "prepare_held",
+           "unindexed", "watched"]  # fmt: skip
 
 
 def _no_index(f: Any, held: Any, spans: Any) -> list:
@@ -101,64 +101,6 @@ class Filter:
         return any(getattr(q, name) not in (None, []) for name in self.fields)
 
 
-def like_pattern(text: str) -> str:
-    """`contains` pattern for ILIKE with the wildcards in user text escaped (backslash is the escape)."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _range(column: str, join: Join, after: str, before: str) -> Callable[[FilterInput], list[Condition]]:
-    def where(i: FilterInput) -> list[Condition]:
-        lo, hi = getattr(i.query, after), getattr(i.query, before)
-        return ([(f"{column} >= {{}}", (lo,), join)] if lo is not None else []) + (
-            [(f"{column} < {{}}", (hi,), join)] if hi is not None else []
-        )
-
-    return where
-
-
-def _equals(column: str, name: str) -> Callable[[FilterInput], list[Condition]]:
-    def where(i: FilterInput) -> list[Condition]:
-        value = getattr(i.query, name)
-        return [] if value is None else [(f"s.{column} = {{}}", (value,), "")]
-
-    return where
-
-
-def _flag(key: str, name: str) -> Callable[[SearchQuery, Preparation], Prepared]:
-    """A flag the copy checks only while its flags are current (they are re-read in the background)."""
-
-    def prepare(q: SearchQuery, p: Preparation) -> Prepared:
-        value = getattr(q, name)
-        if key in ("archived", "offline"):
-            return {"marks": {key: value if p.flags else None}}, value is None or p.flags
-        return {key: value if p.flags else None}, value is None or p.flags
-
-    return prepare
-
-
-def _trash(i: FilterInput) -> list[Condition]:
-    """trashed_only wins over with_deleted (the query refuses both at once)."""
-    if i.query.trashed_only:
-        return [("s.deleted_at IS NOT NULL", (), "")]
-    return [] if i.query.with_deleted else [("s.deleted_at IS NULL", (), "")]
-
-
-def _live(q: SearchQuery, p: Preparation) -> Prepared:
-    """The trash as the copy checks it: the same precedence as _trash. Without current flags the default (not in
-    the trash, which nearly every photo passes) is left to PostgreSQL; trashed_only is then not held."""
-    if not p.flags:
-        return {}, not q.trashed_only
-    return {"live": False if q.trashed_only else None if q.with_deleted else True}, True
-
-
-def _visibility(q: SearchQuery, p: Preparation) -> Prepared:
-    if q.visibility is None:
-        return {}, True
-    if q.visibility == ["timeline"]:
-        return {"timeline": True if p.flags else None}, True
-    return {}, False  # hidden or locked photos: not held
-
-
 def _exif_text(name: str, column: str) -> Filter:
     """A camera or place filter: case-insensitive (people type names as they like), PostgreSQL lowers both sides;
     the copy holds the lower-cased value's hash (db.resident.text_hash)."""
@@ -175,69 +117,6 @@ def _exif_text(name: str, column: str) -> Filter:
         (f"search_ivf.{column}",), prepare, hc.text_checks(column), hc.text_share(column), holds=(("text", column),)
     )
     return Filter(name, (name,), where, memory=memory)
-
-
-def _rating(i: FilterInput) -> list[Condition]:
-    q = i.query
-    found: list[Condition] = [] if q.rating_min is None else [("e.rating >= {}", (q.rating_min,), "exif")]
-    return found + ([] if q.rating is None else [("e.rating = {}", (q.rating,), "exif")])
-
-
-def _gps(i: FilterInput) -> list[Condition]:
-    if i.query.has_gps is True:
-        return [("e.latitude IS NOT NULL AND e.longitude IS NOT NULL", (), "exif")]
-    if i.query.has_gps is False:
-        return [("(e.latitude IS NULL OR e.longitude IS NULL)", (), "exif")]
-    return []
-
-
-def _bbox(i: FilterInput) -> list[Condition]:
-    if i.query.bbox is None:
-        return []
-    south, west, north, east = i.query.bbox
-    found: list[Condition] = [("e.latitude BETWEEN {} AND {}", (south, north), "exif")]
-    if west <= east:
-        return [*found, ("e.longitude BETWEEN {} AND {}", (west, east), "exif")]
-    return [*found, ("(e.longitude >= {} OR e.longitude <= {})", (west, east), "exif")]  # across the antimeridian
-
-
-HAVERSINE = (
-    "2 * {} * asin(sqrt(power(sin(radians(e.latitude - {}) / 2), 2) + cos(radians({})) * cos(radians("
-    "e.latitude)) * power(sin(radians(e.longitude - {}) / 2), 2))) <= {}"
-)
-
-
-def _near(i: FilterInput) -> list[Condition]:
-    if i.query.near is None:
-        return []
-    lat, lon, km = i.query.near
-    dlat = km / KM_PER_DEGREE  # a latitude band first, so the GPS index narrows the haversine test
-    return [
-        ("e.latitude BETWEEN {} AND {}", (lat - dlat, lat + dlat), "exif"),
-        (HAVERSINE, (EARTH_KM, lat, lat, lon, km), "exif"),
-    ]
-
-
-def _ocr(i: FilterInput) -> list[Condition]:
-    if not i.query.ocr_text:
-        return []
-    from photosearch.db.ocr import text_condition, text_values
-
-    return [(text_condition(), tuple(text_values(i.query.ocr_text)), "")]
-
-
-def _file_name(q: SearchQuery, p: Preparation) -> Prepared:
-    if q.file_name_contains is None:
-        return {}, True
-    names = p.name_rows(q.file_name_contains)
-    return {"names": names}, names is not None
-
-
-def _created(q: SearchQuery, p: Preparation) -> Prepared:
-    bounds = (q.created_after, q.created_before)
-    if not p.added:
-        return {}, bounds == (None, None)
-    return {"created": bounds}, True
 
 
 GPS_COLUMNS = (
@@ -287,7 +166,7 @@ FILTERS: tuple[Filter, ...] = (
     Filter(
         "taken",
         ("taken_after", "taken_before"),
-        _range("s.local_date_time", "", "taken_after", "taken_before"),
+        where_range("s.local_date_time", "", "taken_after", "taken_before"),
         memory=Memory(
             ("search_ivf.local_date_time",),
             lambda q, p: ({"after": q.taken_after, "before": q.taken_before}, True),
@@ -299,11 +178,11 @@ FILTERS: tuple[Filter, ...] = (
     Filter(
         "created",
         ("created_after", "created_before"),
-        _range("a.created_at", "assets", "created_after", "created_before"),
+        where_range("a.created_at", "assets", "created_after", "created_before"),
         indexed=False,
         memory=Memory(
             ("assets.created_at",),
-            _created,
+            prepare_created,
             hc.created_checks,
             hc.index_share(hc.created_index),
             index=hc.created_index,
@@ -312,16 +191,16 @@ FILTERS: tuple[Filter, ...] = (
     Filter(  # every edit changes it: not worth making the copy stale for
         "updated",
         ("updated_after", "updated_before"),
-        _range("a.updated_at", "assets", "updated_after", "updated_before"),
+        where_range("a.updated_at", "assets", "updated_after", "updated_before"),
         indexed=False,
     ),
     Filter(
         "favorite",
         ("is_favorite",),
-        _equals("is_favorite", "is_favorite"),
+        where_equals("is_favorite", "is_favorite"),
         memory=Memory(
             ("search_ivf.is_favorite",),
-            _flag("favorite", "is_favorite"),
+            prepare_flag("favorite", "is_favorite"),
             hc.favorite_checks,
             hc.flag_share("favorite"),
             counter="flags_version",
@@ -330,10 +209,10 @@ FILTERS: tuple[Filter, ...] = (
     Filter(
         "archived",
         ("is_archived",),
-        _equals("is_archived", "is_archived"),
+        where_equals("is_archived", "is_archived"),
         memory=Memory(
             ("search_ivf.is_archived",),
-            _flag("archived", "is_archived"),
+            prepare_flag("archived", "is_archived"),
             hc.mark_checks("archived"),
             hc.mark_share("archived"),
             counter="flags_version",
@@ -343,10 +222,10 @@ FILTERS: tuple[Filter, ...] = (
     Filter(
         "offline",
         ("is_offline",),
-        _equals("is_offline", "is_offline"),
+        where_equals("is_offline", "is_offline"),
         memory=Memory(
             ("search_ivf.is_offline",),
-            _flag("offline", "is_offline"),
+            prepare_flag("offline", "is_offline"),
             hc.mark_checks("offline"),
             hc.mark_share("offline"),
             counter="flags_version",
@@ -359,7 +238,7 @@ FILTERS: tuple[Filter, ...] = (
         lambda i: [("s.visibility = ANY({})", (list(i.query.visibility),), "")] if i.query.visibility else [],
         memory=Memory(
             ("search_ivf.visibility",),
-            _visibility,
+            prepare_visibility,
             hc.timeline_checks,
             hc.flag_share("timeline"),
             counter="flags_version",
@@ -368,9 +247,9 @@ FILTERS: tuple[Filter, ...] = (
     Filter(
         "trash",
         ("trashed_only", "with_deleted"),
-        _trash,
+        where_trash,
         memory=Memory(
-            ("search_ivf.deleted_at",), _live, hc.live_checks, hc.flag_share("live"), counter="flags_version"
+            ("search_ivf.deleted_at",), prepare_live, hc.live_checks, hc.flag_share("live"), counter="flags_version"
         ),
     ),
     Filter(
@@ -384,13 +263,13 @@ FILTERS: tuple[Filter, ...] = (
         indexed=False,
         memory=Memory(
             ("assets.original_file_name",),
-            _file_name,
+            prepare_file_name,
             hc.name_checks,
             hc.index_share(hc.name_index),
             index=hc.name_index,
         ),
     ),
-    Filter("ocr_text", ("ocr_text",), _ocr),
+    Filter("ocr_text", ("ocr_text",), where_ocr),
     _exif_text("make", "make"),
     _exif_text("model", "model"),
     _exif_text("lens", "lens_model"),
@@ -400,7 +279,7 @@ FILTERS: tuple[Filter, ...] = (
     Filter(
         "rating",
         ("rating_min", "rating"),
-        _rating,
+        where_rating,
         memory=Memory(
             ("search_ivf.rating",),
             lambda q, p: ({"rating_min": q.rating_min, "rating": q.rating}, True),
@@ -412,7 +291,7 @@ FILTERS: tuple[Filter, ...] = (
     Filter(
         "gps",
         ("has_gps",),
-        _gps,
+        where_gps,
         memory=Memory(
             ("search_ivf.latitude", "search_ivf.longitude"),
             lambda q, p: ({"marks": {"gps": q.has_gps}}, True),
@@ -424,7 +303,7 @@ FILTERS: tuple[Filter, ...] = (
     Filter(
         "bbox",
         ("bbox",),
-        _bbox,
+        where_bbox,
         indexed=False,
         memory=Memory(
             ("search_ivf.latitude", "search_ivf.longitude"),
@@ -437,7 +316,7 @@ FILTERS: tuple[Filter, ...] = (
     Filter(
         "near",
         ("near",),
-        _near,
+        where_near,
         indexed=False,
         memory=Memory(
             ("search_ivf.latitude", "search_ivf.longitude"),
@@ -462,51 +341,13 @@ BY_NAME = {f.name: f for f in FILTERS}
 # the estimate's factors (ResidentLists.estimate: a product rounds in the order it is taken).
 INDEXED_IN = ("owner", "file_name", "taken", "created")
 CHECKED_IN = (
-    "file_name",
-    "favorite",
-    "city",
-    "country",
-    "lens",
-    "make",
-    "model",
-    "state",
-    "rating",
-    "archived",
-    "gps",
-    "offline",
-    "type",
-    "owner",
-    "library",
-    "created",
-    "bbox",
-    "near",
-    "taken",
-    "trash",
-    "visibility",
-)
+    "file_name", "favorite", "city", "country", "lens", "make", "model", "state", "rating", "archived", "gps",
+    "offline", "type", "owner", "library", "created", "bbox", "near", "taken", "trash", "visibility"
+)  # fmt: skip
 ESTIMATED_IN = (
-    "owner",
-    "file_name",
-    "taken",
-    "created",
-    "library",
-    "bbox",
-    "near",
-    "city",
-    "country",
-    "lens",
-    "make",
-    "model",
-    "state",
-    "rating",
-    "archived",
-    "gps",
-    "offline",
-    "type",
-    "favorite",
-    "trash",
-    "visibility",
-)
+    "owner", "file_name", "taken", "created", "library", "bbox", "near", "city", "country", "lens", "make", "model",
+    "state", "rating", "archived", "gps", "offline", "type", "favorite", "trash", "visibility"
+)  # fmt: skip
 HELD = frozenset(f.name for f in FILTERS if f.memory is not None)
 assert set(CHECKED_IN) == set(ESTIMATED_IN) == HELD and len(CHECKED_IN) == len(ESTIMATED_IN) == len(HELD)
 assert {n for n in HELD if BY_NAME[n].memory.index is not _no_index} == set(INDEXED_IN)  # type: ignore[union-attr]
