@@ -104,18 +104,7 @@ def resident_lists(
         sizes[int(list_id)] = int(count)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     store = np.empty((n + int(math.ceil(n * spare)), dim), dtype=np.float32)
-    out = {
-        "id": np.empty(n, dtype="V16"),
-        "vec": store[:n],
-        "owner": np.empty(n, dtype=np.int64),
-        "taken": np.empty(n, dtype=np.int64),
-        **{column: np.empty(n, dtype=np.int64) for column in HELD_TEXT},
-        "favorite": np.empty(n, dtype=bool),
-        "live": np.empty(n, dtype=bool),
-        "timeline": np.empty(n, dtype=bool),
-        **{name: np.empty(n, dtype=dtype) for name, (_, dtype) in HELD_ATTRIBUTES.items()},
-        **{name: np.empty(n, dtype=dtype) for name, (_, _, dtype) in HELD_COLUMNS.items()},
-    }
+    out = _columns(n, store)
     pos = 0
     with conn.cursor().copy(_copy_statement(only), params or None) as copy:
         for rows in records(copy, _record(dim)):
@@ -141,6 +130,23 @@ def resident_lists(
         changed,
         store,
     )
+
+
+def _columns(n: int, store: np.ndarray) -> dict[str, np.ndarray]:
+    """The arrays a COPY of `n` rows is read into (db.binary_copy.fill), by _record's field names; the vectors
+    into the first rows of `store`."""
+    return {
+        "id": np.empty(n, dtype="V16"),
+        "vec": store[:n],
+        "owner": np.empty(n, dtype=np.int64),
+        "taken": np.empty(n, dtype=np.int64),
+        **{column: np.empty(n, dtype=np.int64) for column in HELD_TEXT},
+        "favorite": np.empty(n, dtype=bool),
+        "live": np.empty(n, dtype=bool),
+        "timeline": np.empty(n, dtype=bool),
+        **{name: np.empty(n, dtype=dtype) for name, (_, dtype) in HELD_ATTRIBUTES.items()},
+        **{name: np.empty(n, dtype=dtype) for name, (_, _, dtype) in HELD_COLUMNS.items()},
+    }
 
 
 def _record(dim: int) -> np.dtype:
