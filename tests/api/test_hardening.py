@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psutil
 from PIL import Image
 
@@ -332,3 +333,44 @@ def test_messages_for_bad_query_images_and_dates_are_in_words(live: LiveServer) 
         assert r.status_code == 422 and "Error" not in r.json()["message"], r.json()
         r = c.post("/api/search/smart", json={"query": "flowers", "taken_after": "0001-01-01"})
         assert r.status_code == 422 and r.json()["message"].startswith("taken_after must"), r.json()
+
+
+def test_query_images_waiting_for_a_decode_are_not_held_in_memory(live: LiveServer, tmp_path: Path) -> None:
+    """Many large (allowed) query images at once: each is read into memory only when its decode starts; the
+    others wait in the multipart parser's spooled files, so memory does not grow with the number waiting."""
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (3000, 4000, 3), dtype=np.uint8)).save(buf, "JPEG", quality=95)
+    big = tmp_path / "big.jpg"
+    big.write_bytes(buf.getvalue())
+    del buf
+    assert big.stat().st_size > 8 * 2**20
+    app = create_app(live.settings, db=live.db, max_upload_bytes=32 * 2**20)
+    proc = psutil.Process()  # the client streams from the file: what grows is the server
+
+    def send(c: httpx.Client) -> int:
+        with big.open("rb") as f:
+            return c.post("/api/search/image", files={"file": ("q.jpg", f)}).status_code
+
+    key = {"x-api-key": live.alice.api_key}
+    with run_uvicorn(app) as url, httpx.Client(base_url=url, headers=key, timeout=300) as c:
+        assert send(c) == 200  # the model is loaded
+        base, peak, stop = proc.memory_info().rss, [0], threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak.append(proc.memory_info().rss)
+                time.sleep(0.01)
+
+        watcher = threading.Thread(target=sample, daemon=True)
+        watcher.start()
+        try:
+            with ThreadPoolExecutor(24) as pool:
+                codes = list(pool.map(lambda _: send(c), range(24)))
+        finally:
+            stop.set()
+            watcher.join()
+    growth = (max(peak) - base) / 2**20
+    print(f"24 query images of {big.stat().st_size / 2**20:.0f} MB: RSS peak +{growth:.0f} MB")
+    assert codes == [200] * 24, codes
+    assert growth < 300, f"RSS grew {growth:.0f} MB"

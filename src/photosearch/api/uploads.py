@@ -45,7 +45,19 @@ def sniff_image(head: bytes) -> str | None:
 
 async def read_image_upload(file: UploadFile, limit: int) -> bytes:
     """Read an upload up to `limit` bytes: 413 past it, 422 if empty, 415 if the bytes are not an image."""
-    data = await file.read(limit + 1)
+    return _checked(await file.read(limit + 1), limit)
+
+
+def decode_query_upload(file: UploadFile, limit: int, model: Any, max_pixels: int) -> Any:  # -> PIL.Image.Image
+    """`read_image_upload` then `decode_image`, reading the bytes only once a decode slot is free: uploads
+    waiting for one stay in the multipart parser's spooled file (on disk past 1 MB), not in memory. Blocking:
+    call it from a worker thread."""
+    with _decode_slots(max_pixels):
+        file.file.seek(0)
+        return decode_image(_checked(file.file.read(limit + 1), limit), model, max_pixels)
+
+
+def _checked(data: bytes, limit: int) -> bytes:
     if len(data) > limit:
         size = f"{limit / (1024 * 1024):.0f} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
         raise ApiError(413, f"the image is larger than the {size} upload limit")
@@ -60,11 +72,32 @@ async def read_image_upload(file: UploadFile, limit: int) -> bytes:
 
 # Our own pixel limits are checked from the header; Pillow's warning below its error threshold adds nothing.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-_slots: threading.BoundedSemaphore | None = None
+
+
+class _Slots:
+    """A semaphore a thread may enter again while it holds it (a slot held around read and decode)."""
+
+    def __init__(self, n: int) -> None:
+        self._sem = threading.BoundedSemaphore(n)
+        self._depth = threading.local()
+
+    def __enter__(self) -> None:
+        depth = getattr(self._depth, "n", 0)
+        if not depth:
+            self._sem.acquire()
+        self._depth.n = depth + 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth.n -= 1
+        if not self._depth.n:
+            self._sem.release()
+
+
+_slots: _Slots | None = None
 _slots_lock = threading.Lock()
 
 
-def _decode_slots(max_pixels: int) -> threading.BoundedSemaphore:
+def _decode_slots(max_pixels: int) -> _Slots:
     """How many query images decode at once: what an eighth of the available memory holds of the largest
     allowed image at 4 bytes a pixel, at least one, at most one per core (decoding is CPU-bound anyway)."""
     global _slots
@@ -73,7 +106,7 @@ def _decode_slots(max_pixels: int) -> threading.BoundedSemaphore:
             import psutil
 
             fit = psutil.virtual_memory().available // 8 // max(1, max_pixels * 4)
-            _slots = threading.BoundedSemaphore(int(max(1, min(fit, os.cpu_count() or 1))))
+            _slots = _Slots(int(max(1, min(fit, os.cpu_count() or 1))))
         return _slots
 
 

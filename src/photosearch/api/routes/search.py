@@ -15,7 +15,7 @@ from photosearch.api.context import AppContext
 from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError, error_text
 from photosearch.api.schemas import SearchResponse, asset_out
-from photosearch.api.uploads import decode_image, read_image_upload
+from photosearch.api.uploads import decode_query_upload
 from photosearch.db.asset_access import filter_options, indexed_counts, photo_places
 from photosearch.models.registry import is_test_model
 
@@ -199,7 +199,6 @@ async def image_search(
     """Find photos that look like an uploaded image."""
     from starlette.concurrency import run_in_threadpool
 
-    data = await read_image_upload(file, ctx.max_upload_bytes)
     try:
         parsed = SearchFilters.model_validate(json.loads(filters)) if filters else SearchFilters()
     except ValidationError as exc:
@@ -211,7 +210,7 @@ async def image_search(
 
     def work() -> dict:
         model = ctx.model()
-        img = decode_image(data, model, int(ctx.settings.query_image_max_mp * 1e6))
+        img = decode_query_upload(file, ctx.max_upload_bytes, model, int(ctx.settings.query_image_max_mp * 1e6))
         embedding = model.encode_images([img])[0]
         return run_search(
             ctx, user, {**parsed.model_dump(), "image_embedding": embedding.tolist(), "page": page, "size": size}
