@@ -186,10 +186,10 @@ class ReplicaSet:
         self.served["primary confirmed otherwise" if row is not None else "not on the replica"] += 1
         try:
             return fetch(self.primary)
-        except UNAVAILABLE as exc:  # the primary left between the two reads: the replica's answer stands
+        except UNAVAILABLE as exc:  # the primary left between the two reads; it had said otherwise: not served
             self._primary_down_until = time.monotonic() + RETRY_AFTER
-            log.warning("the primary database is unavailable (%s); serving replica answers unconfirmed", exc)
-            return row
+            log.warning("the primary database is unavailable (%s)", exc)
+            return None
 
     def close(self) -> None:
         for server in self.replicas:
