@@ -116,3 +116,33 @@ def test_not_rules_out_and_or_merges(box) -> None:
     order = [lib.ids[i] for i in np.argsort(d, kind="stable") if np.isfinite(d[i])]
     assert _ids(page) == order[:40] and page.understood[0].kind == "or"
     assert {h.city for h in page.items} == set(top)
+
+
+def test_descriptions_by_word_and_cjk_substring(box, db: Database) -> None:
+    lib, model, service, admin = box
+    mask = reference_mask(lib, SearchQuery(text="x"))
+    rows = [int(i) for i in np.nonzero(mask)[0][[3, 40, 41]]]
+    with db.connection() as conn:
+        for i, text in zip(rows, ("Grandma's birthday cake", "birthday at the lake", "京都の祇園祭"), strict=True):
+            conn.execute("UPDATE exif SET description = %s WHERE asset_id = %s", (text, lib.ids[i]))
+    page = service.search(SearchQuery(text="birthday cake", k=6, understand=True), admin)
+    assert _ids(page)[:2] == [lib.ids[rows[0]], lib.ids[rows[1]]]  # both words, then one of them
+    said = {(u.text, u.kind, u.matches) for u in page.understood}
+    assert {("birthday", "description", 2), ("cake", "description", 1)} <= said
+    first = np.zeros(len(lib), dtype=bool)
+    first[rows[:2]] = True
+    want = _expected(lib, mask, _vec(model, "birthday cake"), first)
+    assert _ids(page)[2:] == [i for i in want if i not in _ids(page)[:2]][:4]  # then CLIP order
+    cjk = service.search(SearchQuery(text="祇園", k=3, understand=True), admin)  # no word breaks: a substring
+    assert _ids(cjk)[0] == lib.ids[rows[2]]
+
+
+def test_a_word_in_too_many_photos_is_left_to_clip(box, monkeypatch: pytest.MonkeyPatch) -> None:
+    from photosearch.search import hybrid
+
+    lib, model, service, admin = box
+    monkeypatch.setattr(hybrid, "LEX_MAX", 50)  # Allen's folder holds ~98 % of the library
+    page = service.search(SearchQuery(text="Allen", k=20, understand=True), admin)
+    assert [(u.text, u.kind) for u in page.understood] == [("Allen", "broad")]
+    mask = reference_mask(lib, SearchQuery(text="x"))
+    assert _ids(page) == _expected(lib, mask, _vec(model, "Allen"))[:20]  # plain CLIP order, no tier

@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from photosearch.db.search import OPERATORS, Where, like_pattern
+from photosearch.db.search import OPERATORS, Where, like_pattern, set_local
 
 FIELDS = ("text", "description", "file name", "folder")  # where a term can be found, as the plan names them
 _OWNED = "(%(_o)s::uuid[] IS NULL OR {a}.owner_id = ANY(%(_o)s::uuid[]))"
@@ -36,23 +36,58 @@ class LexicalTerm:
     folder: str | None = None
 
 
-def facets(conn: psycopg.Connection, scope: list[UUID] | None) -> dict[str, list[str]]:
-    """Distinct place and camera names (city, state, country, make, model) and folder names of the photos in
-    scope (None = everyone)."""
-    rows = conn.execute(
-        "SELECT DISTINCT city, state, country, make, model FROM search_ivf"
-        " WHERE (%(_o)s::uuid[] IS NULL OR owner_id = ANY(%(_o)s::uuid[]))",
-        {"_o": scope},
-    ).fetchall()
-    kinds = ("city", "state", "country", "make", "model")
-    out = {kind: sorted({r[i] for r in rows if r[i]}) for i, kind in enumerate(kinds)}
-    folders = conn.execute(
-        "SELECT DISTINCT substring(a.original_path from '([^/\\\\]+)[/\\\\][^/\\\\]*$') FROM assets a"  # noqa: S608
-        " WHERE a.deleted_at IS NULL AND " + _OWNED.format(a="a"),
-        {"_o": scope},
-    ).fetchall()
-    out["folder"] = sorted({r[0] for r in folders if r[0]})
+# A photo's folder name (the last folder of its path), as migration 086 indexes it lower-cased.
+FOLDER = "substring({a}.original_path from '([^/\\\\]+)[/\\\\][^/\\\\]*$')"
+NAMED = ("city", "state", "country", "make", "model")
+
+
+def names_named(
+    conn: psycopg.Connection, scope: list[UUID] | None, candidates: list[str], make_words: list[str]
+) -> dict[str, list[str]]:
+    """Which of the candidates (lower-cased words and runs of words of a query) are the city, state, country,
+    camera make or model, or folder name of a photo in scope; each as the photos spell it. `make_words`: first
+    words of a camera maker's name ("nikon" for NIKON CORPORATION). One statement of index probes (the place and
+    camera indexes of migration 070, the folder index of 086): no scan of the library, nothing to cache."""
+    makers = _makers_said(conn, make_words) if make_words else []
+    params: dict[str, Any] = {"_o": scope, "_c": candidates, "_m": candidates + makers}
+    parts = [
+        sql.SQL(
+            "SELECT {kind}, (SELECT c.{col} FROM search_ivf c WHERE lower(c.{col}) = x AND c.{col} IS NOT NULL"
+            " AND {owned} LIMIT 1) FROM unnest({values}::text[]) x"
+        ).format(
+            kind=sql.Literal(col),
+            col=sql.Identifier(col),
+            owned=sql.SQL(_OWNED.format(a="c")),
+            values=sql.Placeholder("_m" if col == "make" else "_c"),
+        )
+        for col in NAMED
+    ]
+    folder = FOLDER.format(a="a")
+    parts.append(
+        sql.SQL(
+            "SELECT 'folder', (SELECT {folder} FROM assets a WHERE lower({folder}) = x AND a.deleted_at IS NULL"
+            " AND {owned} LIMIT 1) FROM unnest(%(_c)s::text[]) x"
+        ).format(folder=sql.SQL(folder), owned=sql.SQL(_OWNED.format(a="a")))
+    )
+    with conn.transaction():  # a probe that finds nothing must not become a scan (LIMIT 1 over a guessed 1/16)
+        set_local(conn, {"enable_seqscan": "off"})
+        rows = conn.execute(sql.SQL(" UNION ALL ").join(parts), params).fetchall()
+    out: dict[str, list[str]] = {kind: [] for kind in (*NAMED, "folder")}
+    for kind, name in rows:
+        if name and name not in out[kind]:
+            out[kind].append(name)
     return out
+
+
+def _makers_said(conn: psycopg.Connection, words: list[str]) -> list[str]:
+    """Camera makers (lower-cased) whose first word is one of `words` ("nikon" -> "nikon corporation"): the
+    distinct makers, read by a loose scan of the maker index (one probe per maker, not a scan of the photos)."""
+    rows = conn.execute(
+        "WITH RECURSIVE m(v) AS (SELECT min(lower(make)) FROM search_ivf WHERE make IS NOT NULL"
+        " UNION ALL SELECT (SELECT min(lower(make)) FROM search_ivf WHERE make IS NOT NULL AND lower(make) > m.v)"
+        " FROM m WHERE m.v IS NOT NULL) SELECT v FROM m WHERE v IS NOT NULL"
+    ).fetchall()
+    return [r[0] for r in rows if r[0].split()[0] in words]
 
 
 def _term_matches(term: LexicalTerm, i: int, params: dict[str, Any]) -> list[sql.Composable]:
@@ -62,8 +97,10 @@ def _term_matches(term: LexicalTerm, i: int, params: dict[str, Any]) -> list[sql
     substring = bool(_NO_WORD_BREAKS.search(term.text))
     parts = [
         f"SELECT t.asset_id, {i} AS term, 0 AS field FROM asset_text t JOIN assets a ON a.id = t.asset_id"  # noqa: S608
-        f" WHERE (t.words @@ plainto_tsquery('simple', %(_q{i})s) OR t.text ILIKE %(_l{i})s ESCAPE '\\')"
-        " AND " + _OWNED.format(a="a"),
+        f" WHERE (t.words @@ plainto_tsquery('simple', %(_q{i})s)"
+        + (f" OR t.text ILIKE %(_l{i})s ESCAPE '\\'" if substring else "")
+        + ") AND "
+        + _OWNED.format(a="a"),
         f"SELECT e.asset_id, {i}, 1 FROM exif e JOIN assets a ON a.id = e.asset_id"  # noqa: S608
         f" WHERE (to_tsvector('simple', coalesce(e.description, '')) @@ plainto_tsquery('simple', %(_q{i})s)"
         + (f" OR (e.description <> '' AND e.description ILIKE %(_l{i})s ESCAPE '\\')" if substring else "")
@@ -77,12 +114,28 @@ def _term_matches(term: LexicalTerm, i: int, params: dict[str, Any]) -> list[sql
             " AND " + _OWNED.format(a="a")
         )
     if term.folder:
-        params[f"_f{i}"] = "%/" + like_pattern(term.folder)[1:-1] + "/%"
+        params[f"_f{i}"] = term.folder.lower()
         parts.append(
-            f"SELECT a.id, {i}, 3 FROM assets a WHERE a.original_path LIKE %(_f{i})s ESCAPE '\\'"  # noqa: S608
+            f"SELECT a.id, {i}, 3 FROM assets a WHERE lower({FOLDER.format(a='a')}) = %(_f{i})s"  # noqa: S608
             " AND " + _OWNED.format(a="a")
         )
     return [sql.SQL(p) for p in parts]
+
+
+def broad_terms(conn: psycopg.Connection, scope: list[UUID] | None, terms: Sequence[LexicalTerm], cap: int) -> set[int]:
+    """Indexes of the terms found in more than `cap` photos in scope (a folder holding the whole library, a word on
+    every receipt): too many to bring first. Each count stops at cap + 1."""
+    if not terms:
+        return set()
+    params: dict[str, Any] = {"_o": scope, "_cap": cap + 1}
+    counts = [
+        sql.SQL("SELECT {i}, count(*) FROM (SELECT 1 FROM ({union}) u LIMIT %(_cap)s) x").format(
+            i=sql.Literal(i), union=sql.SQL(" UNION ALL ").join(_term_matches(t, i, params))
+        )
+        for i, t in enumerate(terms)
+    ]
+    rows = conn.execute(sql.SQL(" UNION ALL ").join(counts), params).fetchall()
+    return {int(i) for i, n in rows if n > cap}
 
 
 def lexical_matches(

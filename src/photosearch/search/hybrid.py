@@ -37,11 +37,11 @@ from photosearch.search.understand import derive_camera, derive_places, folder_n
 if TYPE_CHECKING:
     from photosearch.search.service import SearchHit, SearchPage, SearchService
 
-LEX_MAX = 1000  # photos matched as text, per alternative (the plan says when reached)
+LEX_MAX = 1000  # photos a word may match as text and still come first (more: "broad", left to CLIP)
 EXCLUDE_MAX = MAX_DEPTH  # photos a NOT can rule out and still keep a page complete
 _NAME_LIKE = re.compile(r"[\d_.]")  # a word that may begin a file name: IMG_2682, DSC0001, 2024-05-01
 
-Kind = Literal["place", "camera", "text", "file name", "folder", "description", "not", "or"]
+Kind = Literal["place", "camera", "text", "file name", "folder", "description", "not", "or", "broad"]
 
 
 class Understood(BaseModel):
@@ -107,6 +107,9 @@ def _alternative(conn, service, query: SearchQuery, branch: Branch, excluded: li
     used = {v.casefold() for u in said if u.value for v in (u.value, *u.value.split())}
     words = [w for w in branch.words() if w.casefold() not in used and not any(w in p for p in branch.phrases)]
     terms = [_term(w, names) for w in [*words, *branch.phrases]]
+    broad = lexical.broad_terms(conn, scope, terms, LEX_MAX)
+    said += [Understood(text=terms[i].text, kind="broad") for i in sorted(broad)]
+    terms = [t for i, t in enumerate(terms) if i not in broad]
     sub = query.model_copy(update=update)
     vec, _ = service.query_vector(conn, sub, scope)  # encoded once: the CLIP search below is given the vector
     clip = sub.model_copy(
@@ -164,7 +167,7 @@ def understood_search(service: SearchService, query: SearchQuery, user: dict) ->
         raise SearchError("the query needs something to look for besides what it rules out")
     with service.db.connection() as conn, _autocommit(conn):
         scope = service.owner_scope(conn, query, user)
-        names = names_in_scope(conn, scope)
+        names = names_in_scope(conn, scope, query.text)
         not_terms, not_meta, said = _exclusions(parsed.excluded, names)
         alts = [_alternative(conn, service, query, b, parsed.excluded, scope, names) for b in parsed.branches]
         found = [_matches(conn, a, scope, not_terms, not_meta) for a in alts]
@@ -251,6 +254,8 @@ def describe(said: list[Understood]) -> str:
     for u in said:
         if u.kind == "not":
             parts.append(f'not "{u.text}"')
+        elif u.kind == "broad":
+            parts.append(f'"{u.text}" in over {LEX_MAX} photos (not brought first)')
         elif u.kind == "or":
             parts.append(u.text)
         elif u.field is not None:

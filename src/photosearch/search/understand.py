@@ -1,19 +1,18 @@
 """Reading a text query for the names of the user's own photos: places and cameras become filters ("dog in Kyoto"
-= --city Kyoto; "sunset iPhone 13" = --model "iPhone 13"), folder names become text to look for. The names come
-from the photos in scope (db/lexical.py: facets), cached until an embedding or a place changes (search_version).
+= --city Kyoto; "sunset iPhone 13" = --model "iPhone 13"), folder names become text to look for. The query's words
+and runs of words are looked up among the names of the photos in scope (db/lexical.py: names_named, index probes),
+so a name is known as soon as a photo has it.
 The CLIP text stays whole (the place's look still helps the ranking); a filter the caller set wins. A derived
 filter is an ordinary filter, so the search stays complete (min(k, matches))."""
 
 from __future__ import annotations
 
 import re
-import threading
 from uuid import UUID
 
 import psycopg
 
 from photosearch.db import lexical
-from photosearch.db import search as sq
 
 PLACE_KINDS = ("city", "state", "country")
 CAMERA_KINDS = ("model", "make")
@@ -22,24 +21,30 @@ _MAKE_CONTEXT = (
     r"(?:(?:shot|taken)\s+(?:on|with)|on|with|by|from)\s+(?:an?\s+|my\s+)?{m}"
     r"|{m}\s+(?:cameras?|phones?|photos?|pictures?|shots?)"
 )
-_lock = threading.Lock()
-_cache: dict[tuple, dict[str, list[str]]] = {}
+MAX_WORDS = 32  # of a query, looked up as names (runs of up to NAME_WORDS words: "New South Wales", "iPhone 15 Pro")
+NAME_WORDS = 4
 
 
-def names_in_scope(conn: psycopg.Connection, scope: list[UUID] | None) -> dict[str, list[str]]:
-    """Distinct place, camera and folder names of the photos in scope, longest first."""
-    version = sq.begin_search(conn).search_version
-    key = (conn.info.dsn, version, tuple(sorted(scope)) if scope is not None else None)  # one entry per database
-    with _lock:
-        if key in _cache:
-            return _cache[key]
-    found = lexical.facets(conn, scope)
-    names = {kind: sorted(values, key=lambda n: (-len(n), n)) for kind, values in found.items()}
-    with _lock:
-        if len(_cache) > 64:
-            _cache.clear()
-        _cache[key] = names
-    return names
+def candidates(text: str) -> list[str]:
+    """Every run of 1..NAME_WORDS words of the text, lower-cased, punctuation at their edges dropped."""
+    words = [w.strip(".,;:!?()[]\"'").lstrip("-") for w in text.lower().split()][:MAX_WORDS]  # lower(), as SQL
+    words = [w for w in words if w]
+    runs = {" ".join(words[i : i + n]) for n in range(1, NAME_WORDS + 1) for i in range(len(words) - n + 1)}
+    return sorted(runs)
+
+
+def names_in_scope(conn: psycopg.Connection, scope: list[UUID] | None, text: str) -> dict[str, list[str]]:
+    """The place, camera and folder names of the photos in scope that the text may name, longest first."""
+    folded = text.lower()
+    words = {w.strip(".,;:!?()[]\"'").lstrip("-") for w in folded.split()}
+    makes = sorted(w for w in words if len(w) >= 4 and _in_context(w, folded))
+    found = lexical.names_named(conn, scope, candidates(text), makes)
+    return {kind: sorted(values, key=lambda n: (-len(n), n)) for kind, values in found.items()}
+
+
+def _in_context(word: str, folded: str) -> bool:
+    """The (lower-cased) word is said as a camera maker: the whole text, or beside "shot on", "camera"..."""
+    return folded.strip() == word or re.search(_MAKE_CONTEXT.format(m=re.escape(word)), folded) is not None
 
 
 def _named(name: str, folded: str) -> bool:
@@ -67,8 +72,7 @@ def derive_camera(text: str, names: dict[str, list[str]]) -> dict[str, str]:
             return {"model": model}
     for make in names.get("make", []):
         for said in dict.fromkeys((make, make.split()[0] if len(make.split()[0]) >= 4 else make)):
-            m = re.escape(said.casefold())
-            if folded == said.casefold() or re.search(_MAKE_CONTEXT.format(m=m), folded):
+            if _in_context(said.casefold(), folded):
                 return {"make": make}
     return {}
 

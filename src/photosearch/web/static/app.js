@@ -273,7 +273,7 @@
 
   // What the search box made of the query: "in Kyoto · text KIRIN · file name IMG_2682".
   const SAID = { place: "in", camera: "camera", text: "text", description: "description", "file name": "file name",
-    folder: "folder", not: "not" };
+    folder: "folder", not: "not", broad: "common word" };
   function showUnderstood(parts) {
     const said = (parts || []).map((u) => (u.kind === "or" ? u.text : `${SAID[u.kind] || u.kind} ${u.value || u.text}`));
     understoodEl.textContent = said.length ? "Understood: " + said.join(" · ") : "";
