@@ -12,6 +12,7 @@ from photosearch.db import Database
 from photosearch.db.accounts import create_user
 from photosearch.models import load_clip
 from photosearch.search import SearchQuery, SearchService
+from photosearch.search.query import SearchError
 from photosearch.search.querytext import parse
 from photosearch.search.synthetic import CAMERAS, CITIES, normalise
 from tests.search.reference import reference_mask
@@ -116,6 +117,10 @@ def test_not_rules_out_and_or_merges(box) -> None:
     order = [lib.ids[i] for i in np.argsort(d, kind="stable") if np.isfinite(d[i])]
     assert _ids(page) == order[:40] and page.understood[0].kind == "or"
     assert {h.city for h in page.items} == set(top)
+    with pytest.raises(SearchError, match="at most 8 alternatives"):  # each alternative is a search: bounded
+        service.search(SearchQuery(text=" OR ".join(["dog"] * 9), understand=True), admin)
+    long = service.search(SearchQuery(text=" ".join(f"w{i}x" for i in range(150)), k=5, understand=True), admin)
+    assert len(long.items) == 5
 
 
 def test_descriptions_by_word_and_cjk_substring(box, db: Database) -> None:

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 LEX_MAX = 1000  # photos a word may match as text and still come first (more: "broad", left to CLIP)
 EXCLUDE_MAX = MAX_DEPTH  # photos a NOT can rule out and still keep a page complete
+MAX_ALTERNATIVES = 8  # a OR b OR ...: each runs a search of its own
+MAX_TERMS = 16  # words of one alternative looked up as text, and NOT terms (a long sentence: its first words)
 _NAME_LIKE = re.compile(r"[\d_.]")  # a word that may begin a file name: IMG_2682, DSC0001, 2024-05-01
 
 Kind = Literal["place", "camera", "text", "file name", "folder", "description", "not", "or", "broad"]
@@ -106,7 +108,7 @@ def _alternative(conn, service, query: SearchQuery, branch: Branch, excluded: li
         update["negative_text"] = ", ".join([*excluded, *([query.negative_text] if query.negative_text else [])])
     used = {v.casefold() for u in said if u.value for v in (u.value, *u.value.split())}
     words = [w for w in branch.words() if w.casefold() not in used and not any(w in p for p in branch.phrases)]
-    terms = [_term(w, names) for w in [*words, *branch.phrases]]
+    terms = [_term(w, names) for w in [*words, *branch.phrases][:MAX_TERMS]]
     broad = lexical.broad_terms(conn, scope, terms, LEX_MAX)
     said += [Understood(text=terms[i].text, kind="broad") for i in sorted(broad)]
     terms = [t for i, t in enumerate(terms) if i not in broad]
@@ -165,6 +167,9 @@ def understood_search(service: SearchService, query: SearchQuery, user: dict) ->
     parsed = parse(query.text)
     if not parsed.branches:
         raise SearchError("the query needs something to look for besides what it rules out")
+    if len(parsed.branches) > MAX_ALTERNATIVES:
+        raise SearchError(f"at most {MAX_ALTERNATIVES} alternatives (OR) in one query")
+    parsed.excluded = parsed.excluded[:MAX_TERMS]
     with service.db.connection() as conn, _autocommit(conn):
         scope = service.owner_scope(conn, query, user)
         names = names_in_scope(conn, scope, query.text)
