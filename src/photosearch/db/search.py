@@ -89,8 +89,9 @@ def compile_filters(
     order. `owner_ids=None` means every owner (admin, no filter). `ivf=True` compiles the same filters over
     search_ivf (the quantized path)."""
     b = _Builder(ivf)
+    given = FilterInput(q, owner_ids, exclude_asset)
     for entry in FILTERS:
-        for template, values, join in entry.where(FilterInput(q, owner_ids, exclude_asset)):
+        for template, values, join in entry.where(given):
             b.add(template, *values, exif=join == "exif", assets=join == "assets")
     clause = sql.SQL(" AND ").join(b.parts) if b.parts else sql.SQL("true")
     return Where(
