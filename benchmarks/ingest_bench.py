@@ -48,6 +48,8 @@ def make_photos(root: Path, n: int, size: tuple[int, int], seed: int) -> list[Pa
     existing = sorted(root.glob("*.jpg"))
     if len(existing) == n:
         return existing
+    for p in existing:  # another size asked for: the set is exactly the n photos made here
+        p.unlink()
     rng = np.random.default_rng(seed)
     w, h = size
     old = time.time_ns() - 30 * 86_400 * 10**9
@@ -220,6 +222,10 @@ def bench_copy(db, n: int, dim: int) -> dict[str, float]:
     return out
 
 
+def load() -> str:
+    return "load avg " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def peak_rss_mb() -> dict[str, float]:
     return {
         "main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -235,6 +241,7 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=96, help="number of 12 MP photos")
     ap.add_argument("--copy-rows", type=int, default=100_000)
     ap.add_argument("--no-ocr", action="store_true", help="skip the text pass (d)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "ingest_bench.json", help="JSON results (and .png beside)")
     ap.add_argument("--workers", type=int, default=None, help="decode processes (default: all cores)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "photosearch-ingest-bench")
     args = ap.parse_args()
@@ -262,6 +269,7 @@ def main() -> None:
         ocr = not args.no_ocr
     except ImportError:
         ocr = False
+        print("(d) skipped: the text pass needs photosearch[ocr] (rapidocr)")
     text_photos = ROOT.parent / "shared" / "testdata" / "photos" / "albums" / "text"
     if ocr and text_photos.is_dir():
         sets["text"] = sorted(text_photos.glob("*.jpg"))
@@ -286,6 +294,7 @@ def main() -> None:
     model.encode_pixels(np.zeros((batch, 3, model.preprocessor.size, model.preprocessor.size), np.float32))
     results["load_before"] = os.getloadavg()[0]
     try:
+        print(f"sets {', '.join(f'{k} ({len(v)})' for k, v in sets.items())}; {load()}", flush=True)
         for name, files in sets.items():
             # a, b, c, then a again: the machine may be shared, so the model rate is the mean of two takes
             n_a, wall_a1, cpu_a1 = timed(bench_model, model, max(64, len(files) // 2), batch)
@@ -301,6 +310,9 @@ def main() -> None:
             if ocr:
                 wall_d, ocr_summary = bench_ocr(db, settings, f"bench-{name}")
                 ocr_stats = {"ocr_img_s": n / wall_d, "ocr_share": wall_d / (wall_c + wall_d), "ocr": ocr_summary}
+            print(f"{name}: {n} files, (a) {a:.2f} (b) {b:.2f} (c) {c:.2f} img/s, c/ideal {c / ideal:.2f}"
+                  + (f", (d) OCR {ocr_stats['ocr_img_s']:.2f} img/s, {ocr_stats['ocr_share']:.1%} of ingest time"
+                     if ocr_stats else "") + f" ({load()})", flush=True)  # fmt: skip
             results[name] = {
                 **ocr_stats,
                 "files": n,
@@ -344,12 +356,12 @@ def main() -> None:
     )
     rss = results["peak_rss"]
     print(f"peak RSS: main {rss['main_mb']:.0f} MB, largest worker {rss['largest_child_mb']:.0f} MB")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ingest_bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    _plot(results, list(sets))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    _plot(results, list(sets), args.out.with_suffix(".png"))
 
 
-def _plot(results: dict, names: list[str]) -> None:
+def _plot(results: dict, names: list[str], path: Path) -> None:
     try:
         import matplotlib
 
@@ -374,7 +386,7 @@ def _plot(results: dict, names: list[str]) -> None:
     ax.set_title(f"ingest throughput ({results['model']}, {results['cores']} cores)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "ingest_bench.png", dpi=100)
+    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":
