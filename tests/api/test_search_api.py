@@ -92,6 +92,15 @@ def test_filters_narrow_results(live: LiveServer) -> None:
         assert smart(bbox=[50, 0, 10, 0]).status_code in (400, 422)  # south > north
         assert smart(visibility=["public"]).status_code == 422
         assert smart(with_deleted=True, trashed_only=True).status_code in (400, 422)
+        # A denormal coordinate made PostgreSQL's radians() underflow (a 500); coordinates count to ~1 cm.
+        tiny = smart(near=[5e-324, 5e-324, 1])
+        assert tiny.status_code == 200, tiny.text
+        assert _names(tiny) == {
+            a["original_file_name"]
+            for a in assets
+            if a["latitude"] is not None and abs(a["latitude"]) < 0.01 and abs(a["longitude"]) < 0.01
+        }
+        assert smart(near=[0, 0, 1e9]).status_code in (400, 422)
 
 
 @pytest.mark.parametrize("field", STRING_FILTERS + ["query"])

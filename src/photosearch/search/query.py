@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_K = 1000
 MAX_DEPTH = 10_000  # page * k: deeper pages would need unbounded scans
@@ -123,6 +123,13 @@ class SearchQuery(BaseModel):
     strategy: Strategy = "auto"
     ef_search: int | None = Field(default=None, ge=1, le=1000)
 
+    @field_validator("bbox", "near")
+    @classmethod
+    def _to_centimetres(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        """Coordinates to 1e-7 degrees (~1 cm): finer ones mean nothing, and a denormal one makes PostgreSQL's
+        radians() underflow into an error."""
+        return None if value is None else tuple(round(v, 7) for v in value)
+
     @model_validator(mode="after")
     def _check(self) -> SearchQuery:
         sources = [
@@ -161,8 +168,8 @@ class SearchQuery(BaseModel):
                 raise SearchError("bbox must be south, west, north, east with -90 <= south <= north <= 90")
         if self.near is not None:
             lat, lon, km = self.near
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180 and km > 0):
-                raise SearchError("near must be latitude, longitude, radius_km with a positive radius")
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 0 < km <= 20_040):
+                raise SearchError("near must be latitude, longitude, radius_km with a radius of 0–20040 km")
         for name in (
             "text",
             "negative_text",
