@@ -140,9 +140,10 @@ def bench_decode(files: list[Path], pre, workers: int, thumbs: Path) -> tuple[fl
 
     pool = WorkerPool(workers, pre, thumbs)
     try:
-        for f in files[: workers * 2]:  # start the workers before timing
+        warm = files[: workers * 2]  # start the workers before timing (a set may hold fewer files)
+        for f in warm:
             pool.submit(FileTask(str(f), 0, 0))
-        for _ in range(workers * 2):
+        for _ in warm:
             pool.get()
         shutil.rmtree(thumbs, ignore_errors=True)
 
