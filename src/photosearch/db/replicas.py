@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from uuid import UUID
 
 import psycopg
@@ -29,6 +30,7 @@ from photosearch.db.pool import Database, _configure, check_pgvector
 from photosearch.db.server import DatabaseError, ServerInfo
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRY_AFTER = 5.0  # seconds a failed server is left out before it is tried again
 CONNECT_TIMEOUT = 3.0  # seconds to wait for a connection from a replica's (or, when confirming, the primary's) pool
@@ -116,18 +118,23 @@ class ReplicaSet:
         found = {r[0]: (r[1], r[2]) for r in rows_now}
         return all(found.get(aid) == (owner, trashed) for aid, owner, trashed in rows)
 
+    def _on_replica(self, fetch: Callable[[Database], T]) -> tuple[bool, T]:
+        """(True, `fetch` on a healthy replica), marking down each that fails on the way; (False, `fetch` on the
+        primary) when none is left."""
+        while (replica := self.pick()) is not None:
+            try:
+                return True, fetch(replica)
+            except UNAVAILABLE as exc:
+                self.mark_down(replica, exc)
+        self.served["no replica"] += 1
+        return False, fetch(self.primary)
+
     def read(self, fetch: Callable[[Database], list[dict]], owner: UUID) -> list[dict]:
         """`fetch` on a replica, its rows (live photos of `owner`, keyed "id") confirmed on the primary; on the
         primary when no replica is healthy or the primary knows better."""
-        replica = self.pick()
-        if replica is None:
-            self.served["no replica"] += 1
-            return fetch(self.primary)
-        try:
-            rows = fetch(replica)
-        except UNAVAILABLE as exc:
-            self.mark_down(replica, exc)
-            return self.read(fetch, owner)
+        on_replica, rows = self._on_replica(fetch)
+        if not on_replica:
+            return rows
         if self.confirm_owned([(r["id"], owner, False) for r in rows]) is False:
             self.served["primary confirmed otherwise"] += 1
             return fetch(self.primary)
@@ -152,30 +159,17 @@ class ReplicaSet:
     def read_counts(self, fetch: Callable[[Database], list[dict]]) -> list[dict]:
         """`fetch` on a replica, unconfirmed: for answers that name no photo (the timeline's month counts), which a
         lagging replica can only make a lag old."""
-        replica = self.pick()
-        if replica is None:
-            self.served["no replica"] += 1
-            return fetch(self.primary)
-        try:
-            rows = fetch(replica)
-        except UNAVAILABLE as exc:
-            self.mark_down(replica, exc)
-            return self.read_counts(fetch)
-        self.served["replica"] += 1
+        on_replica, rows = self._on_replica(fetch)
+        if on_replica:
+            self.served["replica"] += 1
         return rows
 
     def read_one(self, fetch: Callable[[Database], dict | None]) -> dict | None:
         """`fetch` (one live asset of the caller, or None) on a replica, confirmed on the primary (`confirm_access`).
         A photo the replica does not have (added or restored moments ago) is looked up on the primary."""
-        replica = self.pick()
-        if replica is None:
-            self.served["no replica"] += 1
-            return fetch(self.primary)
-        try:
-            row = fetch(replica)
-        except UNAVAILABLE as exc:
-            self.mark_down(replica, exc)
-            return self.read_one(fetch)
+        on_replica, row = self._on_replica(fetch)
+        if not on_replica:
+            return row
         if row is None:
             confirmed = False if self.primary_up() else None
         else:
