@@ -23,7 +23,7 @@ from photosearch.db.server import ServerInfo, with_dbname
 from photosearch.ingest import index_library
 from photosearch.ingest.cluster import plan_for
 from tests.conftest import _create_database, _drop_database
-from tests.ingest.test_crash import _consistent, _counts, _make_photos
+from tests.ingest.test_crash import _consistent, _counts, _make_photos, slow_writes
 from tests.ray_local import LocalRayCluster
 
 # A subset of the shared photos that covers every decoder and the metadata cases (CI time: ~2 photos/s).
@@ -130,12 +130,13 @@ def test_sigkill_driver_then_resume(ray_cluster, db, cli_env, tmp_path) -> None:
     _make_photos(root, n, seed=11, prefix="cl")
     env = {**_env(cli_env, ray_cluster), "PHOTOSEARCH_INGEST_BATCH_SIZE": "8"}
     cmd = [sys.executable, "-m", "photosearch", "--json", "index", "--cluster", ray_cluster.address, str(root)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None and _counts(db)["assets"] == 0:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read().decode()[-2000:]
-    os.killpg(proc.pid, signal.SIGKILL)
+    with slow_writes(db, 2.0):  # batches still to come when the first one is seen committed
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None and _counts(db)["assets"] == 0:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read().decode()[-2000:]
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     partial = _counts(db)
     _consistent(partial)
@@ -150,21 +151,22 @@ def test_sigkill_driver_then_resume(ray_cluster, db, cli_env, tmp_path) -> None:
 
 
 def test_actor_lost_mid_run(ray_cluster, db, cli_env, tmp_path) -> None:
-    """An embedding actor's process killed while the run writes: Ray Data restarts the actor and retries its batch,
+    """An embedding actor's process killed as soon as it starts: Ray Data restarts the actor and retries its batch,
     so the run ends normally, with every photo once and clean `--json` output; a re-run finds nothing to do."""
     n = 48
     root = tmp_path / "actor"
     _make_photos(root, n, seed=13, prefix="ac")
     env = {**_env(cli_env, ray_cluster), "PHOTOSEARCH_INGEST_BATCH_SIZE": "8"}
     cmd = [sys.executable, "-m", "photosearch", "--json", "index", "--cluster", ray_cluster.address, str(root)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None and _counts(db)["assets"] == 0:
-        time.sleep(0.05)
-    actors = [p for p in ray_cluster.processes() if "MapWorker" in " ".join(_cmdline(p))]
-    assert proc.poll() is None and actors, "no actor to kill while the run wrote"
-    actors[0].kill()
-    at_kill = _counts(db)["assets"]
+    with slow_writes(db, 2.0):  # the run cannot have written everything by the time its actor is killed
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline, actors = time.monotonic() + 180, []
+        while time.monotonic() < deadline and proc.poll() is None and not actors:
+            actors = [p for p in ray_cluster.processes() if "MapWorker" in " ".join(_cmdline(p))]
+            time.sleep(0.05)
+        assert proc.poll() is None and actors, "no actor to kill while the run went on"
+        actors[0].kill()
+        at_kill = _counts(db)["assets"]
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr

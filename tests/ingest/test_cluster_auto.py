@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.ingest.test_crash import _consistent, _counts, _make_photos
+from tests.ingest.test_crash import _consistent, _counts, _make_photos, slow_writes
 
 
 def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
@@ -54,16 +54,19 @@ def test_sigkill_driver_with_auto_runtime_then_resume(db, cli_env, tmp_path) -> 
     cmd = [sys.executable, "-m", "photosearch", "--json", "index", "--cluster", "auto", str(root)]
     runtime: list[psutil.Process] = []
     try:
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and _counts(db)["assets"] == 0:
+        with slow_writes(db, 2.0):  # batches still to come when the first one is seen committed
+            pipe = subprocess.PIPE
+            proc = subprocess.Popen(cmd, env=env, stdout=pipe, stderr=pipe, start_new_session=True)
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and proc.poll() is None and _counts(db)["assets"] == 0:
+                runtime = _runtime_of(proc.pid, runtime)
+                time.sleep(0.05)
             runtime = _runtime_of(proc.pid, runtime)
-            time.sleep(0.05)
-        runtime = _runtime_of(proc.pid, runtime)
-        assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read().decode()[-2000:]
-        names = {p.info["name"] for p in runtime}
-        assert {"gcs_server", "raylet"} <= names, names  # the driver started its own runtime
-        os.kill(proc.pid, signal.SIGKILL)  # the driver only, as the OOM killer would
+            ended = proc.poll() is not None
+            assert not ended, "the run ended before it could be killed: " + proc.stderr.read().decode()[-2000:]
+            names = {p.info["name"] for p in runtime}
+            assert {"gcs_server", "raylet"} <= names, names  # the driver started its own runtime
+            os.kill(proc.pid, signal.SIGKILL)  # the driver only, as the OOM killer would
         proc.communicate(timeout=30)
         t0 = time.monotonic()
         while _alive(runtime) and time.monotonic() - t0 < 30:

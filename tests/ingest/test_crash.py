@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,28 @@ def _counts(db) -> dict:
             " (SELECT count(*) FROM assets WHERE indexed_at IS NULL) AS unindexed"
         )
         return cur.fetchone()
+
+
+@contextmanager
+def slow_writes(db, seconds: float) -> Iterator[None]:
+    """Every statement that inserts into `assets` takes `seconds` longer (a statement trigger with pg_sleep in
+    the writer's own transaction), so a test that kills a run on its first committed batch always finds batches
+    still to come, however fast the rest of the pipeline is on the day. Removed on exit."""
+    with db.cursor() as cur:
+        cur.execute(
+            "CREATE FUNCTION test_slow_writes() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$BEGIN PERFORM pg_sleep({float(seconds)}); RETURN NULL; END$$"
+        )
+        cur.execute(
+            "CREATE TRIGGER test_slow_writes AFTER INSERT ON assets"
+            " FOR EACH STATEMENT EXECUTE FUNCTION test_slow_writes()"
+        )
+    try:
+        yield
+    finally:
+        with db.cursor() as cur:
+            cur.execute("DROP TRIGGER IF EXISTS test_slow_writes ON assets")
+            cur.execute("DROP FUNCTION IF EXISTS test_slow_writes()")
 
 
 def _consistent(c: dict) -> None:
