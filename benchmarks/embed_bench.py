@@ -26,6 +26,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ import onnxruntime as ort
 
 from photosearch.config import physical_cores
 from photosearch.models import ClipModel
+from photosearch.models.clip import TEXT_SPIN_US
 from photosearch.models.runtime import SessionConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -270,6 +272,9 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=40, help="text queries per variant and query length")
     ap.add_argument("--torch-python", default=os.environ.get("PHOTOSEARCH_TORCH_PYTHON", "/work/venv-torch/bin/python"))
     ap.add_argument("--no-int8", action="store_true", help="skip the int8 copy's agreement and speed")
+    ap.add_argument(
+        "--busy", type=int, default=0, help="busy-loop processes competing for the cores during the text table"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "embed_bench.json")
     args = ap.parse_args()
 
@@ -284,23 +289,32 @@ def main() -> None:
     # text
     t = args.threads
     plain = unfused_copy(model_dir)
-    text_models = {
-        f"model file (77 tokens), {t} thr, spin": ClipModel(model_dir, threads=t, derive_graphs=False),
-        f"derived, {t} thr, spin": ClipModel(model_dir, threads=t),
-        "model file (77 tokens), 1 thr": ClipModel(model_dir, threads=1, derive_graphs=False),
-        f"derived unfused, {t} thr": ClipModel(plain, threads=t),
-        "derived unfused, 1 thr": ClipModel(plain, threads=1),
-        f"derived, {t} thr (default)": ClipModel(model_dir, threads=t),
-        "derived, 1 thr": ClipModel(model_dir, threads=1),
+    spin = {"spin": True, "spin_us": TEXT_SPIN_US}  # the default: spinning bounded per wait (TEXT_SPIN_US)
+    setups: dict[str, tuple[ClipModel, dict]] = {
+        f"model file (77 tokens), {t} thr": (ClipModel(model_dir, threads=t, derive_graphs=False), spin),
+        f"derived, {t} thr (default)": (ClipModel(model_dir, threads=t), spin),
+        "model file (77 tokens), 1 thr": (ClipModel(model_dir, threads=1, derive_graphs=False), spin),
+        f"derived unfused, {t} thr": (ClipModel(plain, threads=t), spin),
+        "derived unfused, 1 thr": (ClipModel(plain, threads=1), spin),
+        f"derived, {t} thr, no spin": (ClipModel(model_dir, threads=t), {"spin": False}),
+        "derived, 1 thr": (ClipModel(model_dir, threads=1), spin),
     }
     for p in accel:
-        text_models[f"derived, {p.replace('ExecutionProvider', '')}"] = ClipModel(model_dir, threads=t)
-    for k, m in text_models.items():
+        setups[f"derived, {p.replace('ExecutionProvider', '')}"] = (ClipModel(model_dir, threads=t), spin)
+    text_models = {}
+    for k, (m, config) in setups.items():
         m.textual.providers = [p for p in accel if p.replace("ExecutionProvider", "") in k] + [CPU]
-        m.textual.session_config = {"spin": k.endswith("spin")}
+        m.textual.session_config = config
+        text_models[k] = m
     l0 = load()
-    text = text_p50(text_models, args.calls)
-    print(f"\ntext query p50, {args.arch}, {l0} -> {load()}")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        text = text_p50(text_models, args.calls)
+    finally:
+        for b in busy:
+            b.kill()
+    result["text_busy_processes"] = args.busy
+    print(f"\ntext query p50, {args.arch}, {args.busy} busy processes, {l0} -> {load()}")
     print(
         f"{'graph':32s}" + "".join(f"{q + ' ms':>11s}" for q in QUERIES) + "".join(f"{'CPU ms':>8s}" for _ in QUERIES)
     )
@@ -312,14 +326,17 @@ def main() -> None:
         )
     file_k, der_k = list(text)[:2]
     ratio = {q: text[file_k]["wall_ms"][q] / text[der_k]["wall_ms"][q] for q in QUERIES}
-    print(f"derived vs file, {t} spinning threads, wall: " + ", ".join(f"{q} {r:.2f}x" for q, r in ratio.items()))
+    print(f"derived vs file, {t} threads, wall: " + ", ".join(f"{q} {r:.2f}x" for q, r in ratio.items()))
     one = {q: text["model file (77 tokens), 1 thr"]["cpu_ms"][q] / text["derived, 1 thr"]["cpu_ms"][q] for q in QUERIES}
     print("derived vs file, 1 thread, CPU ms: " + ", ".join(f"{q} {r:.2f}x" for q, r in one.items()))
     fz = {q: text[f"derived unfused, {t} thr"]["wall_ms"][q] / text[f"derived, {t} thr (default)"]["wall_ms"][q]
           for q in QUERIES}  # fmt: skip
+    sp = {q: text[f"derived, {t} thr, no spin"]["wall_ms"][q] / text[f"derived, {t} thr (default)"]["wall_ms"][q]
+          for q in QUERIES}  # fmt: skip
     fz1 = {q: text["derived unfused, 1 thr"]["cpu_ms"][q] / text["derived, 1 thr"]["cpu_ms"][q] for q in QUERIES}
     print(f"fused vs unfused attention, {t} threads, wall: " + ", ".join(f"{q} {r:.2f}x" for q, r in fz.items()))
     print("fused vs unfused attention, 1 thread, CPU ms: " + ", ".join(f"{q} {r:.2f}x" for q, r in fz1.items()))
+    print(f"bounded spin vs sleeping threads, {t} threads, wall: " + ", ".join(f"{q} {r:.2f}x" for q, r in sp.items()))
     result["text"] = text
     result["text_graph"] = text_models[der_k].info()["text_graph"]
 

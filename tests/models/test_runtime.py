@@ -36,3 +36,21 @@ def test_corrupt_file_is_a_model_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="corrupt or not an ONNX model"):
         create_session(bad, SessionConfig(), ["CPUExecutionProvider"])
+
+
+def test_text_sessions_spin_only_briefly(tiny_model_dir: Path) -> None:
+    """A text query's threads spin between ops, bounded per wait (ONNX Runtime's unbounded spin keeps both
+    cores busy long after the call); image sessions keep ONNX Runtime's own setting."""
+    from photosearch.models import ClipModel
+    from photosearch.models.clip import TEXT_SPIN_US
+
+    model = ClipModel(tiny_model_dir, threads=2)
+    text = SessionConfig(threads=2, **model.textual.session_config).options()
+    assert text.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert text.get_session_config_entry("session.intra_op.spin_duration_us") == str(TEXT_SPIN_US)
+    assert 0 < TEXT_SPIN_US <= 100
+    asleep = SessionConfig(threads=2, spin=False, spin_us=TEXT_SPIN_US).options()
+    assert asleep.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(RuntimeError, match="does not have"):  # no bound: nothing spins
+        asleep.get_session_config_entry("session.intra_op.spin_duration_us")
+    assert model.encode_texts(["a dog"]).shape == (1, model.embed_dim)  # the session starts with these options

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from photosearch.config import Settings
 
 MAX_BATCH = 32
+TEXT_SPIN_US = 25  # the longest a text session's thread spins waiting for the next op (runtime.SessionConfig)
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64}
 
 
@@ -207,9 +208,11 @@ class ClipModel:
             threads,
             resolve=self._text_session if derive_graphs else None,
         )
-        # a query's threads sleep between ops instead of spinning: on cores shared with indexing or other
-        # requests, spinning doubled the CPU per query and the latency (benchmarks/embed_bench.py)
-        self.textual.session_config = {"spin": False}
+        # a query's threads spin between ops (no wake-up per op: a short query is ~400 small ops), but each
+        # wait spins TEXT_SPIN_US at most, so the pool sleeps right after the call instead of spinning on into cores
+        # that indexing or other requests need: faster than sleeping threads idle and loaded, at the same CPU
+        # per query; unbounded spinning doubled it (benchmarks/embed_bench.py)
+        self.textual.session_config = {"spin": True, "spin_us": TEXT_SPIN_US}
         # batch sizes vary from call to call; planned allocations cost 2-6 % (embed_bench.py)
         self.visual.session_config = {"mem_pattern": False}
         self.graphs: dict[str, derive.Derived] = {}  # tower -> which graph runs and why

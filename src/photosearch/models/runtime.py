@@ -46,11 +46,13 @@ def provider_candidates() -> list[str]:
 
 @dataclass
 class SessionConfig:
-    """How one session runs. `spin`: worker threads busy-wait between ops (lower latency for a
-    lone query; wasted cycles when several sessions share the cores)."""
+    """How one session runs. `spin`: worker threads busy-wait between ops instead of sleeping (no
+    wake-up per op); `spin_us` bounds each wait's spin, so a pool stops spinning right after a call
+    instead of burning the cores other work needs (unbounded: ONNX Runtime's own spin count)."""
 
     threads: int = 1
     spin: bool = True
+    spin_us: int | None = None
     level: str = "all"  # basic | extended | all
     mem_pattern: bool = True
     extra: dict[str, str] = field(default_factory=dict)
@@ -70,6 +72,8 @@ class SessionConfig:
         opts.enable_mem_pattern = self.mem_pattern
         opts.log_severity_level = 3
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
+        if self.spin and self.spin_us is not None:
+            opts.add_session_config_entry("session.intra_op.spin_duration_us", str(self.spin_us))
         for k, v in self.extra.items():
             opts.add_session_config_entry(k, v)
         return opts
