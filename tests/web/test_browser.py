@@ -223,6 +223,17 @@ def test_more_like_this_and_image_search(page: Page, live: LiveServer, shots: Pa
     page.get_by_label("Rating at least", exact=True).select_option("1")
     expect(cards(page)).to_have_count(1)
     assert "like=" in page.url and "rating_min=1" in page.url
+    # "More like this" from a filtered view keeps its filters.
+    rated = card_names(page)[0]
+    cards(page).first.click()
+    page.get_by_role("link", name="More like this").click()
+    expect(page.locator("#query-label")).to_contain_text(f"Based on {rated}")
+    assert "rating_min=1" in page.url and "relevant_only=false" in page.url and "photo=" not in page.url
+    expect(page.get_by_label("Rating at least", exact=True)).to_have_value("1")
+    rated_all = {a["original_file_name"] for a in alice.assets if (a["rating"] or 0) >= 1}
+    expect(cards(page)).to_have_count(len(rated_all - {rated}))
+    if page.locator("#filters").get_attribute("open") is None:  # a new page: the panel starts closed
+        page.locator("#filters summary").click()
     page.get_by_role("button", name="Clear filters").click()
 
     # Upload an image query: the same photo comes first.
