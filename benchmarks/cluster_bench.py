@@ -43,7 +43,8 @@ def run_layout(nodes: int, photos: Path, admin_dsn: str, models_dir: Path, model
     import psycopg
 
     from photosearch.config import Settings
-    from photosearch.db.accounts import create_library, default_user
+    from photosearch.db.accounts import default_user
+    from photosearch.db.libraries import create_library
     from photosearch.db.migrate import migrate
     from photosearch.db.pool import ServerInfo, check_pgvector, connect_pool
     from photosearch.db.server import with_dbname

@@ -160,7 +160,8 @@ def bench_decode(files: list[Path], pre, workers: int, thumbs: Path) -> tuple[fl
 
 
 def bench_end_to_end(db, settings, files_dir: Path, model, name: str) -> tuple[float, float, dict]:
-    from photosearch.db.accounts import create_library, default_user
+    from photosearch.db.accounts import default_user
+    from photosearch.db.libraries import create_library
     from photosearch.ingest import index_library
 
     shutil.rmtree(settings.thumbs_dir, ignore_errors=True)
@@ -173,7 +174,7 @@ def bench_end_to_end(db, settings, files_dir: Path, model, name: str) -> tuple[f
 
 def bench_ocr(db, settings, name: str) -> tuple[float, dict]:
     """(wall seconds, summary) of the text pass over the library bench_end_to_end indexed."""
-    from photosearch.db.accounts import get_library
+    from photosearch.db.libraries import get_library
     from photosearch.ingest.ocr import read_library_text
 
     lib = get_library(db, name)
@@ -184,8 +185,9 @@ def bench_ocr(db, settings, name: str) -> tuple[float, dict]:
 
 def bench_copy(db, n: int, dim: int) -> dict[str, float]:
     """Binary COPY of embeddings (the bulk-load path) and of full staged rows through the ingest writer."""
-    from photosearch.db.accounts import create_library, default_user
+    from photosearch.db.accounts import default_user
     from photosearch.db.assets import STAGE_COLUMNS, IngestConnection
+    from photosearch.db.libraries import create_library
 
     vecs = np.random.default_rng(1).standard_normal((n, dim)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)

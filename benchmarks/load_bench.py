@@ -63,8 +63,9 @@ def setup(data_dir: Path, env: dict[str, str], photos: int, scan_photos: int) ->
     """Users, key, an indexed library to search, and a second one for the scan (done in-process)."""
     from photosearch.config import Settings
     from photosearch.db import open_database
-    from photosearch.db.accounts import create_api_key, create_library, create_user
+    from photosearch.db.accounts import create_api_key, create_user
     from photosearch.db.assets import list_assets
+    from photosearch.db.libraries import create_library
     from photosearch.ingest import index_library
 
     settings = Settings(

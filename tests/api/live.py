@@ -23,7 +23,8 @@ from psycopg import sql
 from photosearch.api.app import create_app, proxy_options
 from photosearch.api.auth import hash_password
 from photosearch.config import Settings
-from photosearch.db.accounts import create_api_key, create_library, create_user
+from photosearch.db.accounts import create_api_key, create_user
+from photosearch.db.libraries import create_library
 from photosearch.db.migrate import migrate
 from photosearch.db.pool import Database, check_pgvector, connect_pool
 from photosearch.db.server import ServerInfo, with_dbname
@@ -105,8 +106,8 @@ def _copy_photos(photos: Path, names: list[str], root: Path) -> None:
 
 
 def _assets_of(db: Database, owner_id: Any) -> list[dict]:
-    from photosearch.db.accounts import list_libraries
     from photosearch.db.assets import list_assets
+    from photosearch.db.libraries import list_libraries
 
     out: list[dict] = []
     for lib in list_libraries(db, owner_id):

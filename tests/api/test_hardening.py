@@ -22,7 +22,8 @@ from PIL import Image
 
 from api.live import UPLOAD_LIMIT, LiveServer, run_uvicorn
 from photosearch.api.app import create_app
-from photosearch.db.accounts import create_api_key, create_library, create_user
+from photosearch.db.accounts import create_api_key, create_user
+from photosearch.db.libraries import create_library
 from photosearch.ingest import index_library
 
 LOGIN = "/api/auth/login"

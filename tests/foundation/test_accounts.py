@@ -14,12 +14,11 @@ from photosearch.db.accounts import (
     SignUpClosed,
     create_account,
     create_api_key,
-    create_library,
     default_user,
-    list_libraries,
     list_users,
     needs_sign_up,
 )
+from photosearch.db.libraries import create_library, list_libraries
 
 
 def _placeholder_with_a_library(db, tmp_path: Path) -> dict:  # noqa: ANN001

@@ -103,7 +103,8 @@ def _asset(db, owner_id, library_id, asset_id: str) -> None:  # noqa: ANN001
 
 
 def test_id_prefixes_are_unique_among_the_callers_photos(cli_env: dict, db, tmp_path) -> None:  # noqa: ANN001
-    from photosearch.db.accounts import create_account, create_library
+    from photosearch.db.accounts import create_account
+    from photosearch.db.libraries import create_library
 
     me = create_account(db, "me@example.org")
     other = create_account(db, "other@example.org")

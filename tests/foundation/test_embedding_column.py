@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from photosearch.db import Database
-from photosearch.db.accounts import create_library, create_user, embedding_info
+from photosearch.db.accounts import create_user, embedding_info
 from photosearch.db.embedding import ensure_embedding_model, vector_index_exists
+from photosearch.db.libraries import create_library
 from photosearch.db.server import DatabaseError
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from photosearch.config import Settings
-from photosearch.db.accounts import create_library, default_user
+from photosearch.db.accounts import default_user
+from photosearch.db.libraries import create_library
 from photosearch.models import ClipModel, load_clip
 
 

@@ -16,7 +16,8 @@ import numpy as np
 import psycopg
 import pytest
 
-from photosearch.db.accounts import create_library, default_user
+from photosearch.db.accounts import default_user
+from photosearch.db.libraries import create_library
 from photosearch.db.migrate import migrate
 from photosearch.db.pool import check_pgvector, connect_pool
 from photosearch.db.server import ServerInfo, with_dbname

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from photosearch.db import Database
-from photosearch.db.accounts import create_library, create_user
+from photosearch.db.accounts import create_user
 from photosearch.db.embedding import ensure_embedding_model
+from photosearch.db.libraries import create_library
 from photosearch.search import SearchQuery, SearchService
 
 

@@ -1,4 +1,4 @@
-"""A library handed to another user (db.accounts.give_library) is searched as the new owner's at once: in
+"""A library handed to another user (db.libraries.give_library) is searched as the new owner's at once: in
 PostgreSQL right away, and in the server's in-memory copy of the search lists once it reloads (the owner change
 bumps search_version through the search tables' triggers, so the stale copy is never used meanwhile)."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from photosearch.db.accounts import give_library
+from photosearch.db.libraries import give_library
 from photosearch.db.pool import connect_pool
 from photosearch.db.server import ServerInfo
 from photosearch.search import PlannerConfig, SearchQuery, SearchService

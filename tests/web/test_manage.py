@@ -19,7 +19,8 @@ from psycopg import sql
 from photosearch.api.app import create_app
 from photosearch.api.auth import hash_password
 from photosearch.config import Settings
-from photosearch.db.accounts import create_library, create_user, default_user
+from photosearch.db.accounts import create_user, default_user
+from photosearch.db.libraries import create_library
 from photosearch.db.migrate import migrate
 from photosearch.db.pool import check_pgvector, connect_pool
 from photosearch.db.server import ServerInfo, with_dbname

@@ -210,7 +210,7 @@ def libraries_add(
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob pattern to skip; repeatable.")] = None,
 ) -> None:
     """Create a library from folders."""
-    from photosearch.db.accounts import create_library
+    from photosearch.db.libraries import create_library
 
     st = state(ctx)
     resolved = []
@@ -225,7 +225,8 @@ def libraries_add(
 @libraries_app.command("list")
 def libraries_list(ctx: typer.Context, owner: Annotated[str | None, typer.Option("--owner")] = None) -> None:
     """List libraries."""
-    from photosearch.db.accounts import get_user, list_libraries
+    from photosearch.db.accounts import get_user
+    from photosearch.db.libraries import list_libraries
 
     st = state(ctx)
     db = st.db()
@@ -246,7 +247,8 @@ def libraries_give(
     owner: Annotated[str | None, typer.Option("--owner", help="Current owner, when names repeat.")] = None,
 ) -> None:
     """Hand a library and all its photos to another user."""
-    from photosearch.db.accounts import get_library, get_user, give_library
+    from photosearch.db.accounts import get_user
+    from photosearch.db.libraries import get_library, give_library
 
     st = state(ctx)
     db = st.db()
@@ -265,7 +267,7 @@ def libraries_remove(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Remove a library and its assets from the index (files on disk are never touched)."""
-    from photosearch.db.accounts import delete_library, get_library
+    from photosearch.db.libraries import delete_library, get_library
 
     st = state(ctx)
     db = st.db()

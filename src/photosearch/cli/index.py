@@ -168,7 +168,8 @@ def index_cmd(
     Re-running on an unchanged folder does no decoding at all; with --ocr, photos whose text was read are
     not read again.
     """
-    from photosearch.db.accounts import NotFound, create_library, get_library, list_libraries, update_library_paths
+    from photosearch.db.accounts import NotFound
+    from photosearch.db.libraries import create_library, get_library, list_libraries, update_library_paths
 
     st = state(ctx)
     resolved = []
@@ -208,7 +209,8 @@ def libraries_scan(
     cluster: ClusterOption = None,
 ) -> None:
     """Re-scan all folders of a library (new, changed, moved and deleted files)."""
-    from photosearch.db.accounts import get_library, get_user
+    from photosearch.db.accounts import get_user
+    from photosearch.db.libraries import get_library
 
     st = state(ctx)
     db = st.db()
@@ -222,8 +224,8 @@ def errors_cmd(
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 1000,
 ) -> None:
     """List files that could not be indexed, with the reason."""
-    from photosearch.db.accounts import get_library
     from photosearch.db.assets import list_ingest_errors
+    from photosearch.db.libraries import get_library
     from photosearch.ingest.scan import display_path
 
     st = state(ctx)

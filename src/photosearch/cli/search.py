@@ -126,7 +126,7 @@ def _like_id(st, hexes: str | None, user: dict) -> UUID | None:
 def _libraries(st, names: list[str] | None, owner_id: UUID | None) -> list[UUID] | None:
     if not names:
         return None
-    from photosearch.db.accounts import get_library
+    from photosearch.db.libraries import get_library
 
     return [get_library(st.db(), n, owner_id)["id"] for n in names]
 

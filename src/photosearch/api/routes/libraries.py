@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query, Response
 from photosearch.api.deps import AdminUser, Ctx, CurrentUser
 from photosearch.api.errors import ApiError
 from photosearch.api.schemas import JobOut, LibraryCreate, LibraryOut
-from photosearch.db.accounts import NotFound, create_library, get_library, get_user, list_libraries
+from photosearch.db.accounts import NotFound, get_user
+from photosearch.db.libraries import create_library, get_library, list_libraries
 
 router = APIRouter(tags=["libraries"])
 

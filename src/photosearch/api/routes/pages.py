@@ -17,8 +17,9 @@ from photosearch.api.auth import LOGIN_CSRF_COOKIE, MIN_NEW_PASSWORD, SESSION_CO
 from photosearch.api.deps import Ctx, optional_user
 from photosearch.api.errors import ApiError
 from photosearch.api.routes.auth import authenticate, set_session_cookie
-from photosearch.db.accounts import list_api_keys, list_libraries, list_users, needs_sign_up, status
+from photosearch.db.accounts import list_api_keys, list_users, needs_sign_up, status
 from photosearch.db.asset_access import has_photos, library_names
+from photosearch.db.libraries import list_libraries
 from photosearch.db.sessions import delete_session
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"

@@ -20,7 +20,8 @@ from photosearch.api.deps import Ctx, CurrentUser
 from photosearch.api.errors import ApiError
 from photosearch.api.schemas import asset_out
 from photosearch.api.uploads import decode_image, read_image_upload, release_memory
-from photosearch.db.accounts import Conflict, create_library, list_libraries
+from photosearch.db.accounts import Conflict
+from photosearch.db.libraries import create_library, list_libraries
 
 router = APIRouter(tags=["uploads"])
 UPLOADS_LIBRARY = "uploads"

@@ -20,12 +20,12 @@ from photosearch.db.accounts import (
     delete_user,
     get_user,
     list_api_keys,
-    list_libraries,
     list_users,
     revoke_api_key,
     set_admin,
     set_password_hash,
 )
+from photosearch.db.libraries import list_libraries
 
 router = APIRouter(tags=["users"])
 
