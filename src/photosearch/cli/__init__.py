@@ -17,9 +17,10 @@ from photosearch import __version__
 from photosearch.cli._common import CliError, State, err_console
 from photosearch.cli.accounts import libraries_app, users_app
 from photosearch.cli.db import db_app
+from photosearch.cli.duplicates import duplicates_cmd
 from photosearch.cli.index import errors_cmd, index_cmd  # also adds `libraries scan`
 from photosearch.cli.models import models_app
-from photosearch.cli.search import duplicates_cmd, search_cmd
+from photosearch.cli.search import search_cmd
 from photosearch.cli.serve import serve
 
 app = typer.Typer(
