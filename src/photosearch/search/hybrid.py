@@ -79,8 +79,10 @@ def page_type():
 class _Alternative:
     """One OR alternative, ready to run: its query (derived filters set, vector given), lexical terms, exclusions."""
 
-    def __init__(self, query: SearchQuery, terms: list[lexical.LexicalTerm], said: list[Understood]) -> None:
-        self.query, self.terms, self.said = query, terms, said
+    def __init__(
+        self, query: SearchQuery, terms: list[lexical.LexicalTerm], said: list[Understood], vector_ms: float
+    ) -> None:
+        self.query, self.terms, self.said, self.vector_ms = query, terms, said, vector_ms
 
 
 def _alternative(conn, service, query: SearchQuery, branch: Branch, excluded: list[str], scope, names) -> _Alternative:
@@ -113,11 +115,13 @@ def _alternative(conn, service, query: SearchQuery, branch: Branch, excluded: li
     said += [Understood(text=terms[i].text, kind="broad") for i in sorted(broad)]
     terms = [t for i, t in enumerate(terms) if i not in broad]
     sub = query.model_copy(update=update)
+    t0 = time.perf_counter()
     vec, _ = service.query_vector(conn, sub, scope)  # encoded once: the CLIP search below is given the vector
+    vector_ms = (time.perf_counter() - t0) * 1000
     clip = sub.model_copy(
         update={"text": None, "negative_text": None, "add_text": None, "subtract_text": None, "vector": vec.tolist()}
     )
-    return _Alternative(clip, terms, said)
+    return _Alternative(clip, terms, said, vector_ms)
 
 
 def _term(word: str, names: dict) -> lexical.LexicalTerm:
@@ -176,8 +180,10 @@ def understood_search(service: SearchService, query: SearchQuery, user: dict) ->
         not_terms, not_meta, said = _exclusions(parsed.excluded, names)
         alts = [_alternative(conn, service, query, b, parsed.excluded, scope, names) for b in parsed.branches]
         found = [_matches(conn, a, scope, not_terms, not_meta) for a in alts]
-    ms = (time.perf_counter() - t0) * 1000
-    return _assemble(service, query, user, alts, found, said, ms)
+    vector_ms = sum(a.vector_ms for a in alts)  # the text encoder's time (its first load included), not reading
+    page = _assemble(service, query, user, alts, found, said, (time.perf_counter() - t0) * 1000 - vector_ms)
+    page.plan.timings_ms = {**page.plan.timings_ms, "vector": round(vector_ms, 3)}
+    return page
 
 
 def _matches(conn, alt: _Alternative, scope, not_terms, not_meta) -> tuple[list, set[UUID]]:
