@@ -54,3 +54,18 @@ def test_text_sessions_spin_only_briefly(tiny_model_dir: Path) -> None:
     with pytest.raises(RuntimeError, match="does not have"):  # no bound: nothing spins
         asleep.get_session_config_entry("session.intra_op.spin_duration_us")
     assert model.encode_texts(["a dog"]).shape == (1, model.embed_dim)  # the session starts with these options
+
+
+def test_an_onnxruntime_without_the_spin_bound_sleeps_instead(monkeypatch) -> None:
+    """Before ONNX Runtime 1.27 the bound is ignored and the pool would spin on after each call: no spinning."""
+    import onnxruntime as ort
+
+    from photosearch.models.runtime import bounded_spin_supported
+
+    assert bounded_spin_supported("1.27.0") and bounded_spin_supported("2.0.1") and not bounded_spin_supported("1.26.2")
+    assert not bounded_spin_supported("dev")
+    monkeypatch.setattr(ort, "__version__", "1.20.1")
+    opts = SessionConfig(threads=2, spin=True, spin_us=25).options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    unbounded = SessionConfig(threads=2, spin=True).options()  # image sessions: ONNX Runtime's own spinning
+    assert unbounded.get_session_config_entry("session.intra_op.allow_spinning") == "1"

@@ -44,6 +44,15 @@ def provider_candidates() -> list[str]:
     return [p for p in ACCELERATORS if p in available] + ["CPUExecutionProvider"]
 
 
+def bounded_spin_supported(version: str) -> bool:
+    """`session.intra_op.spin_duration_us` (a time bound on a waiting thread's spin) came with ONNX Runtime 1.27."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (1, 27)
+
+
 @dataclass
 class SessionConfig:
     """How one session runs. `spin`: worker threads busy-wait between ops instead of sleeping (no
@@ -71,8 +80,11 @@ class SessionConfig:
         }[self.level]
         opts.enable_mem_pattern = self.mem_pattern
         opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
-        if self.spin and self.spin_us is not None:
+        # a bounded spin where ONNX Runtime can bound it; an older one would ignore the bound and spin on after
+        # every call, so its threads sleep instead
+        spin = self.spin and (self.spin_us is None or bounded_spin_supported(ort.__version__))
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        if spin and self.spin_us is not None:
             opts.add_session_config_entry("session.intra_op.spin_duration_us", str(self.spin_us))
         for k, v in self.extra.items():
             opts.add_session_config_entry(k, v)
