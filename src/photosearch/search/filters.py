@@ -119,6 +119,20 @@ def _exif_text(name: str, column: str) -> Filter:
     return Filter(name, (name,), where, memory=memory)
 
 
+def _mark(name: str) -> Filter:
+    """A yes/no mark of the photo (`is_<name>`): the copy holds it as an attribute, stale when flags change."""
+    column = f"is_{name}"
+    memory = Memory(
+        (f"search_ivf.{column}",),
+        prepare_flag(name, column),
+        hc.mark_checks(name),
+        hc.mark_share(name),
+        counter="flags_version",
+        holds=(("attribute", name, f"coalesce({column}, false)", np.bool_),),
+    )
+    return Filter(name, (column,), where_equals(column, column), memory=memory)
+
+
 GPS_COLUMNS = (
     ("column", "latitude", "coalesce(latitude, 'NaN')::float4", [">f4"], np.float32),
     ("column", "longitude", "coalesce(longitude, 'NaN')::float4", [">f4"], np.float32),
@@ -206,32 +220,8 @@ FILTERS: tuple[Filter, ...] = (
             counter="flags_version",
         ),
     ),
-    Filter(
-        "archived",
-        ("is_archived",),
-        where_equals("is_archived", "is_archived"),
-        memory=Memory(
-            ("search_ivf.is_archived",),
-            prepare_flag("archived", "is_archived"),
-            hc.mark_checks("archived"),
-            hc.mark_share("archived"),
-            counter="flags_version",
-            holds=(("attribute", "archived", "coalesce(is_archived, false)", np.bool_),),
-        ),
-    ),
-    Filter(
-        "offline",
-        ("is_offline",),
-        where_equals("is_offline", "is_offline"),
-        memory=Memory(
-            ("search_ivf.is_offline",),
-            prepare_flag("offline", "is_offline"),
-            hc.mark_checks("offline"),
-            hc.mark_share("offline"),
-            counter="flags_version",
-            holds=(("attribute", "offline", "coalesce(is_offline, false)", np.bool_),),
-        ),
-    ),
+    _mark("archived"),
+    _mark("offline"),
     Filter(
         "visibility",
         ("visibility",),
