@@ -43,6 +43,13 @@
     if (pageSize !== 60) p.set("size", String(pageSize));
     return p;
   }
+  // "More like this" from the viewer: this view's filters and page settings, searching by the photo instead
+  window.PS.likeUrl = function (id) {
+    const p = urlParams();
+    for (const k of ["q", "view"]) p.delete(k);
+    p.set("like", id);
+    return "/?" + p.toString();
+  };
   function saveUrl(push) {
     const p = urlParams();
     const photo = new URLSearchParams(location.search).get("photo");

@@ -92,13 +92,6 @@
     preload(grid.items[i - 1]);
     if (i >= grid.items.length - 3 && window.PS.hasMore()) window.PS.loadMore();
   }
-  // "More like this" keeps the filters and page settings of the view it is opened from (the URL is the state)
-  function likeUrl(id) {
-    const p = new URLSearchParams(location.search);
-    for (const k of ["q", "photo", "view", "like"]) p.delete(k);
-    p.set("like", id);
-    return "/?" + p.toString();
-  }
   function show(it) {
     item = it;
     resetZoom();
@@ -110,7 +103,7 @@
     archBtn.setAttribute("aria-pressed", String(!!it.is_archived));
     document.getElementById("viewer-download").href = it.original_url;
     document.getElementById("viewer-download").setAttribute("download", it.original_file_name);
-    document.getElementById("viewer-like").href = likeUrl(it.id);
+    document.getElementById("viewer-like").href = window.PS.likeUrl(it.id);
     document.getElementById("viewer-prev").disabled = index <= 0;
     document.getElementById("viewer-next").disabled = index < 0 || (index >= grid.items.length - 1 && !window.PS.hasMore());
     renderDetails(it);
