@@ -137,6 +137,20 @@ GPS_COLUMNS = (
     ("column", "latitude", "coalesce(latitude, 'NaN')::float4", [">f4"], np.float32),
     ("column", "longitude", "coalesce(longitude, 'NaN')::float4", [">f4"], np.float32),
 )
+
+
+def _area(name: str, where: Callable[[FilterInput], list[Condition]], checks: Callable[..., list[hc.Check]]) -> Filter:
+    """A region of the map (`bbox`, `near`): no index serves it; the copy tests the held GPS columns."""
+    memory = Memory(
+        ("search_ivf.latitude", "search_ivf.longitude"),
+        lambda q, p: ({name: getattr(q, name)}, True),
+        checks,
+        hc.place_share,
+        holds=GPS_COLUMNS,
+    )
+    return Filter(name, (name,), where, indexed=False, memory=memory)
+
+
 NO_UUID = "'00000000-0000-0000-0000-000000000000'"
 
 # In the order the SQL conditions are written (their parameters are numbered in it).
@@ -290,32 +304,8 @@ FILTERS: tuple[Filter, ...] = (
             holds=(("attribute", "gps", "(latitude IS NOT NULL AND longitude IS NOT NULL)", np.bool_),),
         ),
     ),
-    Filter(
-        "bbox",
-        ("bbox",),
-        where_bbox,
-        indexed=False,
-        memory=Memory(
-            ("search_ivf.latitude", "search_ivf.longitude"),
-            lambda q, p: ({"bbox": q.bbox}, True),
-            hc.bbox_checks,
-            hc.place_share,
-            holds=GPS_COLUMNS,
-        ),
-    ),
-    Filter(
-        "near",
-        ("near",),
-        where_near,
-        indexed=False,
-        memory=Memory(
-            ("search_ivf.latitude", "search_ivf.longitude"),
-            lambda q, p: ({"near": q.near}, True),
-            hc.near_checks,
-            hc.place_share,
-            holds=GPS_COLUMNS,
-        ),
-    ),
+    _area("bbox", where_bbox, hc.bbox_checks),
+    _area("near", where_near, hc.near_checks),
     Filter(  # "more like this": the example itself; one row, which PostgreSQL leaves out of the candidates
         "exclude",
         (),
