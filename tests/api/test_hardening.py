@@ -50,6 +50,25 @@ def _png(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
+@contextmanager
+def rss_sampled(proc: psutil.Process) -> Iterator[list[int]]:
+    """This process's RSS every 10 ms while the block runs: the first entry is the RSS at the start."""
+    peak, stop = [proc.memory_info().rss], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak.append(proc.memory_info().rss)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        watcher.join()
+
+
 def test_hostile_query_images_keep_memory_bounded_and_health_answering(live: LiveServer) -> None:
     jpeg_bomb = _jpeg_claiming(13_000, 13_000)
     png_bomb = _png(13_300, 13_300)  # 177 MP, under Pillow's own 179 MP limit
@@ -59,13 +78,7 @@ def test_hostile_query_images_keep_memory_bounded_and_health_answering(live: Liv
     with live.client(live.alice) as c:
         photo = (live.photos / "albums/nature/silver_fir.jpg").read_bytes()
         assert c.post("/api/search/image", files={"file": ("q.jpg", photo)}).status_code == 200  # model loaded
-        base = proc.memory_info().rss
-        peak, health, stop = [base], [], threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                peak.append(proc.memory_info().rss)
-                time.sleep(0.01)
+        health, stop = [], threading.Event()
 
         def poll_health() -> None:
             with httpx.Client(base_url=live.url, timeout=10) as h:
@@ -77,17 +90,16 @@ def test_hostile_query_images_keep_memory_bounded_and_health_answering(live: Liv
         def upload(data: bytes) -> int:
             return c.post("/api/search/image", files={"file": ("q", data)}).status_code
 
-        watchers = [threading.Thread(target=f, daemon=True) for f in (sample, poll_health)]
-        for t in watchers:
-            t.start()
-        try:
-            with ThreadPoolExecutor(12) as pool:
-                codes = list(pool.map(upload, [jpeg_bomb] * 6 + [png_bomb] * 4 + [big_ok] * 2))
-        finally:
-            stop.set()
-            for t in watchers:
-                t.join()
-        after = proc.memory_info().rss
+        poller = threading.Thread(target=poll_health, daemon=True)
+        with rss_sampled(proc) as peak:
+            poller.start()
+            try:
+                with ThreadPoolExecutor(12) as pool:
+                    codes = list(pool.map(upload, [jpeg_bomb] * 6 + [png_bomb] * 4 + [big_ok] * 2))
+            finally:
+                stop.set()
+                poller.join()
+        base, after = peak[0], proc.memory_info().rss
     assert codes == [413] * 10 + [200] * 2, codes
     growth = (max(peak) - base) / 2**20
     slowest = max(t for _, t in health)
@@ -299,24 +311,10 @@ def test_concurrent_large_uploads_keep_memory_bounded(live: LiveServer) -> None:
     _, key = create_api_key(live.db, user["id"], "tests")
     proc = psutil.Process()
     with httpx.Client(base_url=live.url, headers={"x-api-key": key}, timeout=300) as c:
-        base = proc.memory_info().rss
-        peak, stop = [base], threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                peak.append(proc.memory_info().rss)
-                time.sleep(0.01)
-
-        watcher = threading.Thread(target=sample, daemon=True)
-        watcher.start()
-        try:
-            with ThreadPoolExecutor(4) as pool:
-                sent = pool.map(lambda d: c.post("/api/uploads", files={"file": ("big.png", d)}), pngs)
-                codes = [r.status_code for r in sent]
-        finally:
-            stop.set()
-            watcher.join()
-        after = proc.memory_info().rss
+        with rss_sampled(proc) as peak, ThreadPoolExecutor(4) as pool:
+            sent = pool.map(lambda d: c.post("/api/uploads", files={"file": ("big.png", d)}), pngs)
+            codes = [r.status_code for r in sent]
+        base, after = peak[0], proc.memory_info().rss
     growth, stayed = (max(peak) - base) / 2**20, (after - base) / 2**20
     print(f"uploads: RSS peak +{growth:.0f} MB, after +{stayed:.0f} MB")
     assert codes == [201] * 4, codes
@@ -356,22 +354,9 @@ def test_query_images_waiting_for_a_decode_are_not_held_in_memory(live: LiveServ
     key = {"x-api-key": live.alice.api_key}
     with run_uvicorn(app) as url, httpx.Client(base_url=url, headers=key, timeout=300) as c:
         assert send(c) == 200  # the model is loaded
-        base, peak, stop = proc.memory_info().rss, [0], threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                peak.append(proc.memory_info().rss)
-                time.sleep(0.01)
-
-        watcher = threading.Thread(target=sample, daemon=True)
-        watcher.start()
-        try:
-            with ThreadPoolExecutor(24) as pool:
-                codes = list(pool.map(lambda _: send(c), range(24)))
-        finally:
-            stop.set()
-            watcher.join()
-    growth = (max(peak) - base) / 2**20
+        with rss_sampled(proc) as peak, ThreadPoolExecutor(24) as pool:
+            codes = list(pool.map(lambda _: send(c), range(24)))
+    growth = (max(peak) - peak[0]) / 2**20
     print(f"24 query images of {big.stat().st_size / 2**20:.0f} MB: RSS peak +{growth:.0f} MB")
     assert codes == [200] * 24, codes
     assert growth < 300, f"RSS grew {growth:.0f} MB"
