@@ -313,6 +313,7 @@ def main() -> None:
     finally:
         for b in busy:
             b.kill()
+            b.wait()
     result["text_busy_processes"] = args.busy
     print(f"\ntext query p50, {args.arch}, {args.busy} busy processes, {l0} -> {load()}")
     print(
