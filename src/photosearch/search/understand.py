@@ -25,10 +25,15 @@ MAX_WORDS = 32  # of a query, looked up as names (runs of up to NAME_WORDS words
 NAME_WORDS = 4
 
 
+def _words(text: str) -> list[str]:
+    """The text's words lower-cased (lower(), as SQL compares), punctuation at their edges and a leading - dropped
+    (a word that was only punctuation becomes "")."""
+    return [w.strip(".,;:!?()[]\"'").lstrip("-") for w in text.lower().split()]
+
+
 def candidates(text: str) -> list[str]:
     """Every run of 1..NAME_WORDS words of the text, lower-cased, punctuation at their edges dropped."""
-    words = [w.strip(".,;:!?()[]\"'").lstrip("-") for w in text.lower().split()][:MAX_WORDS]  # lower(), as SQL
-    words = [w for w in words if w]
+    words = [w for w in _words(text)[:MAX_WORDS] if w]
     runs = {" ".join(words[i : i + n]) for n in range(1, NAME_WORDS + 1) for i in range(len(words) - n + 1)}
     return sorted(runs)
 
@@ -36,8 +41,7 @@ def candidates(text: str) -> list[str]:
 def names_in_scope(conn: psycopg.Connection, scope: list[UUID] | None, text: str) -> dict[str, list[str]]:
     """The place, camera and folder names of the photos in scope that the text may name, longest first."""
     folded = text.lower()
-    words = {w.strip(".,;:!?()[]\"'").lstrip("-") for w in folded.split()}
-    makes = sorted(w for w in words if len(w) >= 4 and _in_context(w, folded))
+    makes = sorted(w for w in set(_words(text)) if len(w) >= 4 and _in_context(w, folded))
     found = lexical.names_named(conn, scope, candidates(text), makes)
     return {kind: sorted(values, key=lambda n: (-len(n), n)) for kind, values in found.items()}
 
